@@ -1,0 +1,64 @@
+"""Settings of the Spark jobs: env vars `SPARK_*` (listed in `.env.example`) -> `SparkSettings`.
+
+Connection settings (S3, Kafka, Postgres) come from `dataplatform.settings`; this class holds
+only what is specific to running Spark. Nothing is built at import time: call
+`get_spark_settings()`.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from dataplatform.settings import S3Settings, env_file
+
+#: The levels `SparkContext.setLogLevel` accepts.
+SparkLogLevel = Literal["ALL", "DEBUG", "ERROR", "FATAL", "INFO", "OFF", "TRACE", "WARN"]
+
+
+class SparkSettings(BaseSettings):
+    """How the Spark jobs run: master, driver size, parallelism, triggers and checkpoints."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SPARK_",
+        env_file=env_file(),
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    #: `local[N]` natively; `spark://...`, `k8s://...` or `yarn` when scaled out.
+    master: str = "local[2]"
+    #: Only takes effect when the session starts the JVM (the first session of a process).
+    driver_memory: str = "1g"
+    #: Spark's default of 200 is sized for clusters; a handful of cores wants a few.
+    shuffle_partitions: int = Field(default=4, ge=1)
+    #: Processing-time trigger of the streaming jobs, in seconds.
+    trigger_interval_s: float = Field(default=1.0, gt=0)
+    #: Root of the streaming checkpoints; empty means `s3a://<bucket>/_checkpoints`.
+    checkpoint_root: str = ""
+    #: The Spark UI costs a port and memory; turn it on when debugging a job.
+    ui_enabled: bool = False
+    log_level: SparkLogLevel = "WARN"
+
+    def checkpoint_location(self, job: str, s3: S3Settings) -> str:
+        """The checkpoint folder of one streaming query: `<checkpoint_root>/<job>`.
+
+        Args:
+            job: The query's stable name; changing it restarts the query from scratch.
+            s3: Where the lake lives, used when `checkpoint_root` is not set.
+
+        Returns:
+            A URI Spark can write to, `s3a://<bucket>/_checkpoints/<job>` by default.
+        """
+        if self.checkpoint_root:
+            return f"{self.checkpoint_root.rstrip('/')}/{job}"
+        return s3.lake_uri(f"_checkpoints/{job}", scheme="s3a")
+
+
+@cache
+def get_spark_settings() -> SparkSettings:
+    """Cached `SparkSettings`."""
+    return SparkSettings()

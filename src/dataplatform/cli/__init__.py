@@ -1,0 +1,1 @@
+"""The `dataplatform` command line."""

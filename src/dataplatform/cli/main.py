@@ -1,0 +1,148 @@
+"""`dataplatform`: run the platform natively and operate it."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dataplatform import envfile
+from dataplatform.native import runtime, supervisor
+from dataplatform.native.services import SERVICES, Context, PlatformError
+from dataplatform.settings import TRACKS, Track, env_file, get_runtime_settings, project_root
+
+app = typer.Typer(
+    help="Data ingestion platform: run it natively, check it, operate it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+env_app = typer.Typer(help="The generated `.env` file.", no_args_is_help=True)
+app.add_typer(env_app, name="env")
+
+console = Console()
+err = Console(stderr=True)
+
+TrackOption = Annotated[
+    Track | None,
+    typer.Option("--track", "-t", help=f"One of {', '.join(TRACKS)} (default: DATAPLATFORM_TRACK)"),
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code=1)
+
+
+def _track(track: Track | None) -> Track:
+    return track or get_runtime_settings().track
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+
+@env_app.command("init")
+def env_init() -> None:
+    """Create `.env` from `.env.example` with random secrets (keeps existing values)."""
+    added = envfile.ensure_env_file(project_root() / ".env.example", env_file())
+    if added:
+        console.print(f"wrote {len(added)} variables to {env_file()}")
+    else:
+        console.print(f"{env_file()} is complete")
+
+
+@app.command()
+def up(track: TrackOption = None) -> None:
+    """Start the track's services natively, in dependency order, waiting for each."""
+    chosen = _track(track)
+    ctx = Context.load()
+    try:
+        runtime.up(ctx, chosen, progress=lambda line: console.print(f"  {line}", highlight=False))
+    except PlatformError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"[green]the {chosen} track is up[/]")
+
+
+@app.command()
+def down() -> None:
+    """Stop every native service and the process manager."""
+    ctx = Context.load()
+    try:
+        pids = runtime.down(ctx)
+    except PlatformError as exc:
+        raise _fail(str(exc)) from None
+    left = [pid for pid in pids if runtime.alive(pid)]
+    if left:
+        raise _fail(f"processes still alive after down: {left}")
+    console.print(f"stopped {len(pids)} processes" if pids else "nothing was running")
+
+
+@app.command()
+def status(track: TrackOption = None) -> None:
+    """A table of services, ports and health."""
+    ctx = Context.load()
+    rows = runtime.status(ctx, track)
+    table = Table(title="dataplatform status")
+    for column in ("service", "state", "pid", "ports", "health", "what"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row.name,
+            row.state,
+            str(row.pid or "-"),
+            ",".join(map(str, row.ports)),
+            "[green]healthy[/]" if row.healthy else "[red]unhealthy[/]",
+            row.description,
+        )
+    console.print(table)
+
+
+@app.command()
+def logs(
+    service: Annotated[str, typer.Argument(help="A service name, as in `status`")],
+    follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
+    lines: Annotated[int, typer.Option("--lines", "-n")] = 50,
+) -> None:
+    """Show a service's log (data/logs/<service>.log)."""
+    if service not in SERVICES and service != "supervisord":
+        raise _fail(f"unknown service {service!r}: one of {', '.join(SERVICES)}")
+    path: Path = get_runtime_settings().logs_dir / f"{service}.log"
+    if not path.exists():
+        raise _fail(f"{path} does not exist yet: has {service} been started?")
+    command = ["tail", "-n", str(lines), *(["-F"] if follow else []), str(path)]
+    sys.exit(subprocess.run(command, check=False).returncode)
+
+
+@app.command()
+def doctor(track: TrackOption = None) -> None:
+    """Preflight: ports, memory, disk, Java, jars, binaries; each problem with its fix."""
+    chosen = _track(track)
+    problems = runtime.preflight(Context.load(), chosen)
+    if not problems:
+        console.print(f"[green]ready to run the {chosen} track[/]")
+        return
+    for problem in problems:
+        err.print(f"[red]✗[/] [{problem.check}] {problem.message}", highlight=False)
+    raise typer.Exit(code=1)
+
+
+@app.command("supervisorctl", context_settings={"allow_extra_args": True})
+def supervisorctl(ctx: typer.Context) -> None:
+    """Pass a command to supervisorctl for this project (e.g. `restart kafka`)."""
+    conf = supervisor.conf_path(Context.load())
+    binary = Path(sys.executable).parent / "supervisorctl"
+    sys.exit(subprocess.run([str(binary), "-c", str(conf), *ctx.args], check=False).returncode)
+
+
+if __name__ == "__main__":
+    app()

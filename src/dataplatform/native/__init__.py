@@ -1,0 +1,1 @@
+"""Native runtime: the platform's services as local processes under supervisord."""

