@@ -191,3 +191,41 @@ def get_s3_settings() -> S3Settings:
 def get_runtime_settings() -> RuntimeSettings:
     """Cached `RuntimeSettings`."""
     return RuntimeSettings()
+
+
+class IngestorSettings(BaseSettings):
+    """The ingestor service (`fastapi_app`): where it listens and which sink it writes to."""
+
+    model_config = _config("INGESTOR_")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: `postgres`: transactional outbox (starter); `kafka`: idempotent producer (intermediate+).
+    sink: Literal["postgres", "kafka"] = "kafka"
+
+    @property
+    def base_url(self) -> str:
+        """The URL clients reach the API at."""
+        return f"http://{self.host}:{self.port}"
+
+
+class ExporterSettings(BaseSettings):
+    """The starter track's lake exporter: Postgres outbox -> bronze Delta tables (delta-rs)."""
+
+    model_config = _config("EXPORTER_")
+
+    host: str = "127.0.0.1"
+    #: Port of its `/metrics` endpoint, also its health check.
+    metrics_port: int = 8010
+
+
+@cache
+def get_ingestor_settings() -> IngestorSettings:
+    """Cached `IngestorSettings`."""
+    return IngestorSettings()
+
+
+@cache
+def get_exporter_settings() -> ExporterSettings:
+    """Cached `ExporterSettings`."""
+    return ExporterSettings()

@@ -29,6 +29,8 @@ from dataplatform.settings import (
     RuntimeSettings,
     S3Settings,
     Track,
+    get_exporter_settings,
+    get_ingestor_settings,
     get_kafka_settings,
     get_postgres_settings,
     get_runtime_settings,
@@ -48,12 +50,15 @@ class Context:
     postgres: PostgresSettings
     kafka: KafkaSettings
     s3: S3Settings
+    track: Track
 
     @classmethod
-    def load(cls) -> Context:
+    def load(cls, track: Track | None = None) -> Context:
         """Build from the cached settings (env vars and `.env`)."""
+        runtime = get_runtime_settings()
         return cls(
-            runtime=get_runtime_settings(),
+            track=track or runtime.track,
+            runtime=runtime,
             postgres=get_postgres_settings(),
             kafka=get_kafka_settings(),
             s3=get_s3_settings(),
@@ -467,6 +472,26 @@ def _s3_preflight(ctx: Context) -> str | None:
     return None
 
 
+# --------------------------------------------------------------------------- platform processes
+
+
+def _cli(*args: str) -> list[str]:
+    """Our own processes run the same `dataplatform` entrypoints as their containers."""
+    return [str(Path(sys.executable).parent / "dataplatform"), *args]
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _ingestor_environment(ctx: Context) -> dict[str, str]:
+    # The track decides the sink: an outbox in Postgres (starter) or Kafka (intermediate+).
+    return {"INGESTOR_SINK": "postgres" if ctx.track == "starter" else "kafka"}
+
+
 # --------------------------------------------------------------------------- registry
 
 SERVICES: dict[str, Service] = {
@@ -504,6 +529,25 @@ SERVICES: dict[str, Service] = {
             initialise=_kafka_initialise,
             stop_wait_s=60,
             preflight=(_kafka_preflight,),
+        ),
+        Service(
+            name="ingestor",
+            description="FastAPI ingestor (HTTP API)",
+            ports=lambda _ctx: (get_ingestor_settings().port,),
+            command=lambda _ctx: _cli("run", "ingestor"),
+            probe=lambda _ctx: _http_ok(f"{get_ingestor_settings().base_url}/health"),
+            depends_on=("postgres",),
+            environment=_ingestor_environment,
+        ),
+        Service(
+            name="lake-exporter",
+            description="outbox -> bronze Delta (delta-rs)",
+            ports=lambda _ctx: (get_exporter_settings().metrics_port,),
+            command=lambda _ctx: _cli("run", "exporter"),
+            probe=lambda _ctx: _http_ok(
+                f"http://{get_exporter_settings().host}:{get_exporter_settings().metrics_port}/metrics"
+            ),
+            depends_on=("postgres", "s3"),
         ),
     )
 }

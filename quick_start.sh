@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Bootstrap and start the data platform natively (no Docker needed).
+#
+#   ./quick_start.sh [--track starter|intermediate|advanced] [--setup-only]
+#
+# Idempotent: installs what is missing (Debian packages, the .venv, the JVM jars), writes .env
+# with random secrets on the first run, starts the track's services and shows their status.
+# A second run on a machine already set up only checks and (re)starts: it takes seconds.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+
+TRACK=""
+SETUP_ONLY=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --track|-t) TRACK="${2:?--track needs starter, intermediate or advanced}"; shift 2 ;;
+    --track=*) TRACK="${1#*=}"; shift ;;
+    --setup-only) SETUP_ONLY=1; shift ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+case "${TRACK:-intermediate}" in
+  starter|intermediate|advanced) ;;
+  *) echo "unknown track '$TRACK': choose starter, intermediate or advanced" >&2; exit 2 ;;
+esac
+
+VENV="$ROOT/.venv"
+STAMPS="$ROOT/data/run/stamps"
+PYTHON="${PYTHON:-python3.11}"
+START=$(date +%s)
+STEP=0
+
+# step "title" command...: numbered progress with the time each step took.
+step() {
+  local title="$1"; shift
+  STEP=$((STEP + 1))
+  local t0; t0=$(date +%s)
+  printf '[%d] %s ...\n' "$STEP" "$title"
+  "$@"
+  printf '    done in %ss\n' "$(( $(date +%s) - t0 ))"
+}
+
+# fresh NAME FILES...: true when the stamp NAME is older than, or differs from, the files' hash.
+fresh() {
+  local name="$1"; shift
+  local sum; sum=$(cat "$@" | sha256sum | cut -d' ' -f1)
+  [ -f "$STAMPS/$name" ] && [ "$(cat "$STAMPS/$name")" = "$sum" ]
+}
+stamp() {
+  local name="$1"; shift
+  mkdir -p "$STAMPS"
+  cat "$@" | sha256sum | cut -d' ' -f1 > "$STAMPS/$name"
+}
+
+install_debian_packages() {
+  local missing=()
+  command -v java >/dev/null && java -version 2>&1 | grep -q 'version "17' || missing+=(openjdk-17-jre-headless)
+  command -v mvn >/dev/null || missing+=(maven)
+  [ -x /usr/lib/postgresql/15/bin/postgres ] || missing+=(postgresql)
+  if [ ${#missing[@]} -eq 0 ]; then
+    echo "    java 17, maven and postgresql are installed"
+    return
+  fi
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing Debian packages: ${missing[*]} — run: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "    installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  # Debian starts a default cluster on 5432; the platform runs its own under data/.
+  if command -v pg_lsclusters >/dev/null; then
+    pg_lsclusters -h | awk '$4 == "online" {print $1, $2}' | while read -r ver name; do
+      pg_ctlcluster "$ver" "$name" stop || true
+    done
+  fi
+}
+
+install_python() {
+  if ! command -v "$PYTHON" >/dev/null; then
+    echo "Python 3.11 is required ($PYTHON not found): install it, or set PYTHON=/path/to/python3.11" >&2
+    exit 1
+  fi
+  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  if fresh venv pyproject.toml constraints.txt && [ -x "$VENV/bin/dataplatform" ]; then
+    echo "    .venv is up to date"
+    return
+  fi
+  "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip wheel setuptools
+  "$VENV/bin/pip" install -q --disable-pip-version-check -c constraints.txt -e '.[api,spark,dev]'
+  stamp venv pyproject.toml constraints.txt
+}
+
+resolve_jars() {
+  local kafka_pom=src/dataplatform/native/kafka/pom.xml spark_pom=pyspark_jobs/pom.xml
+  if fresh jars "$kafka_pom" "$spark_pom" && [ -d .jars/kafka ] && [ -d .jars/spark ]; then
+    echo "    .jars is up to date"
+    return
+  fi
+  rm -rf .jars/kafka .jars/spark
+  mvn -q -B -f "$kafka_pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$ROOT/.jars/kafka"
+  mvn -q -B -f "$spark_pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$ROOT/.jars/spark"
+  stamp jars "$kafka_pom" "$spark_pom"
+}
+
+# PostgreSQL refuses to run as root: when we are root, the postgres user must be able to reach
+# data/. Grant it traverse (x) on the parent folders that lack it, nothing more.
+postgres_can_reach_data() {
+  [ "$(id -u)" -eq 0 ] || return 0
+  mkdir -p "$ROOT/data"
+  local dir="$ROOT"
+  while [ "$dir" != "/" ]; do
+    if ! runuser -u postgres -- test -x "$dir"; then
+      echo "    granting the postgres user traverse access to $dir (chmod o+x)"
+      chmod o+x "$dir"
+    fi
+    dir=$(dirname "$dir")
+  done
+}
+
+step "Debian packages (Java 17, Maven, PostgreSQL)" install_debian_packages
+step "Python virtualenv .venv" install_python
+step "JVM jars (Kafka broker, Spark/Delta/s3a) into .jars" resolve_jars
+step "secrets in .env" "$VENV/bin/dataplatform" env init
+step "data folder reachable by PostgreSQL" postgres_can_reach_data
+
+if [ "$SETUP_ONLY" -eq 1 ]; then
+  echo "setup finished in $(( $(date +%s) - START ))s"
+  exit 0
+fi
+
+TRACK_ARGS=()
+[ -n "$TRACK" ] && TRACK_ARGS=(--track "$TRACK")
+step "start the ${TRACK:-default} track natively" "$VENV/bin/dataplatform" up "${TRACK_ARGS[@]}"
+"$VENV/bin/dataplatform" status "${TRACK_ARGS[@]}"
+
+cat <<EOF
+
+The platform is up ($(( $(date +%s) - START ))s). Credentials and ports are in .env.
+  status:      .venv/bin/dataplatform status
+  logs:        .venv/bin/dataplatform logs kafka      (or postgres, s3, ...)
+  stop:        .venv/bin/dataplatform down
+EOF

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Run every test tier against the real native services.
+#
+#   ./run_tests.sh            unit, then integration and e2e on the real services
+#   ./run_tests.sh -m unit    one tier (any pytest arguments are passed on)
+#
+# Sets up what the tests need (same bootstrap as quick_start.sh), starts the services of the
+# test track unless they already run, and stops what it started.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+TRACK="${DATAPLATFORM_TRACK:-intermediate}"
+export DATAPLATFORM_TRACK="$TRACK"
+
+./quick_start.sh --setup-only
+DP="$ROOT/.venv/bin/dataplatform"
+PYTEST=("$ROOT/.venv/bin/python" -m pytest)
+
+if [ $# -gt 0 ]; then
+  exec "${PYTEST[@]}" "$@"
+fi
+
+echo "== unit tests"
+"${PYTEST[@]}" tests/unit -q
+
+STARTED=0
+if ! [ -f data/run/supervisord.pid ] || ! kill -0 "$(cat data/run/supervisord.pid)" 2>/dev/null; then
+  STARTED=1
+fi
+cleanup() { [ "$STARTED" -eq 1 ] && "$DP" down || true; }
+trap cleanup EXIT
+
+echo "== starting the $TRACK track's services"
+"$DP" up --track "$TRACK"
+
+echo "== integration and e2e tests on the real services"
+"${PYTEST[@]}" tests/integration tests/e2e -q

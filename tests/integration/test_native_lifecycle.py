@@ -1,0 +1,62 @@
+"""`dataplatform down` + `up`: nothing left running, nothing lost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+from confluent_kafka import Producer
+
+from dataplatform.clients.kafka import ensure_topics, producer_config
+from dataplatform.clients.s3 import s3_client
+from dataplatform.native import runtime, supervisor
+from dataplatform.native.services import Context
+from tests.factories import unique
+from tests.integration.test_native_kafka import _consume_all
+
+
+def _descendants(root: int) -> set[int]:
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {root}
+    while frontier:
+        found |= frontier
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+    return found
+
+
+def test_down_leaves_no_process_and_up_keeps_data(platform: Context, test_track: str) -> None:
+    marker = unique("lifecycle")
+    with psycopg.connect(platform.postgres.conninfo()) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS test_lifecycle (marker text PRIMARY KEY)")
+        conn.execute("INSERT INTO test_lifecycle VALUES (%s)", (marker,))
+    s3 = s3_client(platform.s3)
+    s3.put_object(Bucket=platform.s3.bucket, Key=f"tests/{marker}", Body=marker.encode())
+    topic = unique("tests.lifecycle")
+    ensure_topics(platform.kafka, [topic])
+    producer = Producer(producer_config(platform.kafka))
+    producer.produce(topic, key=marker.encode(), value=b"kept")
+    assert producer.flush(30) == 0
+
+    daemon = supervisor.supervisord_pid(platform)
+    assert daemon is not None
+    before = _descendants(daemon)
+    assert len(before) > len(runtime.status(platform, test_track))  # daemon + every service
+
+    stopped = runtime.down(platform)
+    assert set(stopped) <= before
+    assert [pid for pid in before if runtime.alive(pid)] == []
+
+    runtime.up(platform, test_track)
+    with psycopg.connect(platform.postgres.conninfo()) as conn:
+        assert conn.execute("SELECT 1 FROM test_lifecycle WHERE marker = %s", (marker,)).fetchone()
+    assert s3_client(platform.s3).get_object(Bucket=platform.s3.bucket, Key=f"tests/{marker}")[
+        "Body"
+    ].read() == marker.encode()
+    messages = _consume_all(platform.kafka, topic, expected=1)
+    assert [(m.key(), m.value()) for m in messages] == [(marker.encode(), b"kept")]

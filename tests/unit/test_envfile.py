@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from dataplatform import envfile
+
+
+def test_ensure_env_file_generates_distinct_secrets(tmp_path: Path) -> None:
+    example = tmp_path / ".env.example"
+    example.write_text("# comment\nA=1\nSECRET_A=<generate>\nSECRET_B=<generate>\nID=<generate-kafka-cluster-id>\n")
+    target = tmp_path / ".env"
+    added = envfile.ensure_env_file(example, target)
+    values = envfile.parse(target.read_text())
+    assert added == ["A", "SECRET_A", "SECRET_B", "ID"]
+    assert values["A"] == "1"
+    assert len(values["SECRET_A"]) >= 24 and values["SECRET_A"] != values["SECRET_B"]
+    assert len(values["ID"]) == 22
+    assert target.stat().st_mode & 0o777 == 0o600
+
+
+def test_ensure_env_file_keeps_values_and_appends_new(tmp_path: Path) -> None:
+    example = tmp_path / ".env.example"
+    example.write_text("SECRET=<generate>\n")
+    target = tmp_path / ".env"
+    envfile.ensure_env_file(example, target)
+    first = envfile.parse(target.read_text())["SECRET"]
+    example.write_text("SECRET=<generate>\nNEW=value\n")
+    assert envfile.ensure_env_file(example, target) == ["NEW"]
+    values = envfile.parse(target.read_text())
+    assert values == {"SECRET": first, "NEW": "value"}
+    assert envfile.ensure_env_file(example, target) == []
