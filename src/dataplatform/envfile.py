@@ -50,7 +50,11 @@ def ensure_env_file(example: Path, target: Path) -> list[str]:
         added.append(key)
     if lines:
         prefix = "" if not target.exists() else "\n"
-        header = "" if target.exists() else "# Generated from .env.example by `dataplatform env init`. Never commit it.\n"
+        header = (
+            ""
+            if target.exists()
+            else "# Generated from .env.example by `dataplatform env init`. Never commit it.\n"
+        )
         with target.open("a", encoding="utf-8") as fh:
             fh.write(prefix + header + "\n".join(lines) + "\n")
     target.chmod(0o600)

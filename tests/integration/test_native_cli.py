@@ -18,7 +18,11 @@ def _up(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "DATAPLATFORM_DATA_DIR": str(tmp_path / "data"), **env}
     return subprocess.run(
         [DATAPLATFORM, "up", "--track", "intermediate"],
-        capture_output=True, text=True, env=environment, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=60,
+        check=False,
     )
 
 
@@ -52,7 +56,9 @@ def test_up_wrong_java_fails_fast_with_fix(tmp_path: Path, version: str) -> None
     java.write_text(f"#!/bin/sh\necho '    java.specification.version = {version}' >&2\n")
     java.chmod(0o755)
     result = _up(tmp_path, DATAPLATFORM_JAVA_HOME=str(tmp_path / "jdk"))
-    _assert_clear_failure(result, f"Java {version} found, Java 17 needed", "apt-get install -y openjdk-17")
+    _assert_clear_failure(
+        result, f"Java {version} found, Java 17 needed", "apt-get install -y openjdk-17"
+    )
 
 
 def test_doctor_reports_ready_for_running_platform(platform: object) -> None:

@@ -26,10 +26,12 @@ def _consume_all(settings: KafkaSettings, topic: str, expected: int, timeout_s: 
     messages = []
     try:
         wait_until(
-            lambda: messages.extend(
-                m for m in consumer.consume(num_messages=1000, timeout=1) if m.error() is None
-            )
-            or len(messages) >= expected,
+            lambda: (
+                messages.extend(
+                    m for m in consumer.consume(num_messages=1000, timeout=1) if m.error() is None
+                )
+                or len(messages) >= expected
+            ),
             timeout_s=timeout_s,
             interval_s=0,
         )
@@ -100,7 +102,11 @@ def test_kafka_sigkill_broker_loses_no_acknowledged_message(
 def test_kafka_platform_topics_exist(kafka_settings: KafkaSettings) -> None:
     from confluent_kafka.admin import AdminClient
 
-    topics = AdminClient({"bootstrap.servers": kafka_settings.bootstrap_servers}).list_topics(timeout=10).topics
+    topics = (
+        AdminClient({"bootstrap.servers": kafka_settings.bootstrap_servers})
+        .list_topics(timeout=10)
+        .topics
+    )
     for name in ("finance.transactions.v1", "insurance.claims.v1"):
         assert name in topics
         assert len(topics[name].partitions) == kafka_settings.partitions
@@ -110,7 +116,9 @@ def test_kafka_partition_offsets_readable(kafka_settings: KafkaSettings, topic: 
     producer = Producer(producer_config(kafka_settings))
     producer.produce(topic, key=b"a", value=b"1", partition=0)
     assert producer.flush(30) == 0
-    consumer = Consumer({"bootstrap.servers": kafka_settings.bootstrap_servers, "group.id": unique("g")})
+    consumer = Consumer(
+        {"bootstrap.servers": kafka_settings.bootstrap_servers, "group.id": unique("g")}
+    )
     low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
     consumer.close()
     assert (low, high) == (0, 1)

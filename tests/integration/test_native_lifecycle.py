@@ -55,8 +55,11 @@ def test_down_leaves_no_process_and_up_keeps_data(platform: Context, test_track:
     runtime.up(platform, test_track)
     with psycopg.connect(platform.postgres.conninfo()) as conn:
         assert conn.execute("SELECT 1 FROM test_lifecycle WHERE marker = %s", (marker,)).fetchone()
-    assert s3_client(platform.s3).get_object(Bucket=platform.s3.bucket, Key=f"tests/{marker}")[
-        "Body"
-    ].read() == marker.encode()
+    assert (
+        s3_client(platform.s3)
+        .get_object(Bucket=platform.s3.bucket, Key=f"tests/{marker}")["Body"]
+        .read()
+        == marker.encode()
+    )
     messages = _consume_all(platform.kafka, topic, expected=1)
     assert [(m.key(), m.value()) for m in messages] == [(marker.encode(), b"kept")]

@@ -26,7 +26,9 @@ def prefix(s3_settings: S3Settings):
 def test_s3_put_get_list_delete(s3_settings: S3Settings, prefix: str) -> None:
     client = s3_client(s3_settings)
     for i in range(3):
-        client.put_object(Bucket=s3_settings.bucket, Key=f"{prefix}/part-{i}.json", Body=b'{"i": %d}' % i)
+        client.put_object(
+            Bucket=s3_settings.bucket, Key=f"{prefix}/part-{i}.json", Body=b'{"i": %d}' % i
+        )
     body = client.get_object(Bucket=s3_settings.bucket, Key=f"{prefix}/part-1.json")["Body"].read()
     assert body == b'{"i": 1}'
     listed = client.list_objects_v2(Bucket=s3_settings.bucket, Prefix=f"{prefix}/")

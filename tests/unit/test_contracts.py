@@ -6,7 +6,13 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from dataplatform.contracts import CLAIMS, ENTITIES, TRANSACTIONS, FinancialTransactionIn, InsuranceClaimIn
+from dataplatform.contracts import (
+    CLAIMS,
+    ENTITIES,
+    TRANSACTIONS,
+    FinancialTransactionIn,
+    InsuranceClaimIn,
+)
 from dataplatform.contracts.common import currency_minor_units
 from tests.factories import claim, transaction
 
@@ -23,7 +29,9 @@ def test_validate_transaction_naive_timestamp_read_as_utc() -> None:
 
 
 def test_validate_transaction_offset_timestamp_normalised_to_utc() -> None:
-    record = FinancialTransactionIn.model_validate(transaction(timestamp="2024-03-01T14:30:00+02:00"))
+    record = FinancialTransactionIn.model_validate(
+        transaction(timestamp="2024-03-01T14:30:00+02:00")
+    )
     assert record.timestamp == datetime(2024, 3, 1, 12, 30, tzinfo=UTC)
 
 

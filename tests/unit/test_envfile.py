@@ -7,7 +7,9 @@ from dataplatform import envfile
 
 def test_ensure_env_file_generates_distinct_secrets(tmp_path: Path) -> None:
     example = tmp_path / ".env.example"
-    example.write_text("# comment\nA=1\nSECRET_A=<generate>\nSECRET_B=<generate>\nID=<generate-kafka-cluster-id>\n")
+    example.write_text(
+        "# comment\nA=1\nSECRET_A=<generate>\nSECRET_B=<generate>\nID=<generate-kafka-cluster-id>\n"
+    )
     target = tmp_path / ".env"
     added = envfile.ensure_env_file(example, target)
     values = envfile.parse(target.read_text())

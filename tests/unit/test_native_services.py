@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from dataplatform.native.services import SERVICES, TRACK_SERVICES, PlatformError, services_for
@@ -7,7 +9,7 @@ from dataplatform.settings import TRACKS
 
 
 def test_tracks_are_cumulative() -> None:
-    for smaller, larger in zip(TRACKS, TRACKS[1:], strict=False):
+    for smaller, larger in itertools.pairwise(TRACKS):
         assert set(TRACK_SERVICES[smaller]) <= set(TRACK_SERVICES[larger])
 
 

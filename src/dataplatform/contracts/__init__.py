@@ -48,4 +48,11 @@ TRANSACTIONS = _entity(FinancialTransactionIn)
 CLAIMS = _entity(InsuranceClaimIn)
 ENTITIES: tuple[Entity, ...] = (TRANSACTIONS, CLAIMS)
 
-__all__ = ["CLAIMS", "ENTITIES", "TRANSACTIONS", "Entity", "FinancialTransactionIn", "InsuranceClaimIn"]
+__all__ = [
+    "CLAIMS",
+    "ENTITIES",
+    "TRANSACTIONS",
+    "Entity",
+    "FinancialTransactionIn",
+    "InsuranceClaimIn",
+]

