@@ -134,13 +134,19 @@ fi
 
 TRACK_ARGS=()
 [ -n "$TRACK" ] && TRACK_ARGS=(--track "$TRACK")
-step "start the ${TRACK:-default} track natively" "$VENV/bin/dataplatform" up "${TRACK_ARGS[@]}"
-"$VENV/bin/dataplatform" status "${TRACK_ARGS[@]}"
+DP="$VENV/bin/dataplatform"
+step "start the ${TRACK:-default} track natively" "$DP" up "${TRACK_ARGS[@]}"
+step "an API key for the sample data (INGESTOR_API_KEY in .env)" "$DP" apikey ensure --name quick-start
+step "send 200 generated transactions and claims through the API" \
+  "$DP" generate --entity all --count 200 --batch-size 100 --send
+"$DP" status "${TRACK_ARGS[@]}"
 
 cat <<EOF
 
 The platform is up ($(( $(date +%s) - START ))s). Credentials and ports are in .env.
+  API docs:    http://127.0.0.1:8000/docs   (send X-API-Key: the INGESTOR_API_KEY in .env)
+  try it:      .venv/bin/dataplatform generate --count 10 --send
   status:      .venv/bin/dataplatform status
-  logs:        .venv/bin/dataplatform logs kafka      (or postgres, s3, ...)
+  logs:        .venv/bin/dataplatform logs ingestor      (or postgres, s3, kafka, lake-exporter)
   stop:        .venv/bin/dataplatform down
 EOF

@@ -1,8 +1,9 @@
 """Typed settings: env vars (listed in `.env.example`) -> pydantic-settings objects -> code.
 
-One class per deployable (`IngestorSettings`, `ExporterSettings`, `SparkJobSettings`,
-`RuntimeSettings`), each composed of the connection settings it needs. Nothing here is built at
-import time: call the cached `get_*_settings()` functions.
+One class per deployable (`IngestorSettings`, `ExporterSettings`, `RuntimeSettings`; the Spark
+jobs' `SparkSettings` lives in `pyspark_jobs/settings.py`), each composed of the connection
+settings it needs. Nothing here is built at import time: call the cached `get_*_settings()`
+functions.
 """
 
 from __future__ import annotations
@@ -165,7 +166,9 @@ class RuntimeSettings(BaseSettings):
 
     def java_bin(self) -> Path:
         """The `java` executable: `DATAPLATFORM_JAVA_HOME`, `JAVA_HOME`, else the one on PATH."""
-        home = self.java_home or (Path(os.environ["JAVA_HOME"]) if "JAVA_HOME" in os.environ else None)
+        home = self.java_home or (
+            Path(os.environ["JAVA_HOME"]) if "JAVA_HOME" in os.environ else None
+        )
         return home / "bin" / "java" if home else Path("java")
 
 
@@ -194,14 +197,72 @@ def get_runtime_settings() -> RuntimeSettings:
 
 
 class IngestorSettings(BaseSettings):
-    """The ingestor service (`fastapi_app`): where it listens and which sink it writes to."""
+    """The ingestor service (`fastapi_app`): where it listens, its sink, its limits."""
 
     model_config = _config("INGESTOR_")
 
     host: str = "127.0.0.1"
     port: int = 8000
     #: `postgres`: transactional outbox (starter); `kafka`: idempotent producer (intermediate+).
-    sink: Literal["postgres", "kafka"] = "kafka"
+    #: Unset, it follows DATAPLATFORM_TRACK, so one variable picks the track in both runtimes.
+    sink: Literal["postgres", "kafka"] | None = None
+    #: Postgres schema of the ingest tables (outbox, receipts, idempotency keys, API keys);
+    #: shared with the lake exporter, hence one variable without the service prefix.
+    db_schema: str = Field(
+        default="ingest", validation_alias="INGEST_DB_SCHEMA", pattern=r"^[a-z_][a-z0-9_]{0,62}$"
+    )
+    #: API keys are required unless this is false, which only development mode allows.
+    auth_enabled: bool = True
+    #: Seconds a verified API key stays cached in the process (how long a revocation takes).
+    api_key_cache_ttl_s: float = Field(default=30.0, ge=0)
+    #: Per API key token bucket, requests per second (0 disables) and burst size.
+    rate_limit_per_s: float = Field(default=5000.0, ge=0)
+    rate_limit_burst: int = Field(default=10000, ge=1)
+    #: Bytes of one record (the whole body of the single-record endpoints).
+    max_record_bytes: int = Field(default=64 * 1024, ge=256)
+    #: Bytes of one batch request body and records in it.
+    max_batch_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    max_batch_records: int = Field(default=1000, ge=1)
+    #: Records admitted but not yet acknowledged by the sink; beyond it requests get 503 at once,
+    #: so overload sheds load instead of growing latency without bound.
+    max_inflight_records: int = Field(default=10000, ge=1)
+    #: Longest wait for the sink (Kafka ack, Postgres commit) before answering 503.
+    sink_timeout_s: float = Field(default=5.0, gt=0)
+    #: `Retry-After` seconds sent with 503 answers.
+    retry_after_s: int = Field(default=1, ge=1)
+    #: Kafka producer: linger (latency vs. batching) and the bound of librdkafka's queue.
+    kafka_linger_ms: float = Field(default=1.0, ge=0)
+    kafka_queue_max_messages: int = Field(default=100000, ge=1)
+    #: Postgres connection pool and the most rows one grouped statement carries.
+    db_pool_max: int = Field(default=4, ge=1)
+    db_batch_max_rows: int = Field(default=2000, ge=1)
+    #: Hours an `Idempotency-Key` is remembered.
+    idempotency_ttl_h: float = Field(default=24.0, gt=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: One JSON log line per ingest request (ingest ids, trace id, outcome).
+    log_requests: bool = True
+    #: A key for the platform's own clients (`dataplatform generate --send`, quick_start.sh);
+    #: the service itself never reads it.
+    api_key: SecretStr = SecretStr("")
+
+    @model_validator(mode="after")
+    def _auth_off_only_in_development(self) -> Self:
+        if not self.auth_enabled and _environment() != "development":
+            raise ValueError(
+                "INGESTOR_AUTH_ENABLED=false is only allowed with DATAPLATFORM_ENV=development"
+            )
+        return self
+
+    @property
+    def environment(self) -> str:
+        """`DATAPLATFORM_ENV`: development or production."""
+        return _environment()
+
+    @model_validator(mode="after")
+    def _sink_from_track(self) -> Self:
+        if self.sink is None:
+            self.sink = "postgres" if get_runtime_settings().track == "starter" else "kafka"
+        return self
 
     @property
     def base_url(self) -> str:
@@ -217,6 +278,23 @@ class ExporterSettings(BaseSettings):
     host: str = "127.0.0.1"
     #: Port of its `/metrics` endpoint, also its health check.
     metrics_port: int = 8010
+    #: Same schema as the ingestor's (`INGEST_DB_SCHEMA`).
+    db_schema: str = Field(
+        default="ingest", validation_alias="INGEST_DB_SCHEMA", pattern=r"^[a-z_][a-z0-9_]{0,62}$"
+    )
+    #: Most outbox rows written to Delta in one commit.
+    batch_size: int = Field(default=10000, ge=1)
+    #: Seconds between polls of the outbox when it is empty.
+    poll_interval_s: float = Field(default=1.0, gt=0)
+    #: Prefix inside the bucket before `bronze/<domain>/<entity>` (empty in production; tests
+    #: use their own so they never touch the real tables).
+    lake_prefix: str = ""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    def table_uri(self, s3: S3Settings, relative: str) -> str:
+        """`s3://<bucket>/[<lake_prefix>/]<relative>`."""
+        prefix = self.lake_prefix.strip("/")
+        return s3.lake_uri(f"{prefix}/{relative}" if prefix else relative)
 
 
 @cache

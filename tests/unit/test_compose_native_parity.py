@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from composefiles import (
+
+from dataplatform.composefiles import (
     BASE,
     TRACK_PROFILES,
     depends_on,
@@ -21,7 +22,6 @@ from composefiles import (
     merged_model,
     published_ports,
 )
-
 from dataplatform.native.airflow import AirflowSettings
 from dataplatform.native.services import SERVICES, TRACK_SERVICES
 from dataplatform.settings import (
@@ -70,11 +70,9 @@ COMPOSE_ONLY: dict[str, str] = {
 #: Native twins compose already runs but native mode does not start in that track yet. Each
 #: entry must disappear once `TRACK_SERVICES` gains it (the test says so).
 PLANNED: dict[str, set[str]] = {
-    "starter": {"ingestor", "lake-exporter"},
-    "intermediate": {"ingestor", "lake-exporter", "landing"},
+    "starter": set(),
+    "intermediate": {"landing"},
     "advanced": {
-        "ingestor",
-        "lake-exporter",
         "landing",
         "airflow-apiserver",
         "airflow-scheduler",

@@ -12,7 +12,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dataplatform import envfile
+from dataplatform import dockerhost, envfile
+from dataplatform.cli.apikeys import apikey_app
+from dataplatform.cli.db import db_app
+from dataplatform.cli.generate import generate
+from dataplatform.cli.lake import lake_app
+from dataplatform.cli.run import run_app
 from dataplatform.native import runtime, supervisor
 from dataplatform.native.services import SERVICES, Context, PlatformError
 from dataplatform.settings import TRACKS, Track, env_file, get_runtime_settings, project_root
@@ -24,6 +29,11 @@ app = typer.Typer(
 )
 env_app = typer.Typer(help="The generated `.env` file.", no_args_is_help=True)
 app.add_typer(env_app, name="env")
+app.add_typer(run_app, name="run")
+app.add_typer(apikey_app, name="apikey")
+app.add_typer(db_app, name="db")
+app.add_typer(lake_app, name="lake")
+app.command("generate")(generate)
 
 console = Console()
 err = Console(stderr=True)
@@ -104,7 +114,8 @@ def status(track: TrackOption = None) -> None:
             "[green]healthy[/]" if row.healthy else "[red]unhealthy[/]",
             row.description,
         )
-    console.print(table)
+    # Wide enough for one line per service even when stdout is not a terminal (CI, pipes).
+    Console(width=max(120, console.width)).print(table)
 
 
 @app.command()
@@ -125,15 +136,21 @@ def logs(
 
 @app.command()
 def doctor(track: TrackOption = None) -> None:
-    """Preflight: ports, memory, disk, Java, jars, binaries; each problem with its fix."""
+    """Preflight: ports, memory, disk, Java, jars, binaries; each problem with its fix.
+
+    With a Docker engine present it also checks the host for `docker compose --profile <track>`.
+    """
     chosen = _track(track)
-    problems = runtime.preflight(Context.load(), chosen)
-    if not problems:
-        console.print(f"[green]ready to run the {chosen} track[/]")
-        return
+    problems = [f"[{p.check}] {p.message}" for p in runtime.preflight(Context.load(), chosen)]
+    host = dockerhost.inspect_host()
+    if host is not None:
+        problems += [f"[docker] {message}" for message in dockerhost.compose_problems(host, chosen)]
     for problem in problems:
-        err.print(f"[red]✗[/] [{problem.check}] {problem.message}", highlight=False)
-    raise typer.Exit(code=1)
+        err.print(f"[red]✗[/] {problem}", highlight=False)
+    if problems:
+        raise typer.Exit(code=1)
+    mode = "natively and with docker compose" if host else "natively (no Docker engine answers)"
+    console.print(f"[green]ready to run the {chosen} track {mode}[/]")
 
 
 @app.command("supervisorctl", context_settings={"allow_extra_args": True})

@@ -596,9 +596,9 @@ SERVICES: dict[str, Service] = {
 
 #: Which services make up which track; each track includes the ones before it.
 TRACK_SERVICES: dict[Track, tuple[str, ...]] = {
-    "starter": ("postgres", "s3"),
-    "intermediate": ("postgres", "s3", "kafka"),
-    "advanced": ("postgres", "s3", "kafka"),
+    "starter": ("postgres", "s3", "ingestor", "lake-exporter"),
+    "intermediate": ("postgres", "s3", "kafka", "ingestor", "lake-exporter"),
+    "advanced": ("postgres", "s3", "kafka", "ingestor", "lake-exporter"),
 }
 
 #: Memory (GiB) and free disk (GiB) a track needs on this machine.

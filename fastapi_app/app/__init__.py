@@ -1,0 +1,1 @@
+"""The ingestor's FastAPI application (`app.main.create_app`)."""

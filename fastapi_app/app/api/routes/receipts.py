@@ -1,0 +1,78 @@
+"""Receipts: where an ingested record is now."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import orjson
+from fastapi import APIRouter, Response
+
+from fastapi_app.app.api.deps import PrincipalDep, ServiceDep
+from fastapi_app.app.api.errors import ApiError
+from fastapi_app.app.api.ingesting import SECURITY
+from fastapi_app.app.models import ErrorResponse, ReceiptStatusOut
+from fastapi_app.app.services.ingest import destination_dict
+
+router = APIRouter(tags=["receipts"])
+
+
+@router.get(
+    "/ingest/{ingest_id}",
+    response_model=ReceiptStatusOut,
+    responses={
+        401: {"model": ErrorResponse, "description": "Missing, invalid or revoked API key."},
+        404: {"model": ErrorResponse, "description": "No record with this ingest id."},
+        422: {"model": ErrorResponse, "description": "The ingest id is not a UUID."},
+        429: {"model": ErrorResponse, "description": "Rate limit exceeded."},
+        503: {"model": ErrorResponse, "description": "The receipt store is unavailable."},
+    },
+    openapi_extra={"security": SECURITY},
+    summary="Where an ingested record is now",
+)
+async def get_receipt(ingest_id: UUID, principal: PrincipalDep, service: ServiceDep) -> Response:
+    """The receipt of one record: accepted -> durable (outbox/Kafka) -> landed (bronze)."""
+    try:
+        view = await service.store.get_receipt(ingest_id)
+    except Exception as exc:
+        raise ApiError(
+            503,
+            f"the receipt store is unavailable: {exc}",
+            headers={"Retry-After": str(service.settings.retry_after_s)},
+        ) from None
+    if view is None:
+        raise ApiError(
+            404,
+            f"no record with ingest id {ingest_id}",
+            detail=[
+                {"loc": ["path", "ingest_id"], "msg": "unknown ingest id", "type": "not_found"}
+            ],
+        )
+    receipt = view.receipt
+    stages: list[dict[str, Any]] = [{"stage": "accepted", "at": receipt.received_at, "where": None}]
+    if receipt.status == "durable" and receipt.durable_at is not None:
+        where = (
+            f"kafka {receipt.kafka_topic} partition {receipt.kafka_partition} "
+            f"offset {receipt.kafka_offset}"
+            if receipt.kafka_topic is not None
+            else f"postgres outbox row {receipt.outbox_id}"
+        )
+        stages.append({"stage": "durable", "at": receipt.durable_at, "where": where})
+    status: str = receipt.status
+    if view.landed_at is not None:
+        status = "landed"
+        version = "" if view.delta_version is None else f" version {view.delta_version}"
+        stages.append(
+            {"stage": "landed", "at": view.landed_at, "where": f"bronze Delta table{version}"}
+        )
+    body = {
+        "ingest_id": receipt.ingest_id,
+        "entity": receipt.entity,
+        "record_key": receipt.record_key,
+        "status": status,
+        "received_at": receipt.received_at,
+        "durable_at": receipt.durable_at,
+        "destination": destination_dict(receipt),
+        "stages": stages,
+    }
+    return Response(orjson.dumps(body), media_type="application/json")

@@ -1,0 +1,1 @@
+"""Infrastructure of the ingestor: config, telemetry, the store and the publishers."""

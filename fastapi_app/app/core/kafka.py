@@ -1,0 +1,199 @@
+"""Kafka publisher: idempotent producer, `acks=all`, acknowledged before the API answers.
+
+`produce()` only enqueues; librdkafka batches and sends in its own threads. One poll thread
+serves delivery reports and hands each finished request back to the event loop in a single
+`call_soon_threadsafe` per poll, not one per message. The queue is bounded twice: librdkafka's
+`queue.buffering.max.messages`, and the service's in-flight limit in front of it, so overload
+becomes fast 503s instead of growing latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from dataplatform.clients.kafka import ensure_topics, producer_config
+from dataplatform.contracts import ENTITIES
+from dataplatform.contracts.bronze import HEADER_CONTENT_TYPE, HEADER_INGEST_ID, HEADER_TRACEPARENT
+from dataplatform.settings import IngestorSettings, KafkaSettings
+from fastapi_app.app.core.publisher import SinkOverloaded, SinkUnavailable
+from fastapi_app.app.core.store import Candidate, Receipt, SinkName
+from fastapi_app.app.core.telemetry import SINK_LATENCY
+
+log = logging.getLogger(__name__)
+
+_JSON = b"application/json"
+
+
+class _Delivery:
+    """The delivery reports of one `publish()` call."""
+
+    __slots__ = ("errors", "future", "offsets", "remaining")
+
+    def __init__(self, count: int, future: asyncio.Future[None]) -> None:
+        self.remaining = count
+        self.future = future
+        self.offsets: list[tuple[int, int] | None] = [None] * count
+        self.errors: list[str] = []
+
+
+def _resolve(finished: list[_Delivery]) -> None:
+    for delivery in finished:
+        if delivery.future.done():  # the request gave up (timeout, disconnect)
+            continue
+        if delivery.errors:
+            delivery.future.set_exception(SinkUnavailable(f"kafka: {delivery.errors[0]}"))
+        else:
+            delivery.future.set_result(None)
+
+
+class KafkaPublisher:
+    """`Publisher` for the intermediate and advanced tracks."""
+
+    sink: SinkName = "kafka"
+
+    def __init__(self, kafka: KafkaSettings, settings: IngestorSettings) -> None:
+        """Configure; `start()` creates the producer and its poll thread."""
+        self._kafka = kafka
+        self._settings = settings
+        self._producer: Producer | None = None
+        self._fatal: str | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._finished: list[_Delivery] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _config(self) -> dict[str, Any]:
+        timeout_ms = int(self._settings.sink_timeout_s * 1000)
+        return {
+            **producer_config(self._kafka),
+            "linger.ms": self._settings.kafka_linger_ms,
+            "queue.buffering.max.messages": self._settings.kafka_queue_max_messages,
+            # librdkafka gives up on a message at the same deadline the API answers 503 by.
+            "message.timeout.ms": timeout_ms,
+            "request.timeout.ms": min(timeout_ms, 30000),
+            "error_cb": self._on_error,
+        }
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            # The idempotent producer's state is lost; a new producer replaces it.
+            self._fatal = error.str()
+            log.error("kafka producer fatal error: %s", error.str())
+        else:
+            log.warning("kafka: %s", error.str())
+
+    async def start(self) -> None:
+        """Create the producer and the poll thread; create missing topics if Kafka is up."""
+        self._loop = asyncio.get_running_loop()
+        self._producer = Producer(self._config())
+        self._thread = threading.Thread(target=self._poll, name="kafka-poll", daemon=True)
+        self._thread.start()
+        try:
+            await asyncio.to_thread(ensure_topics, self._kafka, [e.topic for e in ENTITIES])
+        except KafkaException as exc:
+            log.warning("could not check the topics (kafka down?): %s", exc)
+
+    async def close(self) -> None:
+        """Stop the poll thread, then wait (bounded) for queued messages."""
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 5)
+        producer = self._producer
+        if producer is not None:
+            remaining = await asyncio.to_thread(producer.flush, self._settings.sink_timeout_s)
+            if remaining:
+                log.warning("closing with %d kafka messages unacknowledged", remaining)
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            producer = self._producer
+            if producer is None:
+                return
+            producer.poll(0.1)
+            if self._finished and self._loop is not None:
+                finished, self._finished = self._finished, []
+                self._loop.call_soon_threadsafe(_resolve, finished)
+
+    async def ping(self) -> None:
+        """Ready when a broker answers and lists our topics."""
+        if self._producer is None:
+            raise SinkUnavailable("kafka producer not started")
+        if self._fatal:
+            raise SinkUnavailable(f"kafka producer failed: {self._fatal}")
+        try:
+            metadata = await asyncio.to_thread(self._producer.list_topics, None, 2.0)
+        except KafkaException as exc:
+            raise SinkUnavailable(f"kafka unreachable: {exc}") from exc
+        missing = [e.topic for e in ENTITIES if e.topic not in metadata.topics]
+        if missing:
+            raise SinkUnavailable(f"kafka topics missing: {', '.join(missing)}")
+
+    def _replace_failed_producer(self) -> Producer:
+        producer = self._producer
+        if self._fatal is not None or producer is None:
+            log.warning("replacing the kafka producer after: %s", self._fatal)
+            producer = Producer(self._config())
+            self._producer = producer
+            self._fatal = None
+        return producer
+
+    async def publish(self, records: list[tuple[Candidate, Receipt]], *, traceparent: str) -> None:
+        """Produce every record and wait for all acknowledgements (or the first failure)."""
+        if not records:
+            return
+        started = time.perf_counter()
+        producer = self._replace_failed_producer()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        delivery = _Delivery(len(records), future)
+        trace_header = traceparent.encode()
+
+        def report(index: int) -> Any:
+            def on_delivery(err: KafkaError | None, msg: Message) -> None:
+                if err is not None:
+                    delivery.errors.append(err.str())
+                else:
+                    delivery.offsets[index] = (msg.partition() or 0, msg.offset() or 0)
+                delivery.remaining -= 1
+                if delivery.remaining == 0:
+                    self._finished.append(delivery)
+
+            return on_delivery
+
+        for index, (cand, receipt) in enumerate(records):
+            try:
+                producer.produce(
+                    cand.entity.topic,
+                    value=cand.payload,
+                    key=cand.record_key.encode(),
+                    headers=[
+                        (HEADER_INGEST_ID, str(receipt.ingest_id).encode()),
+                        (HEADER_TRACEPARENT, trace_header),
+                        (HEADER_CONTENT_TYPE, _JSON),
+                    ],
+                    on_delivery=report(index),
+                )
+            except BufferError as exc:
+                # Records already enqueued are still delivered; a retry re-publishes them
+                # under the same ingest ids, which downstream deduplicates.
+                future.cancel()
+                raise SinkOverloaded("kafka producer queue is full") from exc
+            except KafkaException as exc:
+                future.cancel()
+                raise SinkUnavailable(f"kafka refused the record: {exc}") from exc
+        await future
+        now = datetime.now(UTC)
+        for (cand, receipt), placed in zip(records, delivery.offsets, strict=True):
+            assert placed is not None
+            receipt.status = "durable"
+            receipt.sink = self.sink
+            receipt.durable_at = now
+            receipt.kafka_topic = cand.entity.topic
+            receipt.kafka_partition, receipt.kafka_offset = placed
+        SINK_LATENCY.labels("kafka", "publish").observe(time.perf_counter() - started)

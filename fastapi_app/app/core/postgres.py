@@ -1,0 +1,341 @@
+"""Postgres implementations: the receipt store (every track) and the outbox publisher (starter).
+
+Both group the rows of concurrent requests into one statement (`MicroBatcher`).
+
+Durability: the store's connections commit with `synchronous_commit = off`. A receipt is not
+the record: in the Kafka track the record is durable once the broker acknowledged it, and a lost
+receipt only costs a duplicate message with a new ingest id if the client retries (downstream
+MERGE on the key removes it). The outbox publisher commits synchronously: its commit *is* the
+durability of the starter track, and it also flushes every earlier asynchronous commit.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+from uuid import UUID
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from dataplatform.db.migrate import search_path
+from dataplatform.settings import IngestorSettings, PostgresSettings
+from fastapi_app.app.core.batching import MicroBatcher
+from fastapi_app.app.core.store import (
+    Candidate,
+    Receipt,
+    ReceiptView,
+    SinkName,
+    StoredApiKey,
+    entity_label,
+)
+from fastapi_app.app.core.telemetry import SINK_LATENCY
+
+_RECEIPT_COLUMNS = (
+    "ingest_id, entity, record_key, status, sink, received_at, durable_at,"
+    " kafka_topic, kafka_partition, kafka_offset, outbox_id"
+)
+
+_RESERVE = f"""
+INSERT INTO receipts (ingest_id, entity, record_key, payload_sha256, status, sink, principal)
+SELECT t.ingest_id, t.entity, t.record_key, t.payload_sha256, 'accepted', t.sink, t.principal
+FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::bytea[], %s::text[], %s::text[])
+    AS t(ingest_id, entity, record_key, payload_sha256, sink, principal)
+ON CONFLICT ON CONSTRAINT receipts_record_version DO NOTHING
+RETURNING {_RECEIPT_COLUMNS}
+"""
+
+_EXISTING = f"""
+SELECT {_RECEIPT_COLUMNS}, payload_sha256
+FROM receipts
+JOIN unnest(%s::text[], %s::text[], %s::bytea[]) AS t(entity, record_key, payload_sha256)
+    USING (entity, record_key, payload_sha256)
+"""
+
+_MARK_DURABLE = """
+UPDATE receipts r
+SET status = 'durable', durable_at = t.durable_at, sink = t.sink, kafka_topic = t.topic,
+    kafka_partition = t.part, kafka_offset = t.off, outbox_id = t.outbox_id
+FROM unnest(%s::uuid[], %s::timestamptz[], %s::text[], %s::text[], %s::int[], %s::bigint[],
+            %s::bigint[]) AS t(ingest_id, durable_at, sink, topic, part, off, outbox_id)
+WHERE r.ingest_id = t.ingest_id
+"""
+
+_GET_RECEIPT = f"""
+SELECT {", ".join("r." + c.strip() for c in _RECEIPT_COLUMNS.split(","))},
+       o.exported_at, o.delta_version
+FROM receipts r LEFT JOIN outbox o ON o.ingest_id = r.ingest_id
+WHERE r.ingest_id = %s
+"""
+
+_CLAIM_KEY = """
+INSERT INTO idempotency_keys (principal, idempotency_key, route, request_sha256)
+VALUES (%s, %s, %s, %s)
+ON CONFLICT (principal, idempotency_key) DO UPDATE
+    SET route = EXCLUDED.route, request_sha256 = EXCLUDED.request_sha256, created_at = now()
+    WHERE idempotency_keys.created_at < now() - make_interval(secs => %s)
+RETURNING route, request_sha256
+"""
+
+_INSERT_OUTBOX = """
+INSERT INTO outbox (ingest_id, entity, record_key, payload)
+SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[])
+ON CONFLICT (ingest_id) DO NOTHING
+RETURNING ingest_id, id, ingested_at
+"""
+
+
+def _receipt(row: tuple[object, ...], *, created: bool) -> Receipt:
+    return Receipt(
+        ingest_id=row[0],  # type: ignore[arg-type]
+        entity=row[1],  # type: ignore[arg-type]
+        record_key=row[2],  # type: ignore[arg-type]
+        status=row[3],  # type: ignore[arg-type]
+        sink=row[4],  # type: ignore[arg-type]
+        received_at=row[5],  # type: ignore[arg-type]
+        created=created,
+        durable_at=row[6],  # type: ignore[arg-type]
+        kafka_topic=row[7],  # type: ignore[arg-type]
+        kafka_partition=row[8],  # type: ignore[arg-type]
+        kafka_offset=row[9],  # type: ignore[arg-type]
+        outbox_id=row[10],  # type: ignore[arg-type]
+    )
+
+
+def _pool(
+    postgres: PostgresSettings,
+    settings: IngestorSettings,
+    *,
+    synchronous_commit: bool,
+    name: str,
+) -> AsyncConnectionPool[AsyncConnection]:
+    async def configure(conn: AsyncConnection) -> None:
+        await conn.execute(search_path(settings.db_schema))
+        await conn.execute(
+            "SELECT set_config('synchronous_commit', %s, false),"
+            " set_config('statement_timeout', %s, false)",
+            ("on" if synchronous_commit else "off", str(int(settings.sink_timeout_s * 1000))),
+        )
+        await conn.commit()
+
+    return AsyncConnectionPool(
+        postgres.conninfo(),
+        min_size=1,
+        max_size=settings.db_pool_max,
+        open=False,
+        configure=configure,
+        timeout=settings.sink_timeout_s,
+        name=name,
+    )
+
+
+class PostgresStore:
+    """`IngestStore` on the ingest schema."""
+
+    def __init__(self, postgres: PostgresSettings, settings: IngestorSettings) -> None:
+        """Configure; `start()` connects."""
+        self._settings = settings
+        self._pool = _pool(postgres, settings, synchronous_commit=False, name="receipts")
+        # Two writers so one group can be committing while the next one fills up.
+        self._reserver: MicroBatcher[tuple[Candidate, str, str], Receipt] = MicroBatcher(
+            self._reserve_rows, max_items=settings.db_batch_max_rows, workers=2, name="reserve"
+        )
+        self._marker: MicroBatcher[Receipt, None] = MicroBatcher(
+            self._mark_rows, max_items=settings.db_batch_max_rows, workers=2, name="mark"
+        )
+
+    async def start(self) -> None:
+        """Open the pool (without waiting: a down database must not stop the API starting)."""
+        await self._pool.open(wait=False)
+        self._reserver.start()
+        self._marker.start()
+
+    async def close(self) -> None:
+        """Stop the writers and close the pool."""
+        await self._reserver.close()
+        await self._marker.close()
+        await self._pool.close()
+
+    async def ping(self) -> None:
+        """`SELECT 1` through the pool."""
+        async with self._pool.connection() as conn:
+            await conn.execute("SELECT 1")
+
+    async def reserve(
+        self, candidates: list[Candidate], *, principal: str, sink: SinkName
+    ) -> list[Receipt]:
+        """See `IngestStore.reserve`."""
+        return await self._reserver.submit([(c, principal, sink) for c in candidates])
+
+    async def _reserve_rows(self, rows: list[tuple[Candidate, str, str]]) -> list[Receipt]:
+        started = time.perf_counter()
+        ids = [uuid.uuid4() for _ in rows]
+        labels = [entity_label(c.entity) for c, _, _ in rows]
+        # A fixed row order keeps concurrent groups from deadlocking on the unique index.
+        order = sorted(
+            range(len(rows)),
+            key=lambda i: (labels[i], rows[i][0].record_key, rows[i][0].payload_sha256),
+        )
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                _RESERVE,
+                (
+                    [ids[i] for i in order],
+                    [labels[i] for i in order],
+                    [rows[i][0].record_key for i in order],
+                    [rows[i][0].payload_sha256 for i in order],
+                    [rows[i][2] for i in order],
+                    [rows[i][1] for i in order],
+                ),
+            )
+            created = {row[0]: _receipt(row, created=True) for row in await cur.fetchall()}
+            results: list[Receipt | None] = [created.get(ingest_id) for ingest_id in ids]
+            missing = [i for i, r in enumerate(results) if r is None]
+            if missing:
+                # Repeats of stored versions (or of a row earlier in this very group).
+                cur = await conn.execute(
+                    _EXISTING,
+                    (
+                        [labels[i] for i in missing],
+                        [rows[i][0].record_key for i in missing],
+                        [rows[i][0].payload_sha256 for i in missing],
+                    ),
+                )
+                found = {
+                    (row[1], row[2], row[11]): _receipt(row, created=False)
+                    for row in await cur.fetchall()
+                }
+                for i in missing:
+                    results[i] = found[
+                        (labels[i], rows[i][0].record_key, rows[i][0].payload_sha256)
+                    ]
+        SINK_LATENCY.labels("postgres", "reserve").observe(time.perf_counter() - started)
+        return [r for r in results if r is not None]
+
+    async def mark_durable(self, receipts: list[Receipt]) -> None:
+        """See `IngestStore.mark_durable`."""
+        await self._marker.submit(receipts)
+
+    async def _mark_rows(self, receipts: list[Receipt]) -> list[None]:
+        started = time.perf_counter()
+        rows = sorted(receipts, key=lambda r: r.ingest_id)
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                _MARK_DURABLE,
+                (
+                    [r.ingest_id for r in rows],
+                    [r.durable_at or datetime.now(UTC) for r in rows],
+                    [r.sink for r in rows],
+                    [r.kafka_topic for r in rows],
+                    [r.kafka_partition for r in rows],
+                    [r.kafka_offset for r in rows],
+                    [r.outbox_id for r in rows],
+                ),
+            )
+        SINK_LATENCY.labels("postgres", "mark_durable").observe(time.perf_counter() - started)
+        return [None] * len(receipts)
+
+    async def get_receipt(self, ingest_id: UUID) -> ReceiptView | None:
+        """See `IngestStore.get_receipt`."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_GET_RECEIPT, (ingest_id,))
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return ReceiptView(_receipt(row, created=False), landed_at=row[11], delta_version=row[12])
+
+    async def claim_idempotency_key(
+        self, *, principal: str, key: str, route: str, request_sha256: bytes
+    ) -> bool:
+        """See `IngestStore.claim_idempotency_key`."""
+        ttl_s = self._settings.idempotency_ttl_h * 3600
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_CLAIM_KEY, (principal, key, route, request_sha256, ttl_s))
+            if await cur.fetchone() is not None:
+                return True
+            cur = await conn.execute(
+                "SELECT route, request_sha256 FROM idempotency_keys"
+                " WHERE principal = %s AND idempotency_key = %s",
+                (principal, key),
+            )
+            row = await cur.fetchone()
+        return row is not None and row[0] == route and bytes(row[1]) == request_sha256
+
+    async def find_api_key(self, key_id: str) -> StoredApiKey | None:
+        """See `IngestStore.find_api_key`."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT key_id, secret_sha256, rate_limit_per_s, revoked_at IS NOT NULL"
+                " FROM api_keys WHERE key_id = %s",
+                (key_id,),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return StoredApiKey(row[0], bytes(row[1]), row[2], row[3])
+
+
+class OutboxPublisher:
+    """`Publisher` for the starter track: the transactional outbox in Postgres."""
+
+    sink: SinkName = "postgres"
+
+    def __init__(self, postgres: PostgresSettings, settings: IngestorSettings) -> None:
+        """Configure; `start()` connects."""
+        self._pool = _pool(postgres, settings, synchronous_commit=True, name="outbox")
+        self._writer: MicroBatcher[tuple[Candidate, Receipt], tuple[int, datetime]] = MicroBatcher(
+            self._insert_rows, max_items=settings.db_batch_max_rows, workers=2, name="outbox"
+        )
+
+    async def start(self) -> None:
+        """Open the pool without waiting for the database."""
+        await self._pool.open(wait=False)
+        self._writer.start()
+
+    async def close(self) -> None:
+        """Stop the writer and close the pool."""
+        await self._writer.close()
+        await self._pool.close()
+
+    async def ping(self) -> None:
+        """`SELECT 1` through the pool."""
+        async with self._pool.connection() as conn:
+            await conn.execute("SELECT 1")
+
+    async def publish(self, records: list[tuple[Candidate, Receipt]], *, traceparent: str) -> None:
+        """Insert outbox rows; the receipts become durable once the commit returns."""
+        placed = await self._writer.submit(records)
+        for (_, receipt), (outbox_id, committed_at) in zip(records, placed, strict=True):
+            receipt.status = "durable"
+            receipt.sink = self.sink
+            receipt.outbox_id = outbox_id
+            receipt.durable_at = committed_at
+
+    async def _insert_rows(
+        self, records: list[tuple[Candidate, Receipt]]
+    ) -> list[tuple[int, datetime]]:
+        started = time.perf_counter()
+        # A record re-published by a retry already has its row: keep it, never add a second.
+        unique = {receipt.ingest_id: (cand, receipt) for cand, receipt in records}
+        rows = sorted(unique.values(), key=lambda cr: cr[1].ingest_id)
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                _INSERT_OUTBOX,
+                (
+                    [r.ingest_id for _, r in rows],
+                    [r.entity for _, r in rows],
+                    [c.record_key for c, _ in rows],
+                    [c.payload.decode() for c, _ in rows],
+                ),
+            )
+            placed = {row[0]: (row[1], row[2]) for row in await cur.fetchall()}
+            missing = [i for i in unique if i not in placed]
+            if missing:
+                cur = await conn.execute(
+                    "SELECT ingest_id, id, ingested_at FROM outbox WHERE ingest_id = ANY(%s)",
+                    (missing,),
+                )
+                placed.update({row[0]: (row[1], row[2]) for row in await cur.fetchall()})
+        SINK_LATENCY.labels("postgres", "publish").observe(time.perf_counter() - started)
+        return [placed[receipt.ingest_id] for _, receipt in records]

@@ -1,0 +1,166 @@
+"""Build the ingestor app: `create_app()` (uvicorn: `fastapi_app.app.main:create_app --factory`).
+
+`from fastapi_app.app.main import app` also works, as the seed's tests do: the module-level
+`app` is built on first access.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import cache
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic.json_schema import models_json_schema
+
+from dataplatform.contracts import ENTITIES
+from dataplatform.db.migrate import migrate
+from dataplatform.settings import IngestorSettings, get_kafka_settings, get_postgres_settings
+from fastapi_app.app.api.errors import install_error_handlers
+from fastapi_app.app.api.routes import claims, receipts, root, transactions
+from fastapi_app.app.core.config import get_settings
+from fastapi_app.app.core.publisher import Publisher
+from fastapi_app.app.core.security import ApiKeyAuthenticator, RateLimiter
+from fastapi_app.app.core.store import IngestStore
+from fastapi_app.app.core.telemetry import TelemetryMiddleware
+from fastapi_app.app.services.ingest import IngestService
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Validated, idempotent, durable HTTP ingest of financial transactions and insurance claims.
+
+* **Auth**: every ingest and receipt call needs an API key, as `X-API-Key: <key>` or
+  `Authorization: Bearer <key>` (create one with `dataplatform apikey create`).
+* **Durability**: 2xx only after the record is committed to the Postgres outbox (starter) or
+  acknowledged by Kafka with `acks=all` (intermediate, advanced).
+* **Idempotency**: send `Idempotency-Key` to make retries safe (same key + same payload ->
+  the original receipt; same key + different payload -> 409). Without it an exact duplicate
+  (same natural key, same payload) also gets the original receipt.
+* **Limits**: see `docs/API.md`; beyond them 413, over the rate limit 429, sink down or at
+  capacity 503 with `Retry-After`.
+"""
+
+
+def _build_stack(settings: IngestorSettings) -> tuple[IngestStore, Publisher]:
+    # Imported here so unit tests with in-memory parts never load the drivers' setup.
+    from fastapi_app.app.core.postgres import OutboxPublisher, PostgresStore
+
+    postgres = get_postgres_settings()
+    store = PostgresStore(postgres, settings)
+    publisher: Publisher
+    if settings.sink == "postgres":
+        publisher = OutboxPublisher(postgres, settings)
+    else:
+        from fastapi_app.app.core.kafka import KafkaPublisher
+
+        publisher = KafkaPublisher(get_kafka_settings(), settings)
+    return store, publisher
+
+
+def create_app(
+    settings: IngestorSettings | None = None,
+    *,
+    store: IngestStore | None = None,
+    publisher: Publisher | None = None,
+) -> FastAPI:
+    """Build the app.
+
+    Args:
+        settings: Defaults to the cached `IngestorSettings` (env vars and `.env`).
+        store: Receipt store; default Postgres (migrated at startup).
+        publisher: Sink; default the one `settings.sink` names.
+    """
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.auth_enabled:
+            log.warning(
+                "API key authentication is DISABLED (INGESTOR_AUTH_ENABLED=false, "
+                "development mode): every caller is accepted"
+            )
+        if store is None or publisher is None:
+            postgres = get_postgres_settings()
+            applied = await asyncio.to_thread(migrate, postgres.conninfo(), settings.db_schema)
+            if applied:
+                log.info("applied migrations %s", ", ".join(applied))
+            used_store, used_publisher = _build_stack(settings)
+        else:
+            used_store, used_publisher = store, publisher
+        await used_store.start()
+        await used_publisher.start()
+        app.state.service = IngestService(settings, used_store, used_publisher)
+        app.state.authenticator = ApiKeyAuthenticator(
+            used_store, ttl_s=settings.api_key_cache_ttl_s
+        )
+        log.info(
+            "ingestor ready",
+            extra={"fields": {"sink": used_publisher.sink, "auth": settings.auth_enabled}},
+        )
+        try:
+            yield
+        finally:
+            app.state.service = None
+            await used_publisher.close()
+            await used_store.close()
+
+    app = FastAPI(
+        title="Financial/Insurance Data Ingestor API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.service = None
+    app.state.rate_limiter = RateLimiter(
+        rate=settings.rate_limit_per_s, burst=settings.rate_limit_burst
+    )
+    app.include_router(root.router)
+    app.include_router(transactions.build_router(settings))
+    app.include_router(claims.build_router(settings))
+    app.include_router(receipts.router)
+    install_error_handlers(app)
+    app.add_middleware(TelemetryMiddleware)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _openapi(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    spec = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    # The ingest routes read raw bodies (for speed), so FastAPI does not see the contracts:
+    # add their schemas for the `$ref`s in the routes' `openapi_extra`.
+    _, defs = models_json_schema(
+        [(entity.model, "validation") for entity in ENTITIES],
+        ref_template="#/components/schemas/{model}",
+    )
+    components = spec.setdefault("components", {})
+    components.setdefault("schemas", {}).update(defs.get("$defs", {}))
+    components["securitySchemes"] = {
+        "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        "BearerAuth": {"type": "http", "scheme": "bearer"},
+    }
+    return spec
+
+
+@cache
+def _default_app() -> FastAPI:
+    return create_app()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        return _default_app()
+    raise AttributeError(name)

@@ -1,0 +1,232 @@
+"""Response models of the API. They document the OpenAPI spec; the hot paths build the same
+shapes as dicts and serialise them with orjson (a unit test checks they stay in step)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+_RECEIPT_EXAMPLE: dict[str, Any] = {
+    "ingest_id": "0b9f6b7e-3c1a-4f57-9d2e-5a4f8b1c2d3e",
+    "entity": "finance.transactions",
+    "record_key": "FT-20240101120000-1234",
+    "status": "durable",
+    "duplicate": False,
+    "received_at": "2024-01-01T12:00:00.001+00:00",
+    "durable_at": "2024-01-01T12:00:00.003+00:00",
+    "destination": {
+        "sink": "kafka",
+        "topic": "finance.transactions.v1",
+        "partition": 1,
+        "offset": 42,
+        "table": None,
+        "outbox_id": None,
+    },
+}
+
+
+class ErrorDetail(BaseModel):
+    """One problem: where (`loc`, starting with `body`, `header` or `path`), what and its kind."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx/5xx answer: a sentence naming the problem, and the problems one by one."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "message": "1 validation error for FinancialTransactionIn: amount: Input "
+                    "should be greater than or equal to 0",
+                    "detail": [
+                        {
+                            "loc": ["body", "amount"],
+                            "msg": "Input should be greater than or equal to 0",
+                            "type": "greater_than_equal",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+    message: str
+    detail: list[ErrorDetail] = Field(default_factory=list)
+
+
+class Destination(BaseModel):
+    """Where the sink put the record: a Kafka topic/partition/offset or a Postgres outbox row."""
+
+    sink: Literal["postgres", "kafka", "memory"]
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    table: str | None = None
+    outbox_id: int | None = None
+
+
+class ReceiptBase(BaseModel):
+    """Identity and state of one ingested record version."""
+
+    ingest_id: UUID
+    entity: str = Field(description="`<domain>.<entity>`")
+    record_key: str = Field(description="the natural key: transaction_id / claim_id")
+    status: Literal["accepted", "durable", "landed"] = Field(
+        description="accepted: reserved, not yet acknowledged by the sink; durable: committed "
+        "to the outbox or acknowledged by Kafka; landed: written to bronze (starter track)"
+    )
+    received_at: datetime
+    durable_at: datetime | None = None
+    destination: Destination | None = None
+
+
+class IngestReceipt(ReceiptBase):
+    """The receipt returned by an ingest call."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_RECEIPT_EXAMPLE]})
+
+    duplicate: bool = Field(
+        description="true when this record version was already ingested: the original receipt "
+        "is returned and nothing new is written"
+    )
+
+
+class TransactionIngested(IngestReceipt):
+    """Answer of `POST /ingest-financial-transaction/`: the seed's message plus the receipt."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "message": "Financial transaction ingested successfully",
+                    "transaction_id": "FT-20240101120000-1234",
+                    **_RECEIPT_EXAMPLE,
+                }
+            ]
+        }
+    )
+
+    message: str
+    transaction_id: str
+
+
+class ClaimIngested(IngestReceipt):
+    """Answer of `POST /ingest-insurance-claim/`: the seed's message plus the receipt."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "message": "Insurance claim ingested successfully",
+                    "claim_id": "IC-20240101120000-1234",
+                    **_RECEIPT_EXAMPLE,
+                    "entity": "insurance.claims",
+                    "record_key": "IC-20240101120000-1234",
+                }
+            ]
+        }
+    )
+
+    message: str
+    claim_id: str
+
+
+class RecordResult(BaseModel):
+    """The outcome of one record of a batch, by its 0-based position in the request."""
+
+    index: int
+    outcome: Literal["accepted", "duplicate", "rejected"]
+    record_key: str | None = None
+    receipt: IngestReceipt | None = None
+    errors: list[ErrorDetail] | None = None
+
+
+class BatchIngested(BaseModel):
+    """Answer of a batch ingest: counts and one result per record, in request order."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "message": "1 of 2 records accepted, 1 rejected",
+                    "entity": "finance.transactions",
+                    "received": 2,
+                    "accepted": 1,
+                    "duplicates": 0,
+                    "rejected": 1,
+                    "results": [
+                        {
+                            "index": 0,
+                            "outcome": "accepted",
+                            "record_key": "FT-20240101120000-1234",
+                            "receipt": {**_RECEIPT_EXAMPLE},
+                            "errors": None,
+                        },
+                        {
+                            "index": 1,
+                            "outcome": "rejected",
+                            "record_key": None,
+                            "receipt": None,
+                            "errors": [
+                                {
+                                    "loc": ["body", 1, "currency"],
+                                    "msg": "Value error, 'XYZ' is not an active ISO 4217 "
+                                    "currency code (e.g. USD, EUR, JPY)",
+                                    "type": "value_error",
+                                }
+                            ],
+                        },
+                    ],
+                }
+            ]
+        }
+    )
+
+    message: str
+    entity: str
+    received: int
+    accepted: int = Field(description="newly accepted records (durable in the sink)")
+    duplicates: int = Field(description="records already ingested: original receipts returned")
+    rejected: int
+    results: list[RecordResult]
+
+
+class Stage(BaseModel):
+    """One step of a record's way through the platform."""
+
+    stage: Literal["accepted", "durable", "landed"]
+    at: datetime
+    where: str | None = None
+
+
+class ReceiptStatusOut(ReceiptBase):
+    """Answer of `GET /ingest/{ingest_id}`: where the record is now and how it got there."""
+
+    stages: list[Stage]
+
+
+class Welcome(BaseModel):
+    """Answer of `GET /`."""
+
+    message: str
+
+
+class Health(BaseModel):
+    """Answer of `GET /health` (liveness: the process serves requests)."""
+
+    status: Literal["healthy"]
+    sink: str
+
+
+class Readiness(BaseModel):
+    """Answer of `GET /ready`: each dependency's check, `ok` or the error."""
+
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, str]

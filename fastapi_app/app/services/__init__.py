@@ -1,0 +1,1 @@
+"""Ingest logic between the HTTP layer and the store/publisher."""

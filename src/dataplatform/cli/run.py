@@ -1,0 +1,92 @@
+"""`dataplatform run <service>`: run one of the platform's own processes in the foreground."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from dataplatform.settings import (
+    get_exporter_settings,
+    get_ingestor_settings,
+    get_postgres_settings,
+    get_s3_settings,
+)
+
+run_app = typer.Typer(
+    help="Run one of the platform's processes in the foreground.", no_args_is_help=True
+)
+
+log = logging.getLogger(__name__)
+
+
+@run_app.command("ingestor")
+def run_ingestor(
+    host: Annotated[str | None, typer.Option(help="Default: INGESTOR_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: INGESTOR_PORT")] = None,
+) -> None:
+    """The FastAPI ingestor under uvicorn (uvloop + httptools), JSON logs to stderr."""
+    import uvicorn
+
+    from fastapi_app.app.core.telemetry import configure_logging
+
+    settings = get_ingestor_settings()
+    configure_logging(settings.log_level)
+    # One worker: metrics, the rate limiter and the in-flight bound are per process; scale by
+    # running more processes behind a balancer.
+    uvicorn.run(
+        "fastapi_app.app.main:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=int(settings.sink_timeout_s) + 5,
+    )
+
+
+@run_app.command("exporter")
+def run_exporter(
+    once: Annotated[bool, typer.Option("--once", help="Export what is pending, then exit")] = False,
+) -> None:
+    """The starter lake exporter: outbox -> bronze Delta; `/metrics` on EXPORTER_METRICS_PORT."""
+    from prometheus_client import start_http_server
+
+    from dataplatform.exporter import LakeExporter
+    from fastapi_app.app.core.telemetry import configure_logging
+
+    settings = get_exporter_settings()
+    configure_logging(settings.log_level)
+    exporter = LakeExporter(get_postgres_settings(), get_s3_settings(), settings)
+    if once:
+        exporter.migrate()
+        for batch in exporter.export_once():
+            log.info(
+                "exported",
+                extra={
+                    "fields": {"entity": batch.entity, "rows": batch.rows, "version": batch.version}
+                },
+            )
+        return
+    start_http_server(settings.metrics_port, addr=settings.host)
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: stopping after the current batch", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    log.info(
+        "lake exporter polling every %gs; metrics on %s:%d",
+        settings.poll_interval_s,
+        settings.host,
+        settings.metrics_port,
+    )
+    exporter.run(stop)

@@ -1,0 +1,270 @@
+"""Move outbox rows into `bronze/<domain>/<entity>` with delta-rs, in batches, exactly once.
+
+Exactly once across crashes, by construction:
+
+1. Rows are assigned to a batch first: `outbox.export_version = v` is committed in Postgres
+   before anything is written to Delta. `v` only grows, per entity.
+2. The Delta commit carries an app transaction `(app_id, v)` (`txnAppId`/`txnVersion` in the
+   Delta log), written atomically with the data.
+3. Only then are the rows marked `exported_at`.
+
+After a crash between 2 and 3, the next run finds rows with `export_version = v` not marked
+exported; if the table's transaction version for `app_id` is already `>= v`, the data is in
+the table and only the marking is repeated; otherwise the same rows are written again under
+the same `v`. A Postgres advisory lock per entity keeps two exporters off the same batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from prometheus_client import Counter, Gauge, Histogram
+
+from dataplatform.contracts import ENTITIES, Entity
+from dataplatform.contracts.bronze import BRONZE_COLUMNS, BRONZE_PARTITION_COLUMNS, DeltaType
+from dataplatform.db.migrate import migrate, search_path
+from dataplatform.settings import ExporterSettings, PostgresSettings, S3Settings
+
+log = logging.getLogger(__name__)
+
+ROWS = Counter("exporter_rows_total", "Outbox rows written to bronze.", ["entity"])
+BATCHES = Counter(
+    "exporter_batches_total",
+    "Export batches by outcome: written, or recovered (commit found after a crash).",
+    ["entity", "outcome"],
+)
+COMMIT_SECONDS = Histogram(
+    "exporter_delta_commit_seconds",
+    "Time to write one batch to Delta.",
+    ["entity"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+BACKLOG = Gauge("exporter_backlog_rows", "Outbox rows not yet exported.", ["entity"])
+ERRORS = Counter("exporter_errors_total", "Polls that failed (Postgres or S3 errors).")
+LAST_SUCCESS = Gauge(
+    "exporter_last_success_timestamp_seconds", "When the last poll finished without error."
+)
+
+_ARROW_TYPES: dict[DeltaType, pa.DataType] = {
+    "string": pa.string(),
+    "integer": pa.int32(),
+    "long": pa.int64(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+    "date": pa.date32(),
+}
+
+
+def bronze_arrow_schema() -> pa.Schema:
+    """The Arrow schema of `BRONZE_COLUMNS` (Delta `timestamp` = UTC-adjusted microseconds)."""
+    return pa.schema(
+        [
+            pa.field(name, _ARROW_TYPES[kind], nullable=nullable)
+            for name, kind, nullable, _ in BRONZE_COLUMNS
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class ExportedBatch:
+    """One batch moved to bronze."""
+
+    entity: str
+    version: int
+    rows: int
+    #: Delta table version of the commit; None when the commit was found already done.
+    delta_version: int | None
+    #: The batch was left pending by an earlier run that crashed.
+    recovered: bool
+
+
+def _label(entity: Entity) -> str:
+    return f"{entity.domain}.{entity.name}"
+
+
+class LakeExporter:
+    """Drains the outbox of one Postgres schema into the bronze tables."""
+
+    def __init__(
+        self, postgres: PostgresSettings, s3: S3Settings, settings: ExporterSettings
+    ) -> None:
+        """Configure; nothing connects until `export_once()`."""
+        self._postgres = postgres
+        self._s3 = s3
+        self._settings = settings
+        self._schema = bronze_arrow_schema()
+
+    def table_uri(self, entity: Entity) -> str:
+        """`s3://<bucket>/[<prefix>/]bronze/<domain>/<entity>`."""
+        return self._settings.table_uri(self._s3, entity.table_path("bronze"))
+
+    def app_id(self, entity: Entity) -> str:
+        """Delta app-transaction id: one per outbox (schema) and entity."""
+        return f"dataplatform-lake-exporter:{self._settings.db_schema}:{_label(entity)}"
+
+    def migrate(self) -> list[str]:
+        """Create/upgrade the ingest schema (shared with the ingestor)."""
+        return migrate(self._postgres.conninfo(), self._settings.db_schema)
+
+    def export_once(self) -> list[ExportedBatch]:
+        """Export every pending row of every entity (several batches if needed)."""
+        done: list[ExportedBatch] = []
+        with psycopg.connect(self._postgres.conninfo(), autocommit=True) as conn:
+            conn.execute(search_path(self._settings.db_schema))
+            for entity in ENTITIES:
+                label = _label(entity)
+                lock = zlib.crc32(f"{self._settings.db_schema}:{label}".encode())
+                locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (lock,)).fetchone()
+                if not locked or not locked[0]:
+                    log.info("another exporter holds %s; skipping it this round", label)
+                    continue
+                try:
+                    while True:
+                        batch = self._export_batch(conn, entity)
+                        if batch is None:
+                            break
+                        done.append(batch)
+                        if batch.rows < self._settings.batch_size and not batch.recovered:
+                            break
+                    backlog = conn.execute(
+                        "SELECT count(*) FROM outbox WHERE entity = %s AND exported_at IS NULL",
+                        (label,),
+                    ).fetchone()
+                    BACKLOG.labels(label).set(backlog[0] if backlog else 0)
+                finally:
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (lock,))
+        return done
+
+    def _delta_txn_version(self, entity: Entity) -> int | None:
+        uri = self.table_uri(entity)
+        options = self._s3.delta_storage_options()
+        if not DeltaTable.is_deltatable(uri, storage_options=options):
+            return None
+        return DeltaTable(uri, storage_options=options).transaction_version(self.app_id(entity))
+
+    def _export_batch(self, conn: psycopg.Connection[Any], entity: Entity) -> ExportedBatch | None:
+        label = _label(entity)
+        committed = self._delta_txn_version(entity)
+        recovered = False
+        row = conn.execute(
+            "SELECT min(export_version) FROM outbox"
+            " WHERE entity = %s AND export_version IS NOT NULL AND exported_at IS NULL",
+            (label,),
+        ).fetchone()
+        pending_version = row[0] if row else None
+        if pending_version is not None:
+            if committed is not None and committed >= pending_version:
+                # Crashed after the Delta commit: the data is there, only marking is left.
+                rows = self._mark_exported(conn, label, pending_version, delta_version=None)
+                BATCHES.labels(label, "recovered").inc()
+                log.warning(
+                    "batch %d of %s was already committed to Delta; marked %d rows exported",
+                    pending_version,
+                    label,
+                    rows,
+                )
+                return ExportedBatch(label, pending_version, rows, None, recovered=True)
+            version = pending_version
+            recovered = True
+            records = conn.execute(
+                "SELECT id, ingest_id, record_key, payload, ingested_at FROM outbox"
+                " WHERE entity = %s AND export_version = %s ORDER BY id",
+                (label, version),
+            ).fetchall()
+        else:
+            top = conn.execute(
+                "SELECT coalesce(max(export_version), 0) FROM outbox WHERE entity = %s", (label,)
+            ).fetchone()
+            version = max(top[0] if top else 0, committed or 0) + 1
+            # Assign the batch before writing: this is what makes a crash recoverable.
+            records = conn.execute(
+                "UPDATE outbox SET export_version = %s WHERE id IN ("
+                " SELECT id FROM outbox WHERE entity = %s AND export_version IS NULL"
+                " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)"
+                " RETURNING id, ingest_id, record_key, payload, ingested_at",
+                (version, label, self._settings.batch_size),
+            ).fetchall()
+            if not records:
+                return None
+            records.sort(key=lambda r: r[0])
+        delta_version = self._write(entity, version, records)
+        rows = self._mark_exported(conn, label, version, delta_version=delta_version)
+        ROWS.labels(label).inc(rows)
+        BATCHES.labels(label, "written").inc()
+        log.info(
+            "exported batch %d of %s: %d rows, delta version %d",
+            version,
+            label,
+            rows,
+            delta_version,
+        )
+        return ExportedBatch(label, version, rows, delta_version, recovered=recovered)
+
+    def _write(self, entity: Entity, version: int, records: list[tuple[Any, ...]]) -> int:
+        started = time.perf_counter()
+        landed_at = datetime.now(UTC)
+        ingested = [r[4].astimezone(UTC) for r in records]
+        columns = {
+            "ingest_id": [str(r[1]) for r in records],
+            "record_key": [r[2] for r in records],
+            "payload": [r[3] for r in records],
+            "source": ["outbox"] * len(records),
+            "kafka_topic": [None] * len(records),
+            "kafka_partition": [None] * len(records),
+            "kafka_offset": [None] * len(records),
+            "outbox_id": [r[0] for r in records],
+            "ingested_at": ingested,
+            "landed_at": [landed_at] * len(records),
+            "ingest_date": [moment.date() for moment in ingested],
+        }
+        table = pa.Table.from_pydict(columns, schema=self._schema)
+        uri = self.table_uri(entity)
+        options = self._s3.delta_storage_options()
+        write_deltalake(
+            uri,
+            table,
+            mode="append",
+            partition_by=list(BRONZE_PARTITION_COLUMNS),
+            storage_options=options,
+            commit_properties=CommitProperties(
+                app_transactions=[Transaction(self.app_id(entity), version)]
+            ),
+        )
+        COMMIT_SECONDS.labels(_label(entity)).observe(time.perf_counter() - started)
+        return DeltaTable(uri, storage_options=options).version()
+
+    def _mark_exported(
+        self, conn: psycopg.Connection[Any], label: str, version: int, *, delta_version: int | None
+    ) -> int:
+        cur = conn.execute(
+            "UPDATE outbox SET exported_at = now(), delta_version = %s"
+            " WHERE entity = %s AND export_version = %s AND exported_at IS NULL",
+            (delta_version, label, version),
+        )
+        return cur.rowcount
+
+    def run(self, stop: threading.Event) -> None:
+        """Poll until `stop` is set: export what is pending, then wait `poll_interval_s`."""
+        while not stop.is_set():
+            try:
+                self.migrate()
+                break
+            except psycopg.Error as exc:
+                log.warning("cannot reach Postgres to migrate (%s); retrying", exc)
+                stop.wait(self._settings.poll_interval_s)
+        while not stop.is_set():
+            try:
+                self.export_once()
+                LAST_SUCCESS.set_to_current_time()
+            except Exception:
+                ERRORS.inc()
+                log.exception("export failed; retrying after the poll interval")
+            stop.wait(self._settings.poll_interval_s)
