@@ -1,4 +1,6 @@
-"""Reads the compose files as Docker Compose does, without Docker: shared by the compose tests.
+"""Reads the compose files as Docker Compose does, without Docker.
+
+Used by `dataplatform doctor` (the Docker host's budget) and by the compose tests.
 
 Covers what this repository's files use: YAML anchors and merge keys, the `!override` and
 `!reset` tags of Compose 2.24+, merging overlay files (compose's documented merge rules for the
@@ -16,7 +18,9 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from dataplatform.settings import project_root
+
+ROOT = project_root()
 BASE = ROOT / "docker-compose.yml"
 TEST_OVERLAY = ROOT / "docker-compose.test.yml"
 SEAWEEDFS_OVERLAY = ROOT / "docker-compose.seaweedfs.yml"
@@ -69,7 +73,7 @@ _Loader.add_constructor("!reset", _tagged("reset"))
 def load(path: Path) -> dict[str, Any]:
     """One compose file as written (tags kept as `Tagged`)."""
     with path.open(encoding="utf-8") as fh:
-        return yaml.load(fh, Loader=_Loader)
+        return yaml.load(fh, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
 
 
 def untagged(value: Any) -> Any:
@@ -185,7 +189,8 @@ def published_ports(spec: dict[str, Any]) -> list[Published]:
     out = []
     for entry in spec.get("ports", []):
         match = _PORT.match(str(entry))
-        assert match, f"unparsed port entry {entry!r}"
+        if not match:
+            raise ValueError(f"unparsed port entry {entry!r}")
         host = match["host"]
         out.append(Published(match["ip"], int(host) if host else None, int(match["container"])))
     return out
@@ -217,5 +222,6 @@ _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 def bytes_of(size: str | int) -> int:
     """`512m`, `1g`, `1536m` -> bytes (compose's byte-value syntax)."""
     match = _SIZE.match(str(size).strip())
-    assert match, f"unparsed size {size!r}"
+    if not match:
+        raise ValueError(f"unparsed size {size!r}")
     return int(float(match["number"]) * _UNITS[match["unit"].lower()])

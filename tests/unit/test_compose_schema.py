@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from composefiles import BASE, OVERLAYS, ROOT, VARIANTS, load, merged_model, untagged
 from jsonschema import Draft201909Validator, FormatChecker
+
+from dataplatform.composefiles import BASE, OVERLAYS, ROOT, VARIANTS, load, merged_model, untagged
 
 SCHEMA_PATH = ROOT / "tests" / "data" / "compose-spec.json"
 

@@ -11,7 +11,12 @@ import re
 from typing import Any
 
 import pytest
-from composefiles import (
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings
+
+import pyspark_jobs.settings as spark_settings_module
+from dataplatform import settings as settings_module
+from dataplatform.composefiles import (
     BASE,
     ROOT,
     TRACK_PROFILES,
@@ -26,11 +31,6 @@ from composefiles import (
     published_ports,
     services,
 )
-from pydantic import SecretStr
-from pydantic_settings import BaseSettings
-
-import pyspark_jobs.settings as spark_settings_module
-from dataplatform import settings as settings_module
 from dataplatform.settings import PLACEHOLDER_SECRETS
 
 TRACKS = list(TRACK_PROFILES)

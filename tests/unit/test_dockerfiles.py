@@ -13,7 +13,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from composefiles import ROOT, VARIANTS, merged_model, services
+
+from dataplatform.composefiles import ROOT, VARIANTS, merged_model, services
 
 DOCKERFILES = sorted(
     {
