@@ -94,7 +94,8 @@ def create_app(
             used_store, used_publisher = store, publisher
         await used_store.start()
         await used_publisher.start()
-        app.state.service = IngestService(settings, used_store, used_publisher)
+        service = IngestService(settings, used_store, used_publisher)
+        app.state.service = service
         app.state.authenticator = ApiKeyAuthenticator(
             used_store, ttl_s=settings.api_key_cache_ttl_s
         )
@@ -106,6 +107,7 @@ def create_app(
             yield
         finally:
             app.state.service = None
+            await service.drain()
             await used_publisher.close()
             await used_store.close()
 

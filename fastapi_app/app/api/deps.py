@@ -17,7 +17,11 @@ NDJSON_TYPES = frozenset(
 )
 
 
-def get_settings(request: Request) -> IngestorSettings:
+# Dependencies are `async def` even when they never await: FastAPI runs a plain `def`
+# dependency in a worker thread, a thread hop per request that cost more than the whole handler.
+
+
+async def get_settings(request: Request) -> IngestorSettings:
     """The settings the app was built with."""
     settings: IngestorSettings = request.app.state.settings
     return settings
@@ -95,8 +99,13 @@ async def get_principal(request: Request) -> Principal:
     return principal
 
 
+async def service_dependency(request: Request) -> IngestService:
+    """`get_service` as an (async, so thread-free) dependency."""
+    return get_service(request)
+
+
 SettingsDep = Annotated[IngestorSettings, Depends(get_settings)]
-ServiceDep = Annotated[IngestService, Depends(get_service)]
+ServiceDep = Annotated[IngestService, Depends(service_dependency)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 IdempotencyKeyDep = Annotated[
     str | None,

@@ -84,6 +84,9 @@ async def ingest_many(
 ) -> Response:
     """Handle a batch endpoint: per-record results; 200 if any record was accepted, else 422."""
     fmt = batch_format(request)
+    service = request.app.state.service
+    if service is not None:
+        service.check_capacity()
     body = await read_body(request, settings.max_batch_bytes)
     parsed = parse_batch(entity, body, fmt, settings)
     label = entity_label(entity)

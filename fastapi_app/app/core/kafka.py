@@ -1,15 +1,22 @@
 """Kafka publisher: idempotent producer, `acks=all`, acknowledged before the API answers.
 
-`produce()` only enqueues; librdkafka batches and sends in its own threads. One poll thread
-serves delivery reports and hands each finished request back to the event loop in a single
-`call_soon_threadsafe` per poll, not one per message. The queue is bounded twice: librdkafka's
-`queue.buffering.max.messages`, and the service's in-flight limit in front of it, so overload
-becomes fast 503s instead of growing latency.
+`produce()` only enqueues; librdkafka batches and sends in its own (C) threads. Delivery
+reports are served by a task on the event loop that calls `poll(0)` while messages are
+outstanding (every `_POLL_INTERVAL_S` when nothing came back) and sleeps when none are. Serving
+them on the loop, not in a poll thread, matters: confluent-kafka runs one Python callback per
+message and takes the GIL for each, and a poll thread contending with a busy event loop for the
+GIL made every batch of 500 wait behind hundreds of GIL hand-offs (measured: batch throughput
+several times lower, p99 in seconds; see docs/BENCHMARKS.md). On the loop a callback is a plain
+function call and a finished request's future is resolved directly.
+
+The queue is bounded twice: librdkafka's `queue.buffering.max.messages`, and the service's
+in-flight limit in front of it, so overload becomes fast 503s instead of growing latency.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -29,6 +36,9 @@ from fastapi_app.app.core.telemetry import SINK_LATENCY
 log = logging.getLogger(__name__)
 
 _JSON = b"application/json"
+#: How long the poll task waits between empty polls while messages are outstanding: a bound on
+#: the delay it adds to an acknowledgement, for ~1,000 cheap wake-ups a second under load.
+_POLL_INTERVAL_S = 0.0005
 
 
 class _Delivery:
@@ -42,15 +52,14 @@ class _Delivery:
         self.offsets: list[tuple[int, int] | None] = [None] * count
         self.errors: list[str] = []
 
-
-def _resolve(finished: list[_Delivery]) -> None:
-    for delivery in finished:
-        if delivery.future.done():  # the request gave up (timeout, disconnect)
-            continue
-        if delivery.errors:
-            delivery.future.set_exception(SinkUnavailable(f"kafka: {delivery.errors[0]}"))
+    def resolve(self) -> None:
+        """Finish the request's future (unless the request gave up: timeout, disconnect)."""
+        if self.future.done():
+            return
+        if self.errors:
+            self.future.set_exception(SinkUnavailable(f"kafka: {self.errors[0]}"))
         else:
-            delivery.future.set_result(None)
+            self.future.set_result(None)
 
 
 class KafkaPublisher:
@@ -64,10 +73,10 @@ class KafkaPublisher:
         self._settings = settings
         self._producer: Producer | None = None
         self._fatal: str | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._finished: list[_Delivery] = []
+        self._poller: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
 
     def _config(self) -> dict[str, Any]:
         timeout_ms = int(self._settings.sink_timeout_s * 1000)
@@ -90,36 +99,51 @@ class KafkaPublisher:
             log.warning("kafka: %s", error.str())
 
     async def start(self) -> None:
-        """Create the producer and the poll thread; create missing topics if Kafka is up."""
+        """Create the producer and the poll task; create missing topics if Kafka is up."""
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._producer = Producer(self._config())
-        self._thread = threading.Thread(target=self._poll, name="kafka-poll", daemon=True)
-        self._thread.start()
+        self._poller = asyncio.create_task(self._poll(), name="kafka-poll")
         try:
             await asyncio.to_thread(ensure_topics, self._kafka, [e.topic for e in ENTITIES])
         except KafkaException as exc:
             log.warning("could not check the topics (kafka down?): %s", exc)
 
     async def close(self) -> None:
-        """Stop the poll thread, then wait (bounded) for queued messages."""
-        self._stop.set()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join, 5)
+        """Stop the poll task, then wait (bounded) for queued messages."""
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
         producer = self._producer
         if producer is not None:
+            # Delivery reports now run in the flush thread; `_finish` hands them to the loop.
             remaining = await asyncio.to_thread(producer.flush, self._settings.sink_timeout_s)
             if remaining:
                 log.warning("closing with %d kafka messages unacknowledged", remaining)
 
-    def _poll(self) -> None:
-        while not self._stop.is_set():
+    async def _poll(self) -> None:
+        while True:
             producer = self._producer
-            if producer is None:
-                return
-            producer.poll(0.1)
-            if self._finished and self._loop is not None:
-                finished, self._finished = self._finished, []
-                self._loop.call_soon_threadsafe(_resolve, finished)
+            if producer is None or len(producer) == 0:
+                # Nothing awaits a report: sleep until `publish()` produces something.
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            try:
+                served = producer.poll(0)
+            except Exception:  # a callback raised; never let the poll task die
+                log.exception("kafka poll failed")
+                served = 0
+            # Let the requests just resolved run before polling again.
+            await asyncio.sleep(0 if served else _POLL_INTERVAL_S)
+
+    def _finish(self, delivery: _Delivery) -> None:
+        if threading.get_ident() == self._loop_thread:
+            delivery.resolve()
+        elif self._loop is not None:  # reports served by `flush()` while closing
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                self._loop.call_soon_threadsafe(delivery.resolve)
 
     async def ping(self) -> None:
         """Ready when a broker answers and lists our topics."""
@@ -162,31 +186,34 @@ class KafkaPublisher:
                     delivery.offsets[index] = (msg.partition() or 0, msg.offset() or 0)
                 delivery.remaining -= 1
                 if delivery.remaining == 0:
-                    self._finished.append(delivery)
+                    self._finish(delivery)
 
             return on_delivery
 
-        for index, (cand, receipt) in enumerate(records):
-            try:
-                producer.produce(
-                    cand.entity.topic,
-                    value=cand.payload,
-                    key=cand.record_key.encode(),
-                    headers=[
-                        (HEADER_INGEST_ID, str(receipt.ingest_id).encode()),
-                        (HEADER_TRACEPARENT, trace_header),
-                        (HEADER_CONTENT_TYPE, _JSON),
-                    ],
-                    on_delivery=report(index),
-                )
-            except BufferError as exc:
-                # Records already enqueued are still delivered; a retry re-publishes them
-                # under the same ingest ids, which downstream deduplicates.
-                future.cancel()
-                raise SinkOverloaded("kafka producer queue is full") from exc
-            except KafkaException as exc:
-                future.cancel()
-                raise SinkUnavailable(f"kafka refused the record: {exc}") from exc
+        try:
+            for index, (cand, receipt) in enumerate(records):
+                try:
+                    producer.produce(
+                        cand.entity.topic,
+                        value=cand.payload,
+                        key=cand.record_key.encode(),
+                        headers=[
+                            (HEADER_INGEST_ID, str(receipt.ingest_id).encode()),
+                            (HEADER_TRACEPARENT, trace_header),
+                            (HEADER_CONTENT_TYPE, _JSON),
+                        ],
+                        on_delivery=report(index),
+                    )
+                except BufferError as exc:
+                    # Records already enqueued are still delivered; a retry re-publishes them
+                    # under the same ingest ids, which downstream deduplicates.
+                    future.cancel()
+                    raise SinkOverloaded("kafka producer queue is full") from exc
+                except KafkaException as exc:
+                    future.cancel()
+                    raise SinkUnavailable(f"kafka refused the record: {exc}") from exc
+        finally:
+            self._wake.set()  # the poll task serves the reports of what was produced
         await future
         now = datetime.now(UTC)
         for (cand, receipt), placed in zip(records, delivery.offsets, strict=True):

@@ -16,6 +16,7 @@ import uuid
 from datetime import UTC, datetime
 from uuid import UUID
 
+import orjson
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
@@ -37,11 +38,14 @@ _RECEIPT_COLUMNS = (
     " kafka_topic, kafka_partition, kafka_offset, outbox_id"
 )
 
+# Rows travel as one JSON parameter (`json_to_recordset`), not as one array per column: orjson
+# encodes a group of 500 rows in C in well under a millisecond, where psycopg's array dumper
+# (pure Python, per element) took ~40% of the ingestor's CPU on 500-record batches.
+
 _RESERVE = f"""
 INSERT INTO receipts (ingest_id, entity, record_key, payload_sha256, status, sink, principal)
-SELECT t.ingest_id, t.entity, t.record_key, t.payload_sha256, 'accepted', t.sink, t.principal
-FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::bytea[], %s::text[], %s::text[])
-    AS t(ingest_id, entity, record_key, payload_sha256, sink, principal)
+SELECT t.i, t.e, t.k, decode(t.h, 'hex'), 'accepted', t.s, t.p
+FROM json_to_recordset(%s::json) AS t(i uuid, e text, k text, h text, s text, p text)
 ON CONFLICT ON CONSTRAINT receipts_record_version DO NOTHING
 RETURNING {_RECEIPT_COLUMNS}
 """
@@ -49,17 +53,18 @@ RETURNING {_RECEIPT_COLUMNS}
 _EXISTING = f"""
 SELECT {_RECEIPT_COLUMNS}, payload_sha256
 FROM receipts
-JOIN unnest(%s::text[], %s::text[], %s::bytea[]) AS t(entity, record_key, payload_sha256)
+JOIN (SELECT t.e AS entity, t.k AS record_key, decode(t.h, 'hex') AS payload_sha256
+      FROM json_to_recordset(%s::json) AS t(e text, k text, h text)) AS t
     USING (entity, record_key, payload_sha256)
 """
 
 _MARK_DURABLE = """
 UPDATE receipts r
-SET status = 'durable', durable_at = t.durable_at, sink = t.sink, kafka_topic = t.topic,
-    kafka_partition = t.part, kafka_offset = t.off, outbox_id = t.outbox_id
-FROM unnest(%s::uuid[], %s::timestamptz[], %s::text[], %s::text[], %s::int[], %s::bigint[],
-            %s::bigint[]) AS t(ingest_id, durable_at, sink, topic, part, off, outbox_id)
-WHERE r.ingest_id = t.ingest_id
+SET status = 'durable', durable_at = t.d, sink = t.s, kafka_topic = t.t,
+    kafka_partition = t.pa, kafka_offset = t.o, outbox_id = t.ob
+FROM json_to_recordset(%s::json)
+    AS t(i uuid, d timestamptz, s text, t text, pa int, o bigint, ob bigint)
+WHERE r.ingest_id = t.i
 """
 
 _GET_RECEIPT = f"""
@@ -80,7 +85,7 @@ RETURNING route, request_sha256
 
 _INSERT_OUTBOX = """
 INSERT INTO outbox (ingest_id, entity, record_key, payload)
-SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[])
+SELECT t.i, t.e, t.k, t.p FROM json_to_recordset(%s::json) AS t(i uuid, e text, k text, p text)
 ON CONFLICT (ingest_id) DO NOTHING
 RETURNING ingest_id, id, ingested_at
 """
@@ -178,30 +183,32 @@ class PostgresStore:
             key=lambda i: (labels[i], rows[i][0].record_key, rows[i][0].payload_sha256),
         )
         async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                _RESERVE,
-                (
-                    [ids[i] for i in order],
-                    [labels[i] for i in order],
-                    [rows[i][0].record_key for i in order],
-                    [rows[i][0].payload_sha256 for i in order],
-                    [rows[i][2] for i in order],
-                    [rows[i][1] for i in order],
-                ),
-            )
+            reserve = [
+                {
+                    "i": ids[i],
+                    "e": labels[i],
+                    "k": rows[i][0].record_key,
+                    "h": rows[i][0].payload_sha256.hex(),
+                    "s": rows[i][2],
+                    "p": rows[i][1],
+                }
+                for i in order
+            ]
+            cur = await conn.execute(_RESERVE, (orjson.dumps(reserve).decode(),))
             created = {row[0]: _receipt(row, created=True) for row in await cur.fetchall()}
             results: list[Receipt | None] = [created.get(ingest_id) for ingest_id in ids]
             missing = [i for i, r in enumerate(results) if r is None]
             if missing:
                 # Repeats of stored versions (or of a row earlier in this very group).
-                cur = await conn.execute(
-                    _EXISTING,
-                    (
-                        [labels[i] for i in missing],
-                        [rows[i][0].record_key for i in missing],
-                        [rows[i][0].payload_sha256 for i in missing],
-                    ),
-                )
+                existing = [
+                    {
+                        "e": labels[i],
+                        "k": rows[i][0].record_key,
+                        "h": rows[i][0].payload_sha256.hex(),
+                    }
+                    for i in missing
+                ]
+                cur = await conn.execute(_EXISTING, (orjson.dumps(existing).decode(),))
                 found = {
                     (row[1], row[2], row[11]): _receipt(row, created=False)
                     for row in await cur.fetchall()
@@ -220,19 +227,21 @@ class PostgresStore:
     async def _mark_rows(self, receipts: list[Receipt]) -> list[None]:
         started = time.perf_counter()
         rows = sorted(receipts, key=lambda r: r.ingest_id)
+        now = datetime.now(UTC)
+        marks = [
+            {
+                "i": r.ingest_id,
+                "d": r.durable_at or now,
+                "s": r.sink,
+                "t": r.kafka_topic,
+                "pa": r.kafka_partition,
+                "o": r.kafka_offset,
+                "ob": r.outbox_id,
+            }
+            for r in rows
+        ]
         async with self._pool.connection() as conn:
-            await conn.execute(
-                _MARK_DURABLE,
-                (
-                    [r.ingest_id for r in rows],
-                    [r.durable_at or datetime.now(UTC) for r in rows],
-                    [r.sink for r in rows],
-                    [r.kafka_topic for r in rows],
-                    [r.kafka_partition for r in rows],
-                    [r.kafka_offset for r in rows],
-                    [r.outbox_id for r in rows],
-                ),
-            )
+            await conn.execute(_MARK_DURABLE, (orjson.dumps(marks).decode(),))
         SINK_LATENCY.labels("postgres", "mark_durable").observe(time.perf_counter() - started)
         return [None] * len(receipts)
 
@@ -320,15 +329,11 @@ class OutboxPublisher:
         unique = {receipt.ingest_id: (cand, receipt) for cand, receipt in records}
         rows = sorted(unique.values(), key=lambda cr: cr[1].ingest_id)
         async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                _INSERT_OUTBOX,
-                (
-                    [r.ingest_id for _, r in rows],
-                    [r.entity for _, r in rows],
-                    [c.record_key for c, _ in rows],
-                    [c.payload.decode() for c, _ in rows],
-                ),
-            )
+            outbox = [
+                {"i": r.ingest_id, "e": r.entity, "k": c.record_key, "p": c.payload.decode()}
+                for c, r in rows
+            ]
+            cur = await conn.execute(_INSERT_OUTBOX, (orjson.dumps(outbox).decode(),))
             placed = {row[0]: (row[1], row[2]) for row in await cur.fetchall()}
             missing = [i for i in unique if i not in placed]
             if missing:

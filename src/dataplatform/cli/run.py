@@ -47,6 +47,7 @@ def run_ingestor(
         http="httptools",
         access_log=False,
         log_config=None,
+        limit_concurrency=settings.max_concurrency,
         timeout_graceful_shutdown=int(settings.sink_timeout_s) + 5,
     )
 

@@ -33,7 +33,7 @@ router = APIRouter(tags=["receipts"])
 async def get_receipt(ingest_id: UUID, principal: PrincipalDep, service: ServiceDep) -> Response:
     """The receipt of one record: accepted -> durable (outbox/Kafka) -> landed (bronze)."""
     try:
-        view = await service.store.get_receipt(ingest_id)
+        view = await service.get_receipt(ingest_id)
     except Exception as exc:
         raise ApiError(
             503,
