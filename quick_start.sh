@@ -123,6 +123,7 @@ postgres_can_reach_data() {
 
 step "Debian packages (Java 17, Maven, PostgreSQL)" install_debian_packages
 step "Python virtualenv .venv" install_python
+step "Airflow in .venv-airflow (its own pins: constraints-airflow.txt)" bash src/dataplatform/native/airflow_install.sh
 step "JVM jars (Kafka broker, Spark/Delta/s3a) into .jars" resolve_jars
 step "secrets in .env" "$VENV/bin/dataplatform" env init
 step "data folder reachable by PostgreSQL" postgres_can_reach_data
@@ -150,3 +151,10 @@ The platform is up ($(( $(date +%s) - START ))s). Credentials and ports are in .
   logs:        .venv/bin/dataplatform logs ingestor      (or postgres, s3, kafka, lake-exporter)
   stop:        .venv/bin/dataplatform down
 EOF
+env_value() { grep "^$1=" .env | tail -n 1 | cut -d= -f2-; }
+if [ "${TRACK:-$(env_value DATAPLATFORM_TRACK)}" = advanced ]; then
+  cat <<EOF
+  Airflow UI:  http://127.0.0.1:$(env_value AIRFLOW_PORT)   user $(env_value AIRFLOW_ADMIN_USER)   password $(env_value AIRFLOW_ADMIN_PASSWORD)
+               DAGs: curation, data_quality, lake_maintenance, platform_backup (docs/AIRFLOW.md)
+EOF
+fi

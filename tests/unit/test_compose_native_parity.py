@@ -74,10 +74,6 @@ PLANNED: dict[str, set[str]] = {
     "intermediate": {"landing"},
     "advanced": {
         "landing",
-        "airflow-apiserver",
-        "airflow-scheduler",
-        "airflow-dag-processor",
-        "airflow-triggerer",
         "otel-collector",
         "prometheus",
         "marquez",

@@ -13,7 +13,9 @@ from rich.console import Console
 from rich.table import Table
 
 from dataplatform import dockerhost, envfile
+from dataplatform.cli.airflow import AIRFLOW_COMMAND, airflow_passthrough
 from dataplatform.cli.apikeys import apikey_app
+from dataplatform.cli.backup import backup_app
 from dataplatform.cli.db import db_app
 from dataplatform.cli.generate import generate
 from dataplatform.cli.lake import lake_app
@@ -29,6 +31,8 @@ app = typer.Typer(
 )
 env_app = typer.Typer(help="The generated `.env` file.", no_args_is_help=True)
 app.add_typer(env_app, name="env")
+app.add_typer(backup_app, name="backup")
+app.command("airflow", **AIRFLOW_COMMAND)(airflow_passthrough)
 app.add_typer(run_app, name="run")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(db_app, name="db")

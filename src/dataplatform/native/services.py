@@ -245,7 +245,7 @@ def _pg_initialise(ctx: Context) -> None:
         exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (pg.user,)).fetchone()
         verb = "ALTER" if exists else "CREATE"
         conn.execute(
-            sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(
+            sql.SQL(verb + " ROLE {} LOGIN CREATEDB PASSWORD {}").format(
                 sql.Identifier(pg.user), sql.Literal(pg.password.get_secret_value())
             )
         )
@@ -624,3 +624,11 @@ def wait_until(check: Callable[[], bool], timeout_s: float, interval_s: float = 
             return True
         time.sleep(interval_s)
     return check()
+
+
+# Airflow's four processes (advanced track) live in their own module, which builds on the
+# classes above: hence imported here, at the end.
+from dataplatform.native.airflow import AIRFLOW_SERVICES  # noqa: E402
+
+SERVICES.update({service.name: service for service in AIRFLOW_SERVICES})
+TRACK_SERVICES["advanced"] = (*TRACK_SERVICES["advanced"], *(s.name for s in AIRFLOW_SERVICES))

@@ -1,0 +1,51 @@
+"""
+# curation
+
+Curates each domain's bronze Delta table into silver (typed, deduplicated, MERGEd on the record
+key) and gold (aggregates) by submitting `pyspark_jobs/curation.py --entity <domain>/<entity>`
+to Spark, one task per entity.
+
+* **When:** every hour, and as soon as a bronze table has new data: an asset event on
+  `s3://lakehouse/bronze/<domain>/<entity>` (posted by whatever writes bronze, e.g.
+  `POST /api/v2/assets/events`) triggers a run at once.
+* **Idempotent:** the job MERGEs on the record key and is given the run id, so running a
+  run again (Clear in the UI) adds nothing.
+* **Downstream:** each task updates its silver table's asset, which triggers `data_quality`.
+* **On failure:** tasks retry twice with backoff, then log a JSON alert (`dataplatform.alerts`).
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import AssetAny, AssetOrTimeSchedule, CronTriggerTimetable, dag
+from common import DEFAULT_ARGS, ENTITIES, alert_on_failure, slug, spark_job, table_asset
+
+#: Any bronze table with new data triggers a run.
+BRONZE_TABLES = AssetAny(*(table_asset("bronze", entity) for entity in ENTITIES))
+
+
+@dag(
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("@hourly", timezone="UTC"), assets=BRONZE_TABLES
+    ),
+    # No start_date: the first run waits for the next tick rather than running the latest
+    # missed one the moment the DAG is unpaused (a burst of Spark jobs on every fresh `up`).
+    catchup=False,
+    max_active_runs=1,
+    tags=["dataplatform", "curation", "spark"],
+    default_args=DEFAULT_ARGS,
+    doc_md=__doc__,
+    on_failure_callback=alert_on_failure,
+)
+def curation() -> None:
+    """Bronze -> silver -> gold, one Spark job per entity."""
+    for entity in ENTITIES:
+        spark_job(
+            task_id=f"curate_{slug(entity)}",
+            job="curation.py",
+            args=["--entity", entity, "--run-id", "{{ run_id }}"],
+            inlets=[table_asset("bronze", entity)],
+            outlets=[table_asset("silver", entity)],
+        )
+
+
+curation()

@@ -1,0 +1,59 @@
+"""Pure parts of the Postgres backups: manifest, count comparison, names and URIs."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from dataplatform import backup
+from dataplatform.settings import S3Settings
+
+
+def test_manifest_round_trips_through_json() -> None:
+    manifest = backup.Manifest(
+        backup_date="2026-11-27",
+        created_at="2026-11-27T02:00:00+00:00",
+        server_version="15.18",
+        dumps=[
+            backup.DatabaseDump(
+                database="airflow",
+                key="_backups/postgres/2026-11-27/airflow.dump",
+                sha256="ab" * 32,
+                size_bytes=1234,
+                row_counts={"public.dag": 4},
+            )
+        ],
+    )
+    assert backup.Manifest.from_json(manifest.to_json()) == manifest
+
+
+def test_compare_counts_names_changed_missing_and_extra_tables() -> None:
+    expected = {"public.a": 3, "public.b": 5, "public.gone": 1}
+    actual = {"public.a": 3, "public.b": 4, "public.new": 0}
+    assert backup.compare_counts(expected, actual) == {
+        "public.b": (5, 4),
+        "public.gone": (1, None),
+        "public.new": (None, 0),
+    }
+    assert backup.compare_counts(expected, dict(expected)) == {}
+
+
+def test_scratch_name_is_unique_and_fits_postgres() -> None:
+    now = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
+    first = backup.scratch_name("airflow", now)
+    assert first.startswith("backup_check_20261127020000_")
+    assert first.endswith("_airflow")
+    assert first != backup.scratch_name("airflow", now)
+    assert len(backup.scratch_name("x" * 80, now)) == backup.MAX_IDENTIFIER
+
+
+def test_backup_uri_and_its_forms_are_understood() -> None:
+    s3 = S3Settings(bucket="lakehouse")
+    uri = backup.backup_uri(s3, date(2026, 11, 27))
+    assert uri == "s3://lakehouse/_backups/postgres/2026-11-27/"
+    expected = ("lakehouse", "_backups/postgres/2026-11-27/")
+    for form in (uri, uri.rstrip("/"), uri + "manifest.json"):
+        assert backup._split_uri(form, s3) == expected
+    with pytest.raises(backup.BackupError, match="s3://"):
+        backup._split_uri("/tmp/backup", s3)
