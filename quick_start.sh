@@ -22,7 +22,7 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-case "${TRACK:-intermediate}" in
+case "${TRACK:-advanced}" in
   starter|intermediate|advanced) ;;
   *) echo "unknown track '$TRACK': choose starter, intermediate or advanced" >&2; exit 2 ;;
 esac

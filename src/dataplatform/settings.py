@@ -147,7 +147,7 @@ class RuntimeSettings(BaseSettings):
     model_config = _config("DATAPLATFORM_")
 
     env: Environment = "development"
-    track: Track = "intermediate"
+    track: Track = "advanced"
     data_dir: Path = Field(default_factory=lambda: project_root() / "data")
     jars_dir: Path = Field(default_factory=lambda: project_root() / ".jars")
     java_home: Path | None = None
