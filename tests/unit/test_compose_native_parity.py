@@ -71,9 +71,8 @@ COMPOSE_ONLY: dict[str, str] = {
 #: entry must disappear once `TRACK_SERVICES` gains it (the test says so).
 PLANNED: dict[str, set[str]] = {
     "starter": set(),
-    "intermediate": {"landing"},
+    "intermediate": set(),
     "advanced": {
-        "landing",
         "otel-collector",
         "prometheus",
         "marquez",

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from dataplatform.cli import jobs
 from dataplatform.settings import (
     get_exporter_settings,
     get_ingestor_settings,
@@ -22,6 +23,9 @@ run_app = typer.Typer(
 )
 
 log = logging.getLogger(__name__)
+
+run_app.command("landing")(jobs.landing)
+run_app.command("curation")(jobs.curation)
 
 
 @run_app.command("ingestor")

@@ -238,6 +238,8 @@ def _pg_initialise(ctx: Context) -> None:
     import psycopg
     from psycopg import sql
 
+    from dataplatform.reference import seed_reference_data
+
     pg = ctx.postgres
     if not pg.password.get_secret_value():
         raise PlatformError("POSTGRES_PASSWORD is empty: run `dataplatform env init` first")
@@ -256,6 +258,8 @@ def _pg_initialise(ctx: Context) -> None:
                         sql.Identifier(db), sql.Identifier(pg.user)
                     )
                 )
+    # Currencies and FX rates the curation job enriches transactions with.
+    seed_reference_data(pg)
 
 
 def _pg_preflight(ctx: Context) -> str | None:
@@ -529,6 +533,12 @@ def _http_ok(url: str) -> bool:
         return False
 
 
+def _landing_healthy() -> bool:
+    from dataplatform.cli.jobs import landing_healthy
+
+    return landing_healthy()
+
+
 def _ingestor_environment(ctx: Context) -> dict[str, str]:
     # The track decides the sink: an outbox in Postgres (starter) or Kafka (intermediate+).
     return {"INGESTOR_SINK": "postgres" if ctx.track == "starter" else "kafka"}
@@ -591,14 +601,24 @@ SERVICES: dict[str, Service] = {
             ),
             depends_on=("postgres", "s3"),
         ),
+        Service(
+            name="landing",
+            description="Spark streaming: Kafka -> bronze Delta",
+            ports=lambda _ctx: (),
+            command=lambda _ctx: _cli("run", "landing"),
+            # Ready once the job's heartbeat (rewritten after every micro-batch) is fresh.
+            probe=lambda _ctx: _landing_healthy(),
+            depends_on=("kafka", "s3"),
+            stop_wait_s=60,
+        ),
     )
 }
 
 #: Which services make up which track; each track includes the ones before it.
 TRACK_SERVICES: dict[Track, tuple[str, ...]] = {
     "starter": ("postgres", "s3", "ingestor", "lake-exporter"),
-    "intermediate": ("postgres", "s3", "kafka", "ingestor", "lake-exporter"),
-    "advanced": ("postgres", "s3", "kafka", "ingestor", "lake-exporter"),
+    "intermediate": ("postgres", "s3", "kafka", "ingestor", "lake-exporter", "landing"),
+    "advanced": ("postgres", "s3", "kafka", "ingestor", "lake-exporter", "landing"),
 }
 
 #: Memory (GiB) and free disk (GiB) a track needs on this machine.

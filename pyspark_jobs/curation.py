@@ -1,0 +1,645 @@
+"""Curation: bronze -> silver (MERGE on the record key) -> gold, incremental and idempotent.
+
+A batch job, run by Airflow or by hand:
+
+    spark-submit pyspark_jobs/curation.py --entity finance/transactions --run-id <id>
+
+Per entity it reads only the bronze versions no earlier run has processed (the change data
+feed between the last processed version, recorded in `_state/curation_runs`, and the current
+one), then:
+
+1. re-checks every payload against the contract and parses it into typed columns (failures go
+   to quarantine, stage `curation`);
+2. keeps the latest version of each key in the batch (event time, then `ingested_at`, then
+   `ingest_id`, a total order, so every run picks the same winner);
+3. enriches transactions with minor units and FX rates read from Postgres over JDBC;
+4. evaluates the entity's expectations (warn / drop to quarantine / fail the run) and records
+   the results in `_quality/expectation_results`;
+5. MERGEs into silver, updating a key only when the incoming version is newer, so replaying a
+   batch changes nothing;
+6. recomputes the gold aggregates of every day the batch touched (including the days rows
+   moved away from), replacing exactly those days;
+7. records the processed version range, so the next run starts after it.
+
+A run with no new bronze version writes nothing: every table keeps its version.
+
+Exit codes: 0 done, 1 error, 3 a `fail` expectation was not met, 4 an incompatible schema
+change (the message names the column and what to do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from delta.tables import DeltaTable
+from deltalake import DeltaTable as DeltaRsTable
+from deltalake.exceptions import TableNotFoundError
+from pyspark import StorageLevel
+from pyspark.errors import AnalysisException
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    DateType,
+    DecimalType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+from dataplatform.contracts import Entity
+from dataplatform.settings import PostgresSettings, get_postgres_settings
+from pyspark_jobs import transforms
+from pyspark_jobs.lake import (
+    CURATION_STATE_TABLE,
+    Lake,
+    get_lakehouse_settings,
+    select_entities,
+    start_job_session,
+)
+from pyspark_jobs.landing import ensure_landing_tables, ensure_quarantine_table
+from pyspark_jobs.quality import (
+    Expectation,
+    ExpectationFailedError,
+    evaluate,
+    failure_message,
+    load_expectations,
+    write_results,
+)
+
+logger = logging.getLogger("pyspark_jobs.curation")
+
+#: Gold schemas, NOT NULL where the aggregate always has a value.
+GOLD_SCHEMAS: dict[str, StructType] = {
+    "finance": StructType(
+        [
+            StructField("event_date", DateType(), nullable=False),
+            StructField("account_id", StringType(), nullable=False),
+            StructField("currency", StringType(), nullable=False),
+            StructField("transaction_count", LongType(), nullable=False),
+            StructField("total_amount", transforms.SUM_TYPE, nullable=False),
+            StructField("reporting_currency", StringType(), nullable=True),
+            StructField("total_amount_reporting", transforms.SUM_TYPE, nullable=True),
+        ]
+    ),
+    "insurance": StructType(
+        [
+            StructField("event_date", DateType(), nullable=False),
+            StructField("claim_type", StringType(), nullable=False),
+            StructField("claim_status", StringType(), nullable=False),
+            StructField("claim_count", LongType(), nullable=False),
+            StructField("total_claim_amount", transforms.SUM_TYPE, nullable=False),
+        ]
+    ),
+}
+
+STATE_SCHEMA = StructType(
+    [
+        StructField("entity", StringType(), nullable=False),
+        StructField("run_id", StringType(), nullable=False),
+        StructField("bronze_version_from", LongType(), nullable=False),
+        StructField("bronze_version_to", LongType(), nullable=False),
+        StructField("rows_read", LongType(), nullable=False),
+        StructField("rows_quarantined", LongType(), nullable=False),
+        StructField("rows_merged", LongType(), nullable=False),
+        StructField("silver_version", LongType(), nullable=True),
+        StructField("finished_at", TimestampType(), nullable=False),
+    ]
+)
+
+
+class SchemaEvolutionError(RuntimeError):
+    """The contract changed in a way silver cannot follow without a migration."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Reference data for enrichment (from Postgres, or inline in tests)."""
+
+    currencies: DataFrame
+    fx_rates: DataFrame
+
+
+@dataclass(frozen=True)
+class CurationResult:
+    """What one run did to one entity."""
+
+    entity: str
+    run_id: str
+    bronze_version_from: int
+    bronze_version_to: int
+    rows_read: int
+    rows_quarantined: int
+    rows_merged: int
+    affected_dates: int
+    silver_version: int | None
+    seconds: float
+
+    @property
+    def noop(self) -> bool:
+        """True when there was nothing new in bronze."""
+        return self.bronze_version_from > self.bronze_version_to
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def evolve_schema(spark: SparkSession, uri: str, desired: StructType, *, table: str) -> list[str]:
+    """Bring a table's schema in line with `desired`, when that is safe.
+
+    New nullable columns are added and NOT NULL columns the contract made optional are
+    relaxed: both keep every existing row valid. Anything else (a changed type, a new required
+    column, a required column that disappeared) is refused: rows already in the table could
+    not satisfy it, and rewriting history is a migration, not a side effect of a run.
+
+    Args:
+        spark: The session.
+        uri: The Delta table.
+        desired: The schema the job writes.
+        table: The table's name for messages.
+
+    Returns:
+        The DDL statements applied.
+
+    Raises:
+        SchemaEvolutionError: The change is incompatible; the message says why and how to
+            migrate.
+    """
+    current = {f.name: f for f in spark.read.format("delta").load(uri).schema.fields}
+    wanted = {f.name: f for f in desired.fields}
+    problems, statements = [], []
+    target = f"delta.`{uri}`"
+    for name, new in wanted.items():
+        old = current.get(name)
+        if old is None:
+            if not new.nullable:
+                problems.append(
+                    f"new column {name} is required (NOT NULL) but existing rows have no value"
+                )
+                continue
+            statements.append(
+                f"ALTER TABLE {target} ADD COLUMNS (`{name}` {new.dataType.simpleString()})"
+            )
+        elif old.dataType != new.dataType:
+            problems.append(
+                f"column {name} is {old.dataType.simpleString()} in {table} but "
+                f"{new.dataType.simpleString()} in the contract"
+            )
+        elif not old.nullable and new.nullable:
+            statements.append(f"ALTER TABLE {target} ALTER COLUMN `{name}` DROP NOT NULL")
+    for name, old in current.items():
+        if name not in wanted and not old.nullable:
+            problems.append(f"required column {name} of {table} is no longer in the contract")
+    if problems:
+        raise SchemaEvolutionError(
+            f"incompatible schema change for {table}: "
+            + "; ".join(problems)
+            + ". Adding optional fields is automatic; for this change publish a new contract "
+            "version (a new topic `<domain>.<entity>.v<N+1>` and tables), or migrate the table "
+            "explicitly and backfill it from bronze."
+        )
+    for statement in statements:
+        logger.warning("schema evolution of %s: %s", table, statement)
+        spark.sql(statement)
+    return statements
+
+
+def ensure_curation_tables(spark: SparkSession, lake: Lake, entity: Entity) -> None:
+    """Create silver, gold, quarantine and state tables if missing; evolve silver's schema."""
+    silver = lake.table("silver", entity)
+    schema = transforms.silver_schema(entity)
+    (
+        DeltaTable.createIfNotExists(spark)
+        .location(silver)
+        .addColumns(schema)
+        # The change feed of each MERGE tells which days' gold rows changed (old and new
+        # event dates), without scanning silver; downstream consumers can follow it too.
+        .property("delta.enableChangeDataFeed", "true")
+        .execute()
+    )
+    evolve_schema(spark, silver, schema, table=entity.table_path("silver"))
+    existing = _delta_rs(lake, entity.table_path("silver"))
+    if existing is not None and (
+        existing.metadata().configuration.get("delta.enableChangeDataFeed") != "true"
+    ):
+        # A silver table from before the change feed was used: turn it on from now.
+        spark.sql(
+            f"ALTER TABLE delta.`{silver}` SET TBLPROPERTIES (delta.enableChangeDataFeed = true)"
+        )
+    (
+        DeltaTable.createIfNotExists(spark)
+        .location(lake.gold(entity))
+        .addColumns(GOLD_SCHEMAS[entity.domain])
+        .partitionedBy("event_date")
+        .execute()
+    )
+    ensure_quarantine_table(spark, lake, entity)
+    (
+        DeltaTable.createIfNotExists(spark)
+        .location(lake.uri(CURATION_STATE_TABLE))
+        .addColumns(STATE_SCHEMA)
+        .execute()
+    )
+
+
+def _delta_rs(lake: Lake, table: str) -> DeltaRsTable | None:
+    """A table opened with delta-rs, or None if it does not exist.
+
+    Metadata reads (versions, the small state table, commit metrics) go through delta-rs: it
+    answers in milliseconds where a Spark job costs a second or more on a small machine.
+    Only Spark writes these tables.
+    """
+    try:
+        return DeltaRsTable(
+            lake.uri(table, scheme="s3"), storage_options=lake.s3.delta_storage_options()
+        )
+    except TableNotFoundError:
+        return None
+
+
+def table_version(lake: Lake, table: str) -> int:
+    """The latest version of a table (-1 if it does not exist)."""
+    delta = _delta_rs(lake, table)
+    return delta.version() if delta is not None else -1
+
+
+def last_processed_version(lake: Lake, entity: Entity) -> int:
+    """The last bronze version a finished run processed (-1 if none)."""
+    delta = _delta_rs(lake, CURATION_STATE_TABLE)
+    if delta is None:
+        return -1
+    name = f"{entity.domain}/{entity.name}"
+    runs = delta.to_pyarrow_table(
+        columns=["bronze_version_to", "finished_at"], filters=[("entity", "=", name)]
+    ).to_pylist()
+    if not runs:
+        return -1
+    return int(max(runs, key=lambda run: run["finished_at"])["bronze_version_to"])
+
+
+def _merge_metrics(lake: Lake, table: str) -> tuple[int, dict[str, Any]]:
+    """The version and operation metrics of a table's latest commit."""
+    delta = _delta_rs(lake, table)
+    if delta is None:
+        return -1, {}
+    commit = delta.history(1)[0]
+    return delta.version(), dict(commit.get("operationMetrics") or {})
+
+
+def read_bronze_changes(spark: SparkSession, uri: str, after: int, upto: int) -> DataFrame:
+    """Rows appended to bronze in versions `after+1 .. upto`, with `_commit_version`.
+
+    Uses the change data feed. A bronze table without it (created before the feed was turned
+    on) is read whole at version `upto`: correct, because the MERGE is idempotent, only slower.
+    """
+    try:
+        changes = (
+            spark.read.format("delta")
+            .option("readChangeFeed", "true")
+            .option("startingVersion", after + 1)
+            .option("endingVersion", upto)
+            .load(uri)
+        )
+        changes.schema  # noqa: B018 - resolves the plan now, so a missing feed raises here
+    except AnalysisException as exc:
+        logger.warning(
+            "bronze %s has no change data feed for versions %d..%d (%s); reading it whole",
+            uri,
+            after + 1,
+            upto,
+            str(exc).splitlines()[0],
+        )
+        snapshot = spark.read.format("delta").option("versionAsOf", upto).load(uri)
+        return snapshot.withColumn("_commit_version", F.lit(upto).cast("long"))
+    return changes.where(F.col("_change_type") == "insert").drop(
+        "_change_type", "_commit_timestamp"
+    )
+
+
+def read_reference(spark: SparkSession, postgres: PostgresSettings) -> Reference:
+    """Currencies and FX rates from Postgres (schema `reference`) over JDBC."""
+    properties = {
+        "user": postgres.user,
+        "password": postgres.password.get_secret_value(),
+        "driver": "org.postgresql.Driver",
+    }
+    url = postgres.jdbc_url()
+    currencies = spark.read.jdbc(url, "reference.currencies", properties=properties)
+    fx_rates = spark.read.jdbc(url, "reference.fx_rates", properties=properties)
+    return Reference(
+        currencies=currencies.select(F.trim("code").alias("code"), "minor_units").cache(),
+        fx_rates=fx_rates.select(
+            F.trim("base_currency").alias("base_currency"),
+            F.trim("quote_currency").alias("quote_currency"),
+            F.col("rate").cast(DecimalType(20, 10)).alias("rate"),
+            "valid_from",
+        ).cache(),
+    )
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def _enrich(
+    rows: DataFrame, entity: Entity, reference: Reference, reporting_currency: str
+) -> DataFrame:
+    if entity.domain != "finance":
+        return rows
+    units = reference.currencies.where(F.col("code") == reporting_currency).first()
+    if units is None:
+        raise ValueError(
+            f"reporting currency {reporting_currency} is not in reference.currencies: "
+            "seed the reference data (dataplatform.reference.seed_reference_data)"
+        )
+    return rows.transform(
+        transforms.with_fx,
+        reference.currencies,
+        reference.fx_rates,
+        reporting_currency=reporting_currency,
+        reporting_minor_units=int(units["minor_units"]),
+    )
+
+
+def _quarantine(spark: SparkSession, lake: Lake, entity: Entity, rows: DataFrame) -> None:
+    """Insert quarantine rows not already there (reruns of a batch add nothing)."""
+    (
+        DeltaTable.forPath(spark, lake.table("quarantine", entity))
+        .alias("q")
+        .merge(rows.alias("n"), "q.quarantine_id = n.quarantine_id")
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+
+
+def _merge_silver(spark: SparkSession, uri: str, entity: Entity, batch: DataFrame) -> None:
+    columns = [f.name for f in transforms.silver_schema(entity).fields]
+    assignments: dict[str, str | Column] = {name: f"s.`{name}`" for name in columns}
+    (
+        DeltaTable.forPath(spark, uri)
+        .alias("t")
+        .merge(batch.alias("s"), f"t.`{entity.key_field}` = s.`{entity.key_field}`")
+        .whenMatchedUpdate(condition=transforms.newer_than(entity), set=assignments)
+        .whenNotMatchedInsert(values=assignments)
+        .execute()
+    )
+
+
+def _changed_dates(spark: SparkSession, uri: str, version: int) -> list[date]:
+    """Days whose gold rows can change: every event date in the change feed of one silver
+    commit, before (pre-image) and after the MERGE, so a record moved to another day updates
+    both days."""
+    changes = (
+        spark.read.format("delta")
+        .option("readChangeFeed", "true")
+        .option("startingVersion", version)
+        .option("endingVersion", version)
+        .load(uri)
+    )
+    return sorted(row["event_date"] for row in changes.select("event_date").distinct().collect())
+
+
+def recompute_gold(spark: SparkSession, lake: Lake, entity: Entity, days: Sequence[date]) -> None:
+    """Replace the gold rows of `days` with aggregates recomputed from silver."""
+    if not days:
+        return
+    silver = spark.read.format("delta").load(lake.table("silver", entity))
+    listed = ", ".join(f"DATE'{day.isoformat()}'" for day in days)
+    predicate = f"event_date IN ({listed})"
+    aggregates = silver.where(predicate).transform(transforms.GOLD_TRANSFORMS[entity.domain])
+    schema = GOLD_SCHEMAS[entity.domain]
+    # The rows are computed from the same predicate, so Delta's extra pass checking that
+    # every written row matches `replaceWhere` would only cost time.
+    spark.conf.set("spark.databricks.delta.replaceWhere.constraintCheck.enabled", "false")
+    (
+        aggregates.select(*[F.col(f.name).cast(f.dataType) for f in schema.fields])
+        .write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", predicate)
+        .save(lake.gold(entity))
+    )
+
+
+def curate_entity(
+    spark: SparkSession,
+    lake: Lake,
+    entity: Entity,
+    *,
+    run_id: str,
+    reference: Reference,
+    expectations: Sequence[Expectation],
+    reporting_currency: str | None = None,
+    from_bronze_version: int | None = None,
+) -> CurationResult:
+    """Curate the bronze versions of `entity` no run has processed yet.
+
+    Args:
+        spark: The session.
+        lake: Where the tables are.
+        entity: What to curate.
+        run_id: This run's id (Airflow's run id): recorded on silver rows and results.
+        reference: Currencies and FX rates.
+        expectations: The entity's expectations.
+        reporting_currency: Defaults to `LAKEHOUSE_REPORTING_CURRENCY`.
+        from_bronze_version: Reprocess from this bronze version instead of after the last
+            processed one (after a `restore`, to re-curate with fixed code).
+
+    Returns:
+        What the run did.
+
+    Raises:
+        ExpectationFailedError: A `fail` expectation was not met; nothing was merged and the
+            processed versions did not advance.
+        SchemaEvolutionError: The contract changed incompatibly with silver.
+    """
+    started = time.monotonic()
+    name = f"{entity.domain}/{entity.name}"
+    ensure_landing_tables(spark, lake, entity)
+    ensure_curation_tables(spark, lake, entity)
+    bronze_uri, silver_uri = lake.table("bronze", entity), lake.table("silver", entity)
+    upto = table_version(lake, entity.table_path("bronze"))
+    after = (
+        from_bronze_version - 1
+        if from_bronze_version is not None
+        else last_processed_version(lake, entity)
+    )
+    if upto <= after:
+        logger.info("%s: bronze is at version %d, already curated; nothing to do", name, upto)
+        return CurationResult(name, run_id, after + 1, upto, 0, 0, 0, 0, None, 0.0)
+
+    checked = (
+        read_bronze_changes(spark, bronze_uri, after, upto)
+        .transform(transforms.bronze_to_checked, entity)
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    rows_read = checked.count()
+    refused = transforms.to_quarantine(checked, stage="curation", run_id=run_id)
+    typed = checked.transform(transforms.parse_checked, entity, run_id=run_id)
+    latest = (
+        typed.transform(transforms.latest_per_key, entity)
+        .transform(_enrich, entity, reference, reporting_currency or _reporting_currency())
+        .transform(transforms.flag_expectations, expectations)
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    try:
+        table = entity.table_path("silver")
+        results = evaluate(latest, expectations)
+        write_results(spark, lake, results, run_id=run_id, job="curation", table=table)
+        if any(result.outcome == "fail" for result in results):
+            raise ExpectationFailedError(failure_message(results, table=table, run_id=run_id))
+
+        drop_names = [item.name for item in expectations if item.action == "drop"]
+        dropped_filter = transforms.failing(latest, drop_names)
+        reason = F.concat(
+            F.lit("failed expectation(s): "),
+            F.array_join(
+                F.filter(F.col(transforms.FAILED_COLUMN), lambda n: n.isin(drop_names)), ", "
+            ),
+        )
+        dropped = transforms.to_quarantine(
+            latest.where(dropped_filter),
+            stage="expectation",
+            reason=reason,
+            run_id=run_id,
+            key_column=entity.key_field,
+        )
+        quarantine = refused.unionByName(dropped).persist(StorageLevel.MEMORY_AND_DISK)
+        rows_quarantined = quarantine.count()
+        if rows_quarantined:
+            _quarantine(spark, lake, entity, quarantine)
+        quarantine.unpersist()
+
+        silver_table = entity.table_path("silver")
+        version_before = table_version(lake, silver_table)
+        merge_started = time.monotonic()
+        _merge_silver(spark, silver_uri, entity, latest.where(~dropped_filter))
+        merge_seconds = time.monotonic() - merge_started
+        silver_version, metrics = _merge_metrics(lake, silver_table)
+        merged_anything = silver_version > version_before
+        rows_merged = int(metrics.get("numSourceRows", 0)) if merged_anything else 0
+        days = _changed_dates(spark, silver_uri, silver_version) if merged_anything else []
+        recompute_gold(spark, lake, entity, days)
+    finally:
+        latest.unpersist()
+        checked.unpersist()
+
+    state = spark.createDataFrame(
+        [
+            (
+                name,
+                run_id,
+                after + 1,
+                upto,
+                rows_read,
+                rows_quarantined,
+                rows_merged,
+                silver_version,
+                datetime.now(UTC),
+            )
+        ],
+        STATE_SCHEMA,
+    )
+    state.write.format("delta").mode("append").save(lake.uri(CURATION_STATE_TABLE))
+    result = CurationResult(
+        name,
+        run_id,
+        after + 1,
+        upto,
+        rows_read,
+        rows_quarantined,
+        rows_merged,
+        len(days),
+        silver_version,
+        time.monotonic() - started,
+    )
+    logger.info(
+        "%s: curated bronze versions %d..%d: %d rows read, %d quarantined, %d merged "
+        "(MERGE %.1f s), %d gold days recomputed, silver at version %s, %.1f s in all",
+        name,
+        after + 1,
+        upto,
+        rows_read,
+        rows_quarantined,
+        rows_merged,
+        merge_seconds,
+        len(days),
+        silver_version,
+        result.seconds,
+        extra={"run_id": run_id, "entity": name},
+    )
+    return result
+
+
+def _reporting_currency() -> str:
+    return get_lakehouse_settings().reporting_currency
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The curation job's command line."""
+    parser = argparse.ArgumentParser(
+        prog="curation", description="bronze -> silver (MERGE) -> gold, incremental."
+    )
+    parser.add_argument("--entity", action="append", help="<domain>/<entity>, repeatable")
+    parser.add_argument(
+        "--run-id",
+        default=None,
+        help="id recorded on rows and results (Airflow's run id); default manual-<UTC time>",
+    )
+    parser.add_argument("--lake-prefix", help="folder in the bucket holding the tables")
+    parser.add_argument("--expectations-dir", type=Path, help="default: the packaged files")
+    parser.add_argument("--reporting-currency", help="default LAKEHOUSE_REPORTING_CURRENCY")
+    parser.add_argument(
+        "--from-bronze-version",
+        type=int,
+        help="reprocess bronze from this version (after a restore of silver)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `spark-submit pyspark_jobs/curation.py` and `dataplatform run curation`.
+
+    Returns:
+        0 done, 1 error, 3 a `fail` expectation not met, 4 incompatible schema change.
+    """
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    run_id = args.run_id or f"manual-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    try:
+        entities = select_entities(args.entity)
+        spark = start_job_session("curation")
+        lake = Lake.load(prefix=args.lake_prefix)
+        reference = read_reference(spark, get_postgres_settings())
+        for entity in entities:
+            curate_entity(
+                spark,
+                lake,
+                entity,
+                run_id=run_id,
+                reference=reference,
+                expectations=load_expectations(entity, args.expectations_dir),
+                reporting_currency=args.reporting_currency,
+                from_bronze_version=args.from_bronze_version,
+            )
+    except ExpectationFailedError as exc:
+        logger.error("curation run %s stopped: %s", run_id, exc)
+        return 3
+    except SchemaEvolutionError as exc:
+        logger.error("curation run %s stopped: %s", run_id, exc)
+        return 4
+    except Exception:
+        logger.exception("curation run %s failed", run_id)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

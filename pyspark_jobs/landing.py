@@ -1,0 +1,666 @@
+"""Streaming landing: Kafka topics -> `bronze/<domain>/<entity>` Delta tables, exactly once.
+
+One streaming query per entity, each with its own checkpoint on S3. Every micro-batch is
+checked against the entity's contract; valid records are appended to bronze with their ingest
+metadata, the others to `quarantine/<domain>/<entity>` with the reason, never dropped.
+
+Exactly once: the Kafka offsets of a micro-batch are logged in the checkpoint before the batch
+runs, so a batch replayed after a crash reads the same records; both Delta appends carry
+`txnAppId` (the query's id, which lives in the checkpoint) and `txnVersion` (the batch id), so
+Delta skips an append it already committed. A SIGKILL at any point followed by a restart
+gives no duplicate and no gap.
+
+A topic recreated under the job (its Kafka topic id changed) or offsets that went backwards
+stop the job with `LandingDataLossError`, which says what happened and how to reset.
+
+Run: `dataplatform run landing`, or `spark-submit pyspark_jobs/landing.py [--available-now]`
+with the jars on its command line (see `pyspark_jobs.lake.spark_submit_argv`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from confluent_kafka import KafkaException, TopicCollection
+from confluent_kafka.admin import AdminClient
+from delta.tables import DeltaTable
+from pyspark import StorageLevel
+from pyspark.errors import StreamingQueryException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
+
+from dataplatform.contracts import Entity
+from dataplatform.contracts.bronze import BRONZE_PARTITION_COLUMNS
+from dataplatform.settings import KafkaSettings, get_kafka_settings
+from pyspark_jobs import transforms
+from pyspark_jobs.lake import (
+    Lake,
+    default_heartbeat_path,
+    get_lakehouse_settings,
+    landing_job_name,
+    select_entities,
+    start_job_session,
+    write_heartbeat,
+)
+from pyspark_jobs.schemas import bronze_schema
+from pyspark_jobs.settings import get_spark_settings
+
+logger = logging.getLogger("pyspark_jobs.landing")
+
+#: File in each checkpoint folder recording the Kafka topic ids the checkpoint's offsets
+#: belong to.
+TOPIC_IDS_FILE = "dataplatform_topic_ids.json"
+
+#: Phrases of Spark's Kafka source errors that mean offsets went backwards or data is gone.
+_DATA_LOSS_MARKERS = (
+    "data may have been missed",
+    "some data may have been lost",
+    "offset was changed from",
+    "offsetoutofrange",
+    "failondataloss",
+    "is not available in kafka",
+)
+
+
+class LandingDataLossError(RuntimeError):
+    """A topic was recreated or its offsets went backwards: continuing could lose records."""
+
+
+def reset_instructions(entity: Entity, checkpoint: str) -> str:
+    """How to recover once the cause of a `LandingDataLossError` is understood."""
+    path = f"{entity.domain}/{entity.name}"
+    return (
+        "To reset: stop the landing job, then run "
+        f"`dataplatform lake reset-landing --entity {path}` (deletes the checkpoint "
+        f"{checkpoint}) and start the job again. It re-reads the topic from the earliest "
+        "offset (LAKEHOUSE_STARTING_OFFSETS=latest skips what is there instead); records "
+        "landed twice are harmless because curation MERGEs on the record key. Bronze keeps "
+        "every record landed before the reset."
+    )
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def ensure_landing_tables(spark: SparkSession, lake: Lake, entity: Entity) -> None:
+    """Create the entity's bronze and quarantine tables if missing.
+
+    Created from the schemas rather than by the first write, so the NOT NULL columns stay
+    NOT NULL. Bronze has the change data feed on: curation reads only the versions it has not
+    processed yet.
+    """
+    (
+        DeltaTable.createIfNotExists(spark)
+        .location(lake.table("bronze", entity))
+        .addColumns(bronze_schema())
+        .partitionedBy(*BRONZE_PARTITION_COLUMNS)
+        .property("delta.enableChangeDataFeed", "true")
+        .execute()
+    )
+    ensure_quarantine_table(spark, lake, entity)
+
+
+def ensure_quarantine_table(spark: SparkSession, lake: Lake, entity: Entity) -> None:
+    """Create `quarantine/<domain>/<entity>` if missing."""
+    (
+        DeltaTable.createIfNotExists(spark)
+        .location(lake.table("quarantine", entity))
+        .addColumns(transforms.QUARANTINE_SCHEMA)
+        .partitionedBy("quarantine_date")
+        .execute()
+    )
+
+
+# --------------------------------------------------------------------------- topic guard
+
+
+def _jvm(spark: SparkSession) -> Any:
+    """The py4j view of the driver JVM (PySpark types it as optional)."""
+    return spark.sparkContext._jvm
+
+
+def _hadoop_path(spark: SparkSession, uri: str) -> tuple[Any, Any]:
+    path = _jvm(spark).org.apache.hadoop.fs.Path(uri)
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    return path.getFileSystem(conf), path
+
+
+def read_checkpoint_file(spark: SparkSession, uri: str) -> str | None:
+    """Read a small text file next to Spark's checkpoint files (any Hadoop file system)."""
+    fs, path = _hadoop_path(spark, uri)
+    if not fs.exists(path):
+        return None
+    stream = fs.open(path)
+    try:
+        text: str = _jvm(spark).org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+    finally:
+        stream.close()
+    return text
+
+
+def write_checkpoint_file(spark: SparkSession, uri: str, text: str) -> None:
+    """Write (replace) a small text file in the checkpoint folder."""
+    fs, path = _hadoop_path(spark, uri)
+    stream = fs.create(path, True)
+    try:
+        stream.write(bytearray(text.encode("utf-8")))
+    finally:
+        stream.close()
+
+
+def topic_ids(kafka: KafkaSettings, topics: Sequence[str]) -> dict[str, str]:
+    """The current Kafka topic id (a UUID that changes when a topic is recreated) per topic.
+
+    Raises:
+        LandingDataLossError: A topic does not exist (deleted and not recreated yet).
+    """
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers, "log_level": 0})
+    futures = admin.describe_topics(TopicCollection(list(topics)), request_timeout=30)
+    found: dict[str, str] = {}
+    for name, future in futures.items():
+        try:
+            found[name] = str(future.result().topic_id)
+        except KafkaException as exc:
+            if "UNKNOWN_TOPIC" in str(exc):
+                raise LandingDataLossError(
+                    f"Kafka topic {name!r} does not exist: it was deleted, or the platform's "
+                    "topics were never created (`dataplatform up` creates them)"
+                ) from exc
+            raise
+    return found
+
+
+@dataclass
+class TopicGuard:
+    """Stops the landing of a topic whose id no longer matches its checkpoint's.
+
+    Spark's Kafka source notices offsets that went backwards, but a topic recreated and then
+    filled beyond the checkpoint's offsets would be read from the middle, silently skipping
+    its beginning. Kafka's topic id tells the two topics apart.
+    """
+
+    spark: SparkSession
+    kafka: KafkaSettings
+    entity: Entity
+    topic: str
+    checkpoint: str
+    interval_s: float
+    _expected: str | None = None
+    _checked_at: float = field(default=0.0)
+
+    @property
+    def ids_file(self) -> str:
+        """Where the checkpoint's topic id is recorded."""
+        return f"{self.checkpoint.rstrip('/')}/{TOPIC_IDS_FILE}"
+
+    def start(self) -> None:
+        """Compare with (or record, for a new checkpoint) the topic id before any batch.
+
+        Raises:
+            LandingDataLossError: The topic was recreated since the checkpoint was written.
+        """
+        current = topic_ids(self.kafka, [self.topic])[self.topic]
+        stored = read_checkpoint_file(self.spark, self.ids_file)
+        if stored is None:
+            write_checkpoint_file(self.spark, self.ids_file, json.dumps({self.topic: current}))
+            self._expected = current
+            return
+        self._expected = json.loads(stored).get(self.topic)
+        self._compare(current)
+
+    def check(self) -> None:
+        """Re-check the topic id, at most every `interval_s` seconds."""
+        now = time.monotonic()
+        if now - self._checked_at < self.interval_s:
+            return
+        self._compare(topic_ids(self.kafka, [self.topic])[self.topic])
+        self._checked_at = now
+
+    def _compare(self, current: str) -> None:
+        if self._expected is not None and current != self._expected:
+            raise LandingDataLossError(
+                f"Kafka topic {self.topic!r} was recreated: its topic id is now {current}, but "
+                f"the landing checkpoint {self.checkpoint} holds offsets of topic id "
+                f"{self._expected}. Reading on would skip or re-read records, so the job stops. "
+                + reset_instructions(self.entity, self.checkpoint)
+            )
+
+
+def explain_failure(
+    exc: BaseException, entity: Entity, checkpoint: str
+) -> LandingDataLossError | None:
+    """Translate a Spark Kafka-source error about lost offsets into a clear error, or None."""
+    text = str(exc)
+    if isinstance(exc, LandingDataLossError) or "LandingDataLossError" in text:
+        detail = text.split("LandingDataLossError:", 1)[-1].strip().splitlines()[0]
+        return LandingDataLossError(detail)
+    if not any(marker in text.lower() for marker in _DATA_LOSS_MARKERS):
+        return None
+    first = next((line for line in text.splitlines() if line.strip()), text)
+    return LandingDataLossError(
+        f"the landing of {entity.topic} stopped because Kafka offsets went backwards or "
+        f"records are no longer in the topic (the topic was recreated, truncated, or records "
+        f"aged out before they were landed). Spark said: {first.strip()[:500]}. "
+        + reset_instructions(entity, checkpoint)
+    )
+
+
+# --------------------------------------------------------------------------- micro-batches
+
+
+@dataclass
+class BatchWriter:
+    """The `foreachBatch` function of one entity's landing query.
+
+    Attributes:
+        lake: Where the tables are.
+        entity: The entity the query lands.
+        guard: Checks the topic id before each batch is written.
+        pause_after_write_s: Fault injection for the kill tests: sleep after the bronze
+            append, before the batch is committed to the checkpoint (0 in production).
+    """
+
+    lake: Lake
+    entity: Entity
+    guard: TopicGuard
+    pause_after_write_s: float = 0.0
+    query_id: str = ""
+    started: threading.Event = field(default_factory=threading.Event)
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        """Append one micro-batch to bronze and quarantine, idempotently."""
+        # The query id is known only once `start()` returns; a first batch may be faster.
+        self.started.wait(timeout=60)
+        began = time.monotonic()
+        self.guard.check()
+        app_id = f"{landing_job_name(self.entity)}-{self.query_id}"
+        checked = batch.transform(transforms.kafka_to_checked, self.entity).persist(
+            StorageLevel.MEMORY_AND_DISK
+        )
+        try:
+            counts = {
+                bool(row["valid"]): int(row["n"])
+                for row in checked.groupBy(
+                    F.col(f"{transforms.CHECK_COLUMN}.error").isNull().alias("valid")
+                )
+                .agg(F.count(F.lit(1)).alias("n"))
+                .collect()
+            }
+            if counts.get(True):
+                self._append(checked.transform(transforms.to_bronze), "bronze", app_id, batch_id)
+            if self.pause_after_write_s:
+                logger.warning(
+                    "fault injection: pausing %.0f s after the bronze append of batch %d",
+                    self.pause_after_write_s,
+                    batch_id,
+                )
+                time.sleep(self.pause_after_write_s)
+            if counts.get(False):
+                quarantined = transforms.to_quarantine(checked, stage="landing")
+                self._append(quarantined, "quarantine", app_id, batch_id)
+        finally:
+            checked.unpersist()
+        logger.info(
+            "landed batch %d of %s: %d to bronze, %d to quarantine in %.2f s",
+            batch_id,
+            self.entity.topic,
+            counts.get(True, 0),
+            counts.get(False, 0),
+            time.monotonic() - began,
+            extra={
+                "entity": f"{self.entity.domain}/{self.entity.name}",
+                "batch_id": batch_id,
+                "bronze_rows": counts.get(True, 0),
+                "quarantine_rows": counts.get(False, 0),
+            },
+        )
+
+    def _append(self, df: DataFrame, layer: str, app_id: str, batch_id: int) -> None:
+        uri = self.lake.table(layer, self.entity)  # type: ignore[arg-type]
+        (
+            df.write.format("delta")
+            .mode("append")
+            # Delta records (txnAppId, txnVersion) in the same commit as the rows and skips a
+            # later append whose version is not newer: a replayed batch is written once.
+            .option("txnAppId", app_id)
+            .option("txnVersion", batch_id)
+            .save(uri)
+        )
+
+
+# --------------------------------------------------------------------------- heartbeat
+
+
+class HeartbeatListener(StreamingQueryListener):
+    """Writes the heartbeat file after every progress report of the landing queries."""
+
+    def __init__(self, path: Path, *, lake_prefix: str = "") -> None:
+        self.path = path
+        self.lake_prefix = lake_prefix
+        self.queries: dict[str, dict[str, Any]] = {}
+        self.status = "running"
+        self._lock = threading.Lock()
+
+    def write(self, status: str | None = None, **extra: Any) -> None:
+        """Write the heartbeat now (the job calls it at start and on failure)."""
+        with self._lock:
+            if status:
+                self.status = status
+            state = {
+                "status": self.status,
+                "lake_prefix": self.lake_prefix,
+                "queries": self.queries,
+            }
+            write_heartbeat(self.path, {**state, **extra})
+
+    def onQueryStarted(self, event: Any) -> None:
+        """A landing query started."""
+        self.queries[str(event.name)] = {"id": str(event.id), "state": "started"}
+        self.write()
+
+    def onQueryProgress(self, event: Any) -> None:
+        """A micro-batch finished (or, when idle, Spark's periodic no-data report)."""
+        progress = event.progress
+        self.queries[str(progress.name)] = {
+            "id": str(progress.id),
+            "state": "running",
+            "batch_id": progress.batchId,
+            "num_input_rows": progress.numInputRows,
+            "input_rows_per_second": progress.inputRowsPerSecond,
+            "processed_rows_per_second": progress.processedRowsPerSecond,
+            "trigger_execution_ms": progress.durationMs.get("triggerExecution"),
+            "progress_at": progress.timestamp,
+        }
+        self.write()
+
+    def onQueryIdle(self, event: Any) -> None:
+        """Spark 3.5 reports idle triggers separately: still alive."""
+        self.write()
+
+    def onQueryTerminated(self, event: Any) -> None:
+        """A landing query stopped or failed."""
+        for state in self.queries.values():
+            if state.get("id") == str(event.id):
+                state["state"] = "failed" if event.exception else "stopped"
+                state["error"] = (event.exception or "")[:2000] or None
+        self.write()
+
+
+# --------------------------------------------------------------------------- the job
+
+
+@dataclass
+class LandingOptions:
+    """How to run the landing queries (defaults from `LakehouseSettings`/`SparkSettings`)."""
+
+    available_now: bool = False
+    trigger_interval_s: float | None = None
+    starting_offsets: str | None = None
+    max_offsets_per_trigger: int | None = None
+    topic_prefix: str = ""
+    heartbeat_path: Path | None = None
+    pause_after_write_s: float = 0.0
+
+
+def topic_of(entity: Entity, prefix: str) -> str:
+    """The Kafka topic an entity is landed from (`prefix` isolates tests' topics)."""
+    return f"{prefix}{entity.topic}"
+
+
+def starting_offsets_for(topic: str, starting_offsets: str) -> str:
+    """The `startingOffsets` of one topic's query.
+
+    `earliest`/`latest` apply to every topic. Spark's per-partition JSON
+    (`{"<topic>": {"<partition>": <offset>}}`) may name several topics; each query gets its
+    own topic's entry (Spark refuses offsets of topics it does not read), or `earliest`.
+    """
+    if not starting_offsets.lstrip().startswith("{"):
+        return starting_offsets
+    per_topic = json.loads(starting_offsets)
+    if topic not in per_topic:
+        return "earliest"
+    return json.dumps({topic: per_topic[topic]})
+
+
+def read_kafka(
+    spark: SparkSession,
+    topic: str,
+    *,
+    kafka: KafkaSettings,
+    starting_offsets: str,
+    max_offsets_per_trigger: int,
+) -> DataFrame:
+    """The streaming DataFrame of one topic, with headers, failing on lost offsets."""
+    return (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", kafka.bootstrap_servers)
+        .option("subscribe", topic)
+        .option("startingOffsets", starting_offsets)
+        .option("includeHeaders", "true")
+        # Never skip silently: offsets that went backwards or vanished stop the query.
+        .option("failOnDataLoss", "true")
+        .option("maxOffsetsPerTrigger", str(max_offsets_per_trigger))
+        # A broker restart takes seconds; keep asking for offsets instead of failing at once.
+        .option("fetchOffset.numRetries", "30")
+        .option("fetchOffset.retryIntervalMs", "1000")
+        .load()
+    )
+
+
+def start_landing(
+    spark: SparkSession,
+    lake: Lake,
+    entities: Sequence[Entity],
+    options: LandingOptions,
+    *,
+    kafka: KafkaSettings | None = None,
+) -> list[tuple[Entity, StreamingQuery, str]]:
+    """Create the tables and start one landing query per entity.
+
+    Returns:
+        `(entity, query, checkpoint)` per entity.
+
+    Raises:
+        LandingDataLossError: A topic was recreated since its checkpoint was written.
+    """
+    kafka = kafka or get_kafka_settings()
+    settings = get_lakehouse_settings()
+    interval = options.trigger_interval_s or get_spark_settings().trigger_interval_s
+    started = []
+    for entity in entities:
+        ensure_landing_tables(spark, lake, entity)
+        name = landing_job_name(entity)
+        checkpoint = lake.checkpoint(name)
+        topic = topic_of(entity, options.topic_prefix)
+        guard = TopicGuard(
+            spark, kafka, entity, topic, checkpoint, interval_s=settings.topic_check_interval_s
+        )
+        guard.start()
+        writer = BatchWriter(lake, entity, guard, pause_after_write_s=options.pause_after_write_s)
+        stream = read_kafka(
+            spark,
+            topic,
+            kafka=kafka,
+            starting_offsets=starting_offsets_for(
+                topic, options.starting_offsets or settings.starting_offsets
+            ),
+            max_offsets_per_trigger=options.max_offsets_per_trigger
+            or settings.max_offsets_per_trigger,
+        )
+        writer_stream = (
+            stream.writeStream.queryName(name)
+            .option("checkpointLocation", checkpoint)
+            .foreachBatch(writer)
+        )
+        if options.available_now:
+            writer_stream = writer_stream.trigger(availableNow=True)
+        else:
+            writer_stream = writer_stream.trigger(processingTime=f"{interval} seconds")
+        query = writer_stream.start()
+        writer.query_id = str(query.id)
+        writer.started.set()
+        logger.info(
+            "landing %s -> %s (checkpoint %s, query id %s)",
+            topic,
+            lake.table("bronze", entity),
+            checkpoint,
+            query.id,
+        )
+        started.append((entity, query, checkpoint))
+    return started
+
+
+def await_landing(
+    spark: SparkSession,
+    queries: list[tuple[Entity, StreamingQuery, str]],
+    *,
+    stop_requested: threading.Event,
+) -> None:
+    """Wait until every query ends (availableNow) or one fails, or a stop is requested.
+
+    Raises:
+        LandingDataLossError: A query stopped because offsets went backwards or a topic was
+            recreated.
+        StreamingQueryException: A query failed for another reason.
+    """
+    try:
+        while any(query.isActive for _, query, _ in queries):
+            if stop_requested.is_set():
+                logger.info("stop requested: stopping the landing queries")
+                break
+            for entity, query, checkpoint in queries:
+                # Short waits keep the main thread responsive to SIGTERM.
+                try:
+                    query.awaitTermination(1)
+                except StreamingQueryException as exc:
+                    raise explain_failure(exc, entity, checkpoint) or exc from exc
+        for entity, query, checkpoint in queries:
+            error = query.exception()
+            if error is not None:
+                raise explain_failure(error, entity, checkpoint) or error
+    finally:
+        for _, query, _ in queries:
+            if query.isActive:
+                query.stop()
+
+
+def run_landing(
+    spark: SparkSession,
+    lake: Lake,
+    entities: Sequence[Entity],
+    options: LandingOptions,
+    *,
+    kafka: KafkaSettings | None = None,
+    stop_requested: threading.Event | None = None,
+) -> None:
+    """Run the landing job until it ends (availableNow), fails, or `stop_requested` is set.
+
+    Args:
+        spark: The session (with Delta, Kafka and s3a).
+        lake: Where the tables and checkpoints are.
+        entities: Which entities to land.
+        options: Trigger, offsets and test hooks.
+        kafka: The brokers; defaults to `KAFKA_*` settings.
+        stop_requested: Set it (e.g. from a signal handler) to stop gracefully.
+
+    Raises:
+        LandingDataLossError: See `await_landing`.
+    """
+    heartbeat = HeartbeatListener(
+        options.heartbeat_path or default_heartbeat_path(), lake_prefix=lake.prefix
+    )
+    heartbeat.write("starting")
+    spark.streams.addListener(heartbeat)
+    try:
+        queries = start_landing(spark, lake, entities, options, kafka=kafka)
+        heartbeat.write("running")
+        await_landing(spark, queries, stop_requested=stop_requested or threading.Event())
+    except BaseException as exc:
+        heartbeat.write("failed", error=str(exc)[:2000])
+        raise
+    finally:
+        spark.streams.removeListener(heartbeat)
+    heartbeat.write("stopped")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The landing job's command line."""
+    parser = argparse.ArgumentParser(
+        prog="landing", description="Kafka -> bronze Delta tables, exactly once."
+    )
+    parser.add_argument(
+        "--entity",
+        action="append",
+        help="<domain>/<entity> to land, repeatable (default: every entity)",
+    )
+    parser.add_argument(
+        "--available-now",
+        action="store_true",
+        help="land what is in the topics now, then stop (tests, backfills)",
+    )
+    parser.add_argument("--trigger-interval-s", type=float, help="default SPARK_TRIGGER_INTERVAL_S")
+    parser.add_argument("--starting-offsets", help="for a new checkpoint: earliest|latest|JSON")
+    parser.add_argument("--max-offsets-per-trigger", type=int)
+    parser.add_argument("--lake-prefix", help="folder in the bucket holding the tables")
+    parser.add_argument("--topic-prefix", default="", help="prefix of the topic names (tests)")
+    parser.add_argument("--heartbeat-path", type=Path, help="default data/run/landing/...")
+    parser.add_argument(
+        "--fault-pause-after-write-s", type=float, default=0.0, help=argparse.SUPPRESS
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `spark-submit pyspark_jobs/landing.py` and `dataplatform run landing`.
+
+    Returns:
+        The exit code: 0 when stopped or finished, 1 on failure (the reason is logged).
+    """
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        logger.info("signal %d: stopping (a micro-batch cut short is replayed next time)", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    options = LandingOptions(
+        available_now=args.available_now,
+        trigger_interval_s=args.trigger_interval_s,
+        starting_offsets=args.starting_offsets,
+        max_offsets_per_trigger=args.max_offsets_per_trigger,
+        topic_prefix=args.topic_prefix,
+        heartbeat_path=args.heartbeat_path,
+        pause_after_write_s=args.fault_pause_after_write_s,
+    )
+    try:
+        entities = select_entities(args.entity)
+        spark = start_job_session("landing")
+        run_landing(
+            spark, Lake.load(prefix=args.lake_prefix), entities, options, stop_requested=stop
+        )
+    except LandingDataLossError as exc:
+        logger.error("landing stopped: %s", exc)
+        return 2
+    except Exception:
+        logger.exception("landing failed")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,310 @@
+"""Data-quality expectations: declared as data, evaluated on Spark, results kept in Delta.
+
+Expectations live next to the contracts, one YAML file per entity
+(`src/dataplatform/contracts/expectations/<domain>_<entity>.yaml`): a name, a description, a
+Spark SQL condition every row should meet, and an action for rows that do not: `warn` (count
+them), `drop` (quarantine them; curation only) or `fail` (stop the run).
+
+The curation job evaluates them on each batch before merging it. This module's `main` is the
+standalone check of what a run wrote to silver:
+
+    spark-submit pyspark_jobs/quality.py --entity finance/transactions --run-id <id> \
+        [--curation-run-id <id of the curation run>]
+
+It checks the whole silver table, or only the rows one curation run wrote, writes one result
+row per expectation to `_quality/expectation_results` under `--run-id`, and exits with 1,
+naming each failed expectation, when a `fail` expectation is not met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from delta.tables import DeltaTable
+from pydantic import BaseModel, ConfigDict, Field
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+from dataplatform.contracts import Entity
+from pyspark_jobs import transforms
+from pyspark_jobs.lake import (
+    EXPECTATION_RESULTS_TABLE,
+    Lake,
+    select_entities,
+    start_job_session,
+)
+
+logger = logging.getLogger("pyspark_jobs.quality")
+
+Action = Literal["warn", "drop", "fail"]
+Outcome = Literal["pass", "warn", "drop", "fail"]
+
+RESULTS_SCHEMA = StructType(
+    [
+        StructField("run_id", StringType(), nullable=False),
+        StructField("job", StringType(), nullable=False),
+        StructField("table", StringType(), nullable=False),
+        StructField("expectation", StringType(), nullable=False),
+        StructField("action", StringType(), nullable=False),
+        StructField("condition", StringType(), nullable=False),
+        StructField("rows_evaluated", LongType(), nullable=False),
+        StructField("rows_failed", LongType(), nullable=False),
+        StructField("outcome", StringType(), nullable=False),
+        StructField("evaluated_at", TimestampType(), nullable=False),
+    ]
+)
+
+
+class Expectation(BaseModel):
+    """One expectation of a table's rows."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    description: str
+    #: Spark SQL boolean over the table's columns; true means the row meets it.
+    condition: str = Field(min_length=1)
+    action: Action
+
+
+class ExpectationSuite(BaseModel):
+    """The expectations of one table, as declared in its YAML file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    table: str
+    expectations: list[Expectation]
+
+
+class ExpectationFailedError(RuntimeError):
+    """A `fail` expectation was not met; nothing of the batch was merged."""
+
+
+@dataclass(frozen=True)
+class ExpectationResult:
+    """How many rows one expectation was evaluated on and how many failed it."""
+
+    expectation: Expectation
+    rows_evaluated: int
+    rows_failed: int
+
+    @property
+    def outcome(self) -> Outcome:
+        """`pass`, or the action taken on the failing rows."""
+        return "pass" if self.rows_failed == 0 else self.expectation.action
+
+
+def expectations_file(entity: Entity, directory: Path | None = None) -> Path:
+    """`<directory>/<domain>_<entity>.yaml`; by default the packaged one beside the contracts."""
+    name = f"{entity.domain}_{entity.name}.yaml"
+    if directory is not None:
+        return directory / name
+    return Path(str(resources.files("dataplatform.contracts").joinpath("expectations", name)))
+
+
+def load_expectations(entity: Entity, directory: Path | None = None) -> list[Expectation]:
+    """Read and validate an entity's expectations.
+
+    Raises:
+        FileNotFoundError: The entity has no expectations file.
+        pydantic.ValidationError: The file does not follow the format (message names the
+            entry and field).
+    """
+    path = expectations_file(entity, directory)
+    suite = ExpectationSuite.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    names = [item.name for item in suite.expectations]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"{path}: duplicate expectation names {duplicates}")
+    return suite.expectations
+
+
+def evaluate(flagged: DataFrame, expectations: Sequence[Expectation]) -> list[ExpectationResult]:
+    """Count, in one pass, the rows of a flagged DataFrame failing each expectation.
+
+    Args:
+        flagged: Output of `transforms.flag_expectations`.
+        expectations: The expectations it was flagged with.
+    """
+    failed = F.col(transforms.FAILED_COLUMN)
+    aggregates = [F.count(F.lit(1)).alias("_total")] + [
+        F.sum(F.array_contains(failed, item.name).cast("long")).alias(f"_e{index}")
+        for index, item in enumerate(expectations)
+    ]
+    row = flagged.agg(*aggregates).first()
+    total = int(row["_total"]) if row else 0
+    return [
+        ExpectationResult(item, total, int((row[f"_e{index}"] if row else 0) or 0))
+        for index, item in enumerate(expectations)
+    ]
+
+
+def ensure_results_table(spark: SparkSession, lake: Lake) -> str:
+    """Create `_quality/expectation_results` if missing; return its URI."""
+    uri = lake.uri(EXPECTATION_RESULTS_TABLE)
+    DeltaTable.createIfNotExists(spark).location(uri).addColumns(RESULTS_SCHEMA).execute()
+    return uri
+
+
+def write_results(
+    spark: SparkSession,
+    lake: Lake,
+    results: Sequence[ExpectationResult],
+    *,
+    run_id: str,
+    job: str,
+    table: str,
+) -> None:
+    """Append one row per expectation result to `_quality/expectation_results`."""
+    if not results:
+        return
+    uri = ensure_results_table(spark, lake)
+    now = datetime.now(UTC)
+    rows = [
+        (
+            run_id,
+            job,
+            table,
+            result.expectation.name,
+            result.expectation.action,
+            result.expectation.condition,
+            result.rows_evaluated,
+            result.rows_failed,
+            result.outcome,
+            now,
+        )
+        for result in results
+    ]
+    spark.createDataFrame(rows, RESULTS_SCHEMA).write.format("delta").mode("append").save(uri)
+    for result in results:
+        level = logging.WARNING if result.outcome != "pass" else logging.INFO
+        logger.log(
+            level,
+            "%s %s: %s (%d of %d rows failed)",
+            table,
+            result.expectation.name,
+            result.outcome,
+            result.rows_failed,
+            result.rows_evaluated,
+            extra={
+                "run_id": run_id,
+                "expectation": result.expectation.name,
+                "outcome": result.outcome,
+            },
+        )
+
+
+def failure_message(results: Sequence[ExpectationResult], *, table: str, run_id: str) -> str:
+    """The message of an `ExpectationFailedError`: each failed expectation and why it exists."""
+    failed = [result for result in results if result.outcome == "fail"]
+    lines = [f"{len(failed)} fail expectation(s) not met on {table} in run {run_id}:"]
+    lines += [
+        f"- {r.expectation.name}: {r.rows_failed} of {r.rows_evaluated} rows fail "
+        f"`{r.expectation.condition}` ({r.expectation.description})"
+        for r in failed
+    ]
+    lines.append(
+        "The results are in _quality/expectation_results; fix the data or the reference data "
+        "it depends on, then rerun."
+    )
+    return "\n".join(lines)
+
+
+def check_silver(
+    spark: SparkSession,
+    lake: Lake,
+    entity: Entity,
+    *,
+    run_id: str,
+    expectations: Sequence[Expectation],
+    curation_run_id: str | None = None,
+) -> list[ExpectationResult]:
+    """Evaluate expectations on silver (or the rows one curation run wrote); record results.
+
+    `drop` expectations are reported like warnings here: the rows are already in silver, so
+    a non-zero count means they were curated before the expectation existed.
+
+    Args:
+        spark: The session.
+        lake: Where the tables are.
+        entity: Whose silver table to check.
+        run_id: The id the results are recorded under (the quality run's).
+        expectations: What to check.
+        curation_run_id: Check only the rows this curation run wrote.
+
+    Returns:
+        One result per expectation.
+
+    Raises:
+        ExpectationFailedError: A `fail` expectation was not met (results are written first).
+    """
+    table = entity.table_path("silver")
+    silver = spark.read.format("delta").load(lake.table("silver", entity))
+    if curation_run_id is not None:
+        silver = silver.where(F.col("curation_run_id") == curation_run_id)
+    results = evaluate(silver.transform(transforms.flag_expectations, expectations), expectations)
+    write_results(spark, lake, results, run_id=run_id, job="quality", table=table)
+    if any(result.outcome == "fail" for result in results):
+        raise ExpectationFailedError(failure_message(results, table=table, run_id=run_id))
+    return results
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The quality job's command line."""
+    parser = argparse.ArgumentParser(prog="quality", description=__doc__.splitlines()[0])
+    parser.add_argument("--entity", action="append", help="<domain>/<entity>, repeatable")
+    parser.add_argument("--run-id", required=True, help="id the results are recorded under")
+    parser.add_argument(
+        "--curation-run-id", help="check only the rows this curation run wrote (default: all)"
+    )
+    parser.add_argument("--lake-prefix", help="folder in the bucket holding the tables")
+    parser.add_argument("--expectations-dir", type=Path, help="default: the packaged files")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `spark-submit pyspark_jobs/quality.py`.
+
+    Returns:
+        0 when no `fail` expectation is violated, 1 otherwise (the message names each).
+    """
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    spark = start_job_session("quality")
+    lake = Lake.load(prefix=args.lake_prefix)
+    failed = False
+    for entity in select_entities(args.entity):
+        expectations = load_expectations(entity, args.expectations_dir)
+        try:
+            check_silver(
+                spark,
+                lake,
+                entity,
+                run_id=args.run_id,
+                expectations=expectations,
+                curation_run_id=args.curation_run_id,
+            )
+        except ExpectationFailedError as exc:
+            logger.error("%s", exc)
+            failed = True
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""The Spark jobs as CLI commands: `dataplatform run landing` and `dataplatform run curation`.
+
+Each command runs the job in this process (PySpark starts the JVM with the Maven-resolved
+jars); the same jobs run under `spark-submit` with `pyspark_jobs.lake.spark_submit_argv`.
+The native runtime runs `dataplatform run landing` as a managed service and probes it with
+`landing_healthy()`: the heartbeat file the job rewrites after every micro-batch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+EntityOption = Annotated[
+    list[str] | None,
+    typer.Option("--entity", help="<domain>/<entity>, repeatable (default: every entity)"),
+]
+PrefixOption = Annotated[
+    str | None,
+    typer.Option(help="Folder in the bucket holding the tables (default LAKEHOUSE_LAKE_PREFIX)"),
+]
+
+
+def _entities(entity: list[str] | None) -> list[str]:
+    return [arg for value in entity or [] for arg in ("--entity", value)]
+
+
+def landing(
+    entity: EntityOption = None,
+    available_now: Annotated[
+        bool, typer.Option("--available-now", help="Land what is in the topics, then stop")
+    ] = False,
+    lake_prefix: PrefixOption = None,
+    heartbeat_path: Annotated[
+        Path | None, typer.Option(help="Default: <data dir>/run/landing/heartbeat.json")
+    ] = None,
+) -> None:
+    """Streaming landing: Kafka -> bronze Delta (exactly once), bad records -> quarantine."""
+    from pyspark_jobs.landing import main
+
+    argv = _entities(entity)
+    if available_now:
+        argv.append("--available-now")
+    if lake_prefix is not None:
+        argv += ["--lake-prefix", lake_prefix]
+    if heartbeat_path is not None:
+        argv += ["--heartbeat-path", str(heartbeat_path)]
+    raise typer.Exit(code=main(argv))
+
+
+def curation(
+    entity: EntityOption = None,
+    run_id: Annotated[
+        str | None, typer.Option(help="Recorded on rows and results (default manual-<time>)")
+    ] = None,
+    lake_prefix: PrefixOption = None,
+    from_bronze_version: Annotated[
+        int | None, typer.Option(help="Reprocess bronze from this version")
+    ] = None,
+) -> None:
+    """Curation: new bronze versions -> silver (MERGE) -> gold, with expectations."""
+    from pyspark_jobs.curation import main
+
+    argv = _entities(entity)
+    if run_id is not None:
+        argv += ["--run-id", run_id]
+    if lake_prefix is not None:
+        argv += ["--lake-prefix", lake_prefix]
+    if from_bronze_version is not None:
+        argv += ["--from-bronze-version", str(from_bronze_version)]
+    raise typer.Exit(code=main(argv))
+
+
+def landing_healthy() -> bool:
+    """The `landing` service's readiness probe: a fresh `running` heartbeat."""
+    from pyspark_jobs.lake import heartbeat_healthy
+
+    return heartbeat_healthy()

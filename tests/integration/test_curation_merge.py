@@ -1,0 +1,290 @@
+"""Curation on the real S3, Postgres (reference data over JDBC) and Spark: MERGE latest-wins,
+incremental and idempotent runs, expectations' actions, gold sums checked independently, and
+every table read back with delta-rs as well."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyspark.sql import SparkSession
+
+from dataplatform.contracts import CLAIMS, TRANSACTIONS
+from dataplatform.reference import seed_rates
+from dataplatform.settings import PostgresSettings
+from pyspark_jobs import curation, quality
+from pyspark_jobs.lake import EXPECTATION_RESULTS_TABLE, Lake
+from tests.factories import claim, transaction
+from tests.integration.lakehouse_support import (
+    assert_engines_agree,
+    day,
+    delta_rs_version,
+    lake,
+    lake_spark,
+    money,
+    write_bronze,
+)
+
+__all__ = ["lake", "lake_spark"]
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
+TABLES = (
+    "silver/finance/transactions",
+    "gold/finance/daily_account_totals",
+    "quarantine/finance/transactions",
+    EXPECTATION_RESULTS_TABLE,
+)
+
+
+@pytest.fixture(scope="module")
+def reference(lake_spark: SparkSession, postgres_settings: PostgresSettings) -> curation.Reference:
+    return curation.read_reference(lake_spark, postgres_settings)
+
+
+def _curate(
+    spark: SparkSession,
+    lake: Lake,
+    reference: curation.Reference,
+    run_id: str,
+    *,
+    entity: Any = TRANSACTIONS,
+    expectations_dir: Path | None = None,
+) -> curation.CurationResult:
+    return curation.curate_entity(
+        spark,
+        lake,
+        entity,
+        run_id=run_id,
+        reference=reference,
+        expectations=quality.load_expectations(entity, expectations_dir),
+        reporting_currency="EUR",
+    )
+
+
+def _expected_gold(records: list[dict[str, Any]]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    """Daily totals per account and currency, computed in plain Python from the records."""
+    to_eur = {base: rate for base, quote, rate in seed_rates() if quote == "EUR"}
+    to_eur["EUR"] = Decimal(1)
+    totals: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [0, Decimal(0), Decimal(0)])
+    for record in records:
+        amount, currency = money(record["amount"]), record["currency"].upper()
+        key = (day(record["timestamp"]), record["account_id"], currency)
+        totals[key][0] += 1
+        totals[key][1] += amount
+        totals[key][2] += (amount * to_eur[currency]).quantize(
+            Decimal("0.01"), rounding=ROUND_HALF_UP
+        )
+    return {
+        key: (count, total, "EUR", converted) for key, (count, total, converted) in totals.items()
+    }
+
+
+def test_curate_transactions_latest_wins_gold_matches_python_rerun_changes_nothing(
+    lake_spark: SparkSession, lake: Lake, reference: curation.Reference
+) -> None:
+    a_v1 = transaction(
+        transaction_id="A", timestamp="2024-03-01T10:00:00", amount="100", account_id="ACC-1"
+    )
+    a_v2 = transaction(
+        transaction_id="A", timestamp="2024-03-01T11:00:00Z", amount="150", account_id="ACC-1"
+    )
+    b_v1 = transaction(transaction_id="B", amount="20", account_id="ACC-1")
+    b_v2 = transaction(transaction_id="B", amount="25.5", account_id="ACC-1")
+    c_v1 = transaction(
+        transaction_id="C",
+        timestamp="2024-03-01T09:00:00",
+        amount="1000.5",
+        currency="JPY",
+        account_id="ACC-2",
+    )
+    d_future = transaction(transaction_id="D", timestamp="2099-01-01T00:00:00", account_id="ACC-1")
+    e = transaction(
+        transaction_id="E",
+        timestamp="2024-03-02T08:00:00+02:00",
+        amount="10",
+        currency="eur",
+        account_id="ACC-1",
+    )
+    write_bronze(
+        lake_spark,
+        lake,
+        TRANSACTIONS,
+        [
+            (a_v1, T0),
+            (a_v2, T0),
+            (b_v1, T0),
+            (b_v2, T0 + timedelta(minutes=1)),
+            (c_v1, T0),
+            (d_future, T0),
+            (e, T0),
+        ],
+    )
+
+    first = _curate(lake_spark, lake, reference, "r1")
+
+    assert (first.rows_read, first.rows_quarantined, first.rows_merged) == (7, 1, 4)
+    # A newer event of C moves it to another day; an older event of A is ignored.
+    a_v0 = transaction(
+        transaction_id="A", timestamp="2024-03-01T09:00:00", amount="999", account_id="ACC-1"
+    )
+    c_v2 = transaction(
+        transaction_id="C",
+        timestamp="2024-03-03T12:00:00",
+        amount="2000",
+        currency="JPY",
+        account_id="ACC-2",
+    )
+    f = transaction(transaction_id="F", amount="7.77", currency="GBP", account_id="ACC-3")
+    write_bronze(
+        lake_spark,
+        lake,
+        TRANSACTIONS,
+        [(a_v0, T0 + timedelta(hours=1)), (c_v2, T0 + timedelta(days=3)), (f, T0)],
+    )
+
+    second = _curate(lake_spark, lake, reference, "r2")
+
+    assert (second.bronze_version_from, second.rows_read, second.rows_merged) == (2, 3, 3)
+    silver = assert_engines_agree(lake_spark, lake, TABLES[0], ["transaction_id"])
+    by_key = {row["transaction_id"]: row for row in silver}
+    assert sorted(by_key) == ["A", "B", "C", "E", "F"]
+    assert by_key["A"]["amount"] == Decimal("150") and by_key["A"]["curation_run_id"] == "r1"
+    assert by_key["B"]["amount"] == Decimal("25.5")
+    assert (by_key["C"]["amount"], by_key["C"]["event_date"]) == (Decimal("2000"), date(2024, 3, 3))
+    assert (by_key["E"]["currency"], by_key["E"]["event_date"]) == ("EUR", date(2024, 3, 2))
+    assert by_key["F"]["fx_rate"] == Decimal("1.1558288449")
+
+    gold = assert_engines_agree(
+        lake_spark, lake, TABLES[1], ["event_date", "account_id", "currency"]
+    )
+    expected = _expected_gold([a_v2, b_v2, c_v2, e, f])
+    assert {
+        (r["event_date"], r["account_id"], r["currency"]): (
+            r["transaction_count"],
+            r["total_amount"],
+            r["reporting_currency"],
+            r["total_amount_reporting"],
+        )
+        for r in gold
+    } == expected
+
+    quarantined = assert_engines_agree(lake_spark, lake, TABLES[2], ["quarantine_id"])
+    assert [(r["record_key"], r["stage"], r["run_id"]) for r in quarantined] == [
+        ("D", "expectation", "r1")
+    ]
+    assert quarantined[0]["reason"] == "failed expectation(s): event_time_not_in_future"
+
+    results = assert_engines_agree(lake_spark, lake, TABLES[3], ["run_id", "expectation"])
+    outcomes = {(r["run_id"], r["expectation"]): (r["rows_failed"], r["outcome"]) for r in results}
+    assert outcomes[("r1", "amount_fits_currency_minor_units")] == (1, "warn")
+    assert outcomes[("r1", "event_time_not_in_future")] == (1, "drop")
+    assert outcomes[("r1", "currency_has_reference_data")] == (0, "pass")
+
+    versions = {table: delta_rs_version(lake, table) for table in TABLES}
+    rerun = _curate(lake_spark, lake, reference, "r3")
+
+    assert rerun.noop
+    assert {table: delta_rs_version(lake, table) for table in TABLES} == versions
+
+
+def test_curate_claims_status_change_moves_gold_counts(
+    lake_spark: SparkSession, lake: Lake, reference: curation.Reference
+) -> None:
+    one = claim(claim_id="C1", claim_type="auto", claim_status="submitted", claim_amount="100.25")
+    two = claim(claim_id="C2", claim_type="auto", claim_status="submitted", claim_amount="50")
+    three = claim(claim_id="C3", claim_type="home", claim_status="approved", claim_amount="10")
+    write_bronze(lake_spark, lake, CLAIMS, [(one, T0), (two, T0), (three, T0)])
+    _curate(lake_spark, lake, reference, "c1", entity=CLAIMS)
+    paid = {**one, "timestamp": "2024-03-01T15:00:00", "claim_status": "paid"}
+    write_bronze(lake_spark, lake, CLAIMS, [(paid, T0 + timedelta(hours=4))])
+
+    _curate(lake_spark, lake, reference, "c2", entity=CLAIMS)
+
+    silver = assert_engines_agree(lake_spark, lake, "silver/insurance/claims", ["claim_id"])
+    assert {r["claim_id"]: r["claim_status"] for r in silver} == {
+        "C1": "paid",
+        "C2": "submitted",
+        "C3": "approved",
+    }
+    gold = assert_engines_agree(
+        lake_spark,
+        lake,
+        "gold/insurance/claims_daily",
+        ["event_date", "claim_type", "claim_status"],
+    )
+    assert {
+        (r["claim_type"], r["claim_status"]): (r["claim_count"], r["total_claim_amount"])
+        for r in gold
+    } == {
+        ("auto", "paid"): (1, Decimal("100.25")),
+        ("auto", "submitted"): (1, Decimal("50")),
+        ("home", "approved"): (1, Decimal("10")),
+    }
+
+
+FAIL_ON_LARGE = """\
+table: silver/finance/transactions
+expectations:
+  - name: amount_below_limit
+    description: test limit
+    condition: amount < 1000
+    action: fail
+"""
+
+
+def test_curate_fail_expectation_merges_nothing_and_quality_job_exits_nonzero(
+    lake_spark: SparkSession, lake: Lake, reference: curation.Reference, tmp_path: Path
+) -> None:
+    (tmp_path / "finance_transactions.yaml").write_text(FAIL_ON_LARGE)
+    write_bronze(
+        lake_spark,
+        lake,
+        TRANSACTIONS,
+        [(transaction(amount="10"), T0), (transaction(amount="5000"), T0)],
+    )
+
+    for attempt in ("f1", "f2"):
+        with pytest.raises(
+            quality.ExpectationFailedError, match=r"amount_below_limit: 1 of 2 rows fail"
+        ):
+            _curate(lake_spark, lake, reference, attempt, expectations_dir=tmp_path)
+
+    assert delta_rs_version(lake, "silver/finance/transactions") == 0
+    results = assert_engines_agree(
+        lake_spark, lake, EXPECTATION_RESULTS_TABLE, ["run_id", "expectation"]
+    )
+    assert sorted((r["run_id"], r["outcome"]) for r in results) == [("f1", "fail"), ("f2", "fail")]
+
+    _curate(lake_spark, lake, reference, "ok")
+    code = quality.main(
+        [
+            "--entity",
+            "finance/transactions",
+            "--run-id",
+            "q1",
+            "--lake-prefix",
+            lake.prefix,
+            "--expectations-dir",
+            str(tmp_path),
+        ]
+    )
+    assert code == 1
+    checked = {
+        (r["job"], r["run_id"]): (r["rows_evaluated"], r["rows_failed"], r["outcome"])
+        for r in assert_engines_agree(
+            lake_spark, lake, EXPECTATION_RESULTS_TABLE, ["run_id", "expectation"]
+        )
+    }
+    assert checked[("quality", "q1")] == (2, 1, "fail")
+    assert (
+        quality.main(
+            ["--entity", "finance/transactions", "--run-id", "q2", "--lake-prefix", lake.prefix]
+        )
+        == 0
+    )

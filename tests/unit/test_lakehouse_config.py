@@ -1,0 +1,125 @@
+"""Lakehouse plumbing without Spark: table layout, heartbeat, expectations files, guards."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from dataplatform.contracts import CLAIMS, ENTITIES, TRANSACTIONS
+from dataplatform.reference import seed_rates
+from dataplatform.settings import S3Settings
+from pyspark_jobs.lake import (
+    Lake,
+    entity_by_path,
+    heartbeat_healthy,
+    read_heartbeat,
+    spark_submit_argv,
+    write_heartbeat,
+)
+from pyspark_jobs.landing import LandingDataLossError, explain_failure, reset_instructions
+from pyspark_jobs.maintenance import RetentionGuardError, check_retention
+from pyspark_jobs.quality import load_expectations
+
+S3 = S3Settings(bucket="lakehouse")
+
+
+def test_lake_uri_real_layout_and_test_prefix() -> None:
+    real = Lake(s3=S3)
+    isolated = Lake(s3=S3, prefix="tests/abc")
+
+    assert real.table("bronze", TRANSACTIONS) == "s3a://lakehouse/bronze/finance/transactions"
+    assert real.gold(CLAIMS, scheme="s3") == "s3://lakehouse/gold/insurance/claims_daily"
+    assert real.checkpoint("landing-x") == "s3a://lakehouse/_checkpoints/landing-x"
+    assert isolated.table("silver", CLAIMS) == "s3a://lakehouse/tests/abc/silver/insurance/claims"
+    assert isolated.checkpoint("j") == "s3a://lakehouse/tests/abc/_checkpoints/j"
+
+
+def test_entity_by_path_unknown_lists_known() -> None:
+    assert entity_by_path("insurance/claims") is CLAIMS
+    with pytest.raises(ValueError, match="finance/transactions, insurance/claims"):
+        entity_by_path("finance/claims")
+
+
+def test_heartbeat_fresh_running_is_healthy(tmp_path: Path) -> None:
+    path = tmp_path / "run" / "heartbeat.json"
+    assert not heartbeat_healthy(path)
+
+    write_heartbeat(path, {"status": "running", "queries": {}})
+
+    beat = read_heartbeat(path)
+    assert beat is not None and beat["pid"] == os.getpid()
+    assert heartbeat_healthy(path, max_age_s=5)
+
+
+def test_heartbeat_stale_or_failed_is_unhealthy(tmp_path: Path) -> None:
+    path = tmp_path / "heartbeat.json"
+    write_heartbeat(path, {"status": "failed"})
+    assert not heartbeat_healthy(path, max_age_s=60)
+
+    stale = datetime.now(UTC) - timedelta(minutes=5)
+    path.write_text(json.dumps({"status": "running", "updated_at": stale.isoformat()}))
+    assert not heartbeat_healthy(path, max_age_s=60)
+
+
+@pytest.mark.parametrize("entity", ENTITIES, ids=lambda e: e.topic)
+def test_expectations_file_loads_with_every_action_known(entity: object) -> None:
+    expectations = load_expectations(entity)  # type: ignore[arg-type]
+
+    assert expectations
+    assert {item.action for item in expectations} <= {"warn", "drop", "fail"}
+
+
+def test_expectations_file_malformed_names_the_field(tmp_path: Path) -> None:
+    (tmp_path / "finance_transactions.yaml").write_text(
+        "table: t\nexpectations:\n"
+        "  - name: x\n    description: d\n    condition: a\n    action: explode\n"
+    )
+    with pytest.raises(ValueError, match=r"expectations\.0\.action"):
+        load_expectations(TRANSACTIONS, tmp_path)
+
+
+def test_vacuum_retention_guard_refuses_short_retention_unless_forced() -> None:
+    with pytest.raises(RetentionGuardError, match=r"below 168 h .* --force"):
+        check_retention("silver/finance/transactions", 24, force=False)
+    check_retention("silver/finance/transactions", 24, force=True)
+    check_retention("silver/finance/transactions", 168, force=False)
+
+
+def test_seed_rates_cross_through_euro() -> None:
+    rates = {(base, quote): rate for base, quote, rate in seed_rates()}
+
+    assert rates[("EUR", "USD")] == Decimal("1.0956000000")
+    assert rates[("USD", "EUR")] == Decimal("0.9127418766")
+    assert rates[("JPY", "USD")] == Decimal("0.0070357051")
+    assert ("EUR", "EUR") not in rates
+
+
+def test_spark_submit_argv_passes_jars_and_interpreter() -> None:
+    argv, env = spark_submit_argv("pyspark_jobs/curation.py", ["--entity", "finance/transactions"])
+
+    jars = argv[argv.index("--jars") + 1]
+    assert "delta-spark" in jars and "spark-sql-kafka" in jars
+    assert argv[-3:] == ["pyspark_jobs/curation.py", "--entity", "finance/transactions"]
+    assert env["PYSPARK_PYTHON"].endswith("python")
+
+
+def test_explain_failure_offsets_backwards_says_how_to_reset() -> None:
+    spark_error = RuntimeError(
+        "Partition finance.transactions.v1-0's offset was changed from 10 to 3, some data may "
+        "have been missed."
+    )
+
+    error = explain_failure(spark_error, TRANSACTIONS, "s3a://lakehouse/_checkpoints/x")
+
+    assert isinstance(error, LandingDataLossError)
+    assert "offset was changed from 10 to 3" in str(error)
+    assert "dataplatform lake reset-landing --entity finance/transactions" in str(error)
+    assert explain_failure(RuntimeError("disk full"), TRANSACTIONS, "c") is None
+    assert "s3a://lakehouse/_checkpoints/x" in reset_instructions(
+        TRANSACTIONS, "s3a://lakehouse/_checkpoints/x"
+    )

@@ -1,0 +1,398 @@
+"""Curation transforms on tiny inline DataFrames: parsing, dedup, FX, expectations, gold."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pyspark.sql import DataFrame, Row, SparkSession
+from pyspark.sql import functions as F
+
+from dataplatform.contracts import CLAIMS, TRANSACTIONS
+from pyspark_jobs import transforms
+from pyspark_jobs.quality import Expectation, evaluate
+from pyspark_jobs.schemas import bronze_schema
+from tests.factories import claim, transaction
+from tests.unit.spark_fixtures import assertDataFrameEqual, spark
+
+__all__ = ["spark"]
+
+T0 = datetime(2024, 3, 1, 12, 0)
+
+
+def _bronze(spark: SparkSession, records: list[tuple[dict[str, Any], datetime, str]]) -> DataFrame:
+    """Bronze rows (record, ingested_at, ingest_id) with `_commit_version` 7."""
+    rows = [
+        (
+            ingest_id,
+            record.get("transaction_id") or record.get("claim_id"),
+            json.dumps(record),
+            "kafka",
+            "t",
+            0,
+            offset,
+            None,
+            ingested_at,
+            ingested_at,
+            ingested_at.date(),
+        )
+        for offset, (record, ingested_at, ingest_id) in enumerate(records)
+    ]
+    return spark.createDataFrame(rows, bronze_schema()).withColumn(
+        "_commit_version", F.lit(7).cast("long")
+    )
+
+
+def _typed(
+    spark: SparkSession,
+    records: list[tuple[dict[str, Any], datetime, str]],
+    entity: Any = TRANSACTIONS,
+) -> DataFrame:
+    return (
+        _bronze(spark, records)
+        .transform(transforms.bronze_to_checked, entity)
+        .transform(transforms.parse_checked, entity, run_id="r1")
+    )
+
+
+def test_parse_checked_types_and_normalises(spark: SparkSession) -> None:
+    record = transaction(
+        transaction_id="FT-1", timestamp="2024-03-01T23:30:00-02:00", currency="usd", amount="0.1"
+    )
+
+    typed = _typed(spark, [(record, T0, "i1")])
+
+    assertDataFrameEqual(
+        typed.select(
+            "transaction_id",
+            "timestamp",
+            "event_date",
+            "amount",
+            "currency",
+            "bronze_version",
+            "curation_run_id",
+        ),
+        [
+            Row(
+                transaction_id="FT-1",
+                timestamp=datetime(2024, 3, 2, 1, 30),
+                event_date=date(2024, 3, 2),
+                amount=Decimal("0.100000"),
+                currency="USD",
+                bronze_version=7,
+                curation_run_id="r1",
+            )
+        ],
+    )
+
+
+def test_parse_checked_refused_payload_goes_to_quarantine(spark: SparkSession) -> None:
+    checked = _bronze(spark, [({"transaction_id": "FT-9", "amount": "x"}, T0, "i9")]).transform(
+        transforms.bronze_to_checked, TRANSACTIONS
+    )
+
+    assert checked.transform(transforms.parse_checked, TRANSACTIONS, run_id="r").count() == 0
+    refused = transforms.to_quarantine(checked, stage="curation", run_id="r").collect()
+    assert [(r.quarantine_id, r.stage, r.run_id) for r in refused] == [
+        ("curation:t:0:0", "curation", "r")
+    ]
+    assert (
+        "amount: Decimal input should be an integer, float, string or Decimal"
+        not in refused[0].reason
+    )
+    assert "account_id: Field required" in refused[0].reason
+
+
+def test_latest_per_key_event_time_then_ingested_at_then_ingest_id(spark: SparkSession) -> None:
+    a_old = transaction(transaction_id="A", timestamp="2024-03-01T10:00:00", amount=1)
+    a_new = transaction(transaction_id="A", timestamp="2024-03-01T11:00:00", amount=2)
+    b_first = transaction(transaction_id="B", amount=3)
+    b_later = transaction(transaction_id="B", amount=4)
+    c_x = transaction(transaction_id="C", amount=5)
+    c_y = transaction(transaction_id="C", amount=6)
+    typed = _typed(
+        spark,
+        [
+            (a_new, T0, "i1"),
+            (a_old, datetime(2024, 3, 1, 13), "i2"),
+            (b_later, datetime(2024, 3, 1, 13), "i3"),
+            (b_first, T0, "i4"),
+            (c_x, T0, "i5"),
+            (c_y, T0, "i6"),
+        ],
+    )
+
+    latest = typed.transform(transforms.latest_per_key, TRANSACTIONS)
+
+    assertDataFrameEqual(
+        latest.select("transaction_id", "amount"),
+        [
+            Row(transaction_id="A", amount=Decimal("2.000000")),
+            Row(transaction_id="B", amount=Decimal("4.000000")),
+            Row(transaction_id="C", amount=Decimal("6.000000")),
+        ],
+    )
+
+
+def test_newer_than_orders_like_latest_per_key(spark: SparkSession) -> None:
+    pairs = spark.createDataFrame(
+        [
+            (T0, T0, "b", T0, T0, "a", True),
+            (T0, T0, "a", T0, T0, "a", False),
+            (T0, datetime(2024, 3, 2), "a", T0, T0, "z", True),
+            (datetime(2024, 2, 1), datetime(2024, 3, 2), "z", T0, T0, "a", False),
+        ],
+        "s_ts timestamp, s_in timestamp, s_id string, "
+        "t_ts timestamp, t_in timestamp, t_id string, expected boolean",
+    )
+    condition = transforms.newer_than(TRANSACTIONS)
+    s = pairs.select(
+        F.struct(
+            F.col("s_ts").alias("timestamp"),
+            F.col("s_in").alias("ingested_at"),
+            F.col("s_id").alias("ingest_id"),
+        ).alias("s"),
+        F.struct(
+            F.col("t_ts").alias("timestamp"),
+            F.col("t_in").alias("ingested_at"),
+            F.col("t_id").alias("ingest_id"),
+        ).alias("t"),
+        "expected",
+    )
+
+    assert s.where(F.expr(condition) != F.col("expected")).count() == 0
+
+
+@pytest.fixture
+def reference(spark: SparkSession) -> tuple[DataFrame, DataFrame]:
+    currencies = spark.createDataFrame(
+        [("EUR", 2), ("USD", 2), ("JPY", 0), ("CHF", 2)], "code string, minor_units int"
+    )
+    fx = spark.createDataFrame(
+        [
+            ("USD", "EUR", Decimal("0.9"), date(2000, 1, 1)),
+            ("USD", "EUR", Decimal("0.8"), date(2024, 3, 2)),
+            ("JPY", "EUR", Decimal("0.00642"), date(2000, 1, 1)),
+            ("USD", "GBP", Decimal("0.7"), date(2000, 1, 1)),
+        ],
+        "base_currency string, quote_currency string, rate decimal(20,10), valid_from date",
+    )
+    return currencies, fx
+
+
+def test_with_fx_picks_rate_valid_on_event_date_and_rounds(
+    spark: SparkSession, reference: tuple[DataFrame, DataFrame]
+) -> None:
+    currencies, fx = reference
+    rows = spark.createDataFrame(
+        [
+            ("1", "USD", Decimal("10.555"), date(2024, 3, 1)),
+            ("2", "USD", Decimal("10"), date(2024, 3, 2)),
+            ("3", "JPY", Decimal("1000"), date(2024, 3, 1)),
+            ("4", "EUR", Decimal("5.5"), date(2024, 3, 1)),
+            ("5", "CHF", Decimal("1"), date(2024, 3, 1)),
+        ],
+        "transaction_id string, currency string, amount decimal(18,6), event_date date",
+    )
+
+    enriched = rows.transform(
+        transforms.with_fx, currencies, fx, reporting_currency="EUR", reporting_minor_units=2
+    )
+
+    assertDataFrameEqual(
+        enriched.select(
+            "transaction_id",
+            "currency_minor_units",
+            "reporting_currency",
+            "fx_rate",
+            "amount_reporting",
+        ),
+        [
+            Row(
+                transaction_id="1",
+                currency_minor_units=2,
+                reporting_currency="EUR",
+                fx_rate=Decimal("0.9000000000"),
+                amount_reporting=Decimal("9.500000"),
+            ),
+            Row(
+                transaction_id="2",
+                currency_minor_units=2,
+                reporting_currency="EUR",
+                fx_rate=Decimal("0.8000000000"),
+                amount_reporting=Decimal("8.000000"),
+            ),
+            Row(
+                transaction_id="3",
+                currency_minor_units=0,
+                reporting_currency="EUR",
+                fx_rate=Decimal("0.0064200000"),
+                amount_reporting=Decimal("6.420000"),
+            ),
+            Row(
+                transaction_id="4",
+                currency_minor_units=2,
+                reporting_currency="EUR",
+                fx_rate=Decimal("1.0000000000"),
+                amount_reporting=Decimal("5.500000"),
+            ),
+            Row(
+                transaction_id="5",
+                currency_minor_units=2,
+                reporting_currency="EUR",
+                fx_rate=None,
+                amount_reporting=None,
+            ),
+        ],
+    )
+
+
+EXPECTATIONS = [
+    Expectation(name="small", description="d", condition="amount < 100", action="warn"),
+    Expectation(
+        name="known", description="d", condition="currency_minor_units IS NOT NULL", action="fail"
+    ),
+    Expectation(
+        name="precise",
+        description="d",
+        condition="pmod(amount * CAST(power(10, currency_minor_units) AS DECIMAL(20, 0)), 1) = 0",
+        action="drop",
+    ),
+]
+
+
+def test_flag_expectations_names_failures_null_counts_as_failed(spark: SparkSession) -> None:
+    rows = spark.createDataFrame(
+        [("1", Decimal("5"), 2), ("2", Decimal("500.5"), 0), ("3", Decimal("1.25"), None)],
+        "id string, amount decimal(18,6), currency_minor_units int",
+    )
+
+    flagged = rows.transform(transforms.flag_expectations, EXPECTATIONS)
+
+    assertDataFrameEqual(
+        flagged.select("id", transforms.FAILED_COLUMN),
+        [
+            Row(id="1", _failed_expectations=[]),
+            Row(id="2", _failed_expectations=["small", "precise"]),
+            Row(id="3", _failed_expectations=["known", "precise"]),
+        ],
+    )
+    assert [r.id for r in flagged.where(transforms.failing(flagged, ["precise"])).collect()] == [
+        "2",
+        "3",
+    ]
+    results = {
+        r.expectation.name: (r.rows_evaluated, r.rows_failed, r.outcome)
+        for r in evaluate(flagged, EXPECTATIONS)
+    }
+    assert results == {"small": (3, 1, "warn"), "known": (3, 1, "fail"), "precise": (3, 2, "drop")}
+
+
+def test_daily_account_totals_per_day_account_currency(spark: SparkSession) -> None:
+    silver = spark.createDataFrame(
+        [
+            (date(2024, 3, 1), "A", "USD", Decimal("1.5"), "EUR", Decimal("1.35")),
+            (date(2024, 3, 1), "A", "USD", Decimal("2"), "EUR", Decimal("1.8")),
+            (date(2024, 3, 1), "A", "EUR", Decimal("3"), "EUR", Decimal("3")),
+            (date(2024, 3, 2), "A", "USD", Decimal("4"), "EUR", None),
+        ],
+        "event_date date, account_id string, currency string, amount decimal(18,6), "
+        "reporting_currency string, amount_reporting decimal(24,6)",
+    )
+
+    assertDataFrameEqual(
+        silver.transform(transforms.daily_account_totals),
+        [
+            Row(
+                event_date=date(2024, 3, 1),
+                account_id="A",
+                currency="USD",
+                transaction_count=2,
+                total_amount=Decimal("3.5"),
+                reporting_currency="EUR",
+                total_amount_reporting=Decimal("3.15"),
+            ),
+            Row(
+                event_date=date(2024, 3, 1),
+                account_id="A",
+                currency="EUR",
+                transaction_count=1,
+                total_amount=Decimal("3"),
+                reporting_currency="EUR",
+                total_amount_reporting=Decimal("3"),
+            ),
+            Row(
+                event_date=date(2024, 3, 2),
+                account_id="A",
+                currency="USD",
+                transaction_count=1,
+                total_amount=Decimal("4"),
+                reporting_currency="EUR",
+                total_amount_reporting=None,
+            ),
+        ],
+    )
+
+
+def test_claims_daily_per_type_status_day(spark: SparkSession) -> None:
+    records = [
+        (
+            claim(claim_id="C1", claim_type="auto", claim_status="paid", claim_amount="10.5"),
+            T0,
+            "i1",
+        ),
+        (claim(claim_id="C2", claim_type="auto", claim_status="paid", claim_amount="1"), T0, "i2"),
+        (
+            claim(claim_id="C3", claim_type="home", claim_status="submitted", claim_amount="7"),
+            T0,
+            "i3",
+        ),
+    ]
+
+    gold = _typed(spark, records, CLAIMS).transform(transforms.claims_daily)
+
+    assertDataFrameEqual(
+        gold,
+        [
+            Row(
+                event_date=date(2024, 3, 1),
+                claim_type="auto",
+                claim_status="paid",
+                claim_count=2,
+                total_claim_amount=Decimal("11.5"),
+            ),
+            Row(
+                event_date=date(2024, 3, 1),
+                claim_type="home",
+                claim_status="submitted",
+                claim_count=1,
+                total_claim_amount=Decimal("7"),
+            ),
+        ],
+    )
+
+
+def test_silver_schema_contract_fields_then_lineage_then_fx() -> None:
+    names = transforms.silver_schema(TRANSACTIONS).fieldNames()
+
+    assert names[:8] == [
+        "transaction_id",
+        "timestamp",
+        "account_id",
+        "amount",
+        "currency",
+        "transaction_type",
+        "merchant_id",
+        "category",
+    ]
+    assert names[-4:] == [
+        "currency_minor_units",
+        "reporting_currency",
+        "fx_rate",
+        "amount_reporting",
+    ]
+    assert "amount_reporting" not in transforms.silver_schema(CLAIMS).fieldNames()
+    assert not transforms.silver_schema(TRANSACTIONS)["transaction_id"].nullable

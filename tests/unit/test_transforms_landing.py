@@ -1,0 +1,173 @@
+"""Landing transforms on tiny inline DataFrames: contract check, bronze and quarantine rows."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+from pyspark.sql import DataFrame, Row, SparkSession
+
+from dataplatform.contracts import TRANSACTIONS, FinancialTransactionIn
+from dataplatform.contracts.bronze import BRONZE_COLUMNS
+from pyspark_jobs import transforms
+from tests.factories import transaction
+from tests.unit.spark_fixtures import assertDataFrameEqual, spark
+
+__all__ = ["spark"]
+
+KAFKA_SCHEMA = (
+    "key binary, value binary, topic string, partition int, offset long, timestamp timestamp, "
+    "headers array<struct<key: string, value: binary>>"
+)
+ACCEPTED_AT = datetime(2024, 3, 1, 12, 31, tzinfo=UTC)
+
+
+def _check(record: Any, *, key: str | None = None, normalize: bool = True) -> tuple:
+    value = record if isinstance(record, bytes) else json.dumps(record).encode()
+    return transforms.check_record(
+        FinancialTransactionIn,
+        "transaction_id",
+        key.encode() if key is not None else None,
+        value,
+        normalize=normalize,
+    )
+
+
+def test_check_record_valid_seed_shape_normalises() -> None:
+    record = transaction(transaction_id="FT-1", currency="usd", amount=125.5)
+
+    payload, key, normalized, error = _check(record, key="FT-1")
+
+    assert error is None
+    assert key == "FT-1"
+    assert payload == json.dumps(record)
+    parsed = json.loads(normalized)
+    assert parsed["currency"] == "USD"
+    assert parsed["timestamp"] == "2024-03-01T12:30:00Z"
+    assert parsed["amount"] == "125.5"
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        ({"transaction_id": "FT-1"}, "account_id: Field required"),
+        (transaction(amount="1.1234567"), "amount: Decimal input should have no more than 6"),
+        (transaction(channel="web"), "channel: Extra inputs are not permitted"),
+        (transaction(currency="XXY"), "currency: Value error, 'XXY' is not an active ISO 4217"),
+        (b"{not json", "Invalid JSON"),
+        (b"[1, 2]", "Input should be an object"),
+    ],
+    ids=["missing", "too-precise", "extra-field", "currency", "not-json", "not-object"],
+)
+def test_check_record_invalid_names_field(record: Any, reason: str) -> None:
+    _payload, key, normalized, error = _check(record)
+
+    assert error is not None and reason in error
+    assert key is None and normalized is None
+
+
+def test_check_record_not_utf8_keeps_bytes_as_base64() -> None:
+    payload, _key, _normalized, error = _check(b"\xff\xfe{}")
+
+    assert payload == "base64://57fQ=="
+    assert error is not None and error.startswith("payload is not UTF-8")
+
+
+def test_check_record_key_mismatch_refused() -> None:
+    _payload, key, _normalized, error = _check(transaction(transaction_id="FT-2"), key="FT-3")
+
+    assert key == "FT-2"
+    assert error == "Kafka key 'FT-3' does not match transaction_id 'FT-2'"
+
+
+def test_check_record_jpy_cents_accepted_at_the_edge() -> None:
+    assert _check(transaction(currency="JPY", amount="100.50"))[3] is None
+
+
+def _kafka_rows(spark: SparkSession, messages: list[tuple[str | None, bytes, bool]]) -> DataFrame:
+    rows = [
+        (
+            key.encode() if key else None,
+            value,
+            "finance.transactions.v1",
+            1,
+            offset,
+            ACCEPTED_AT,
+            [("ingest_id", f"ing-{offset}".encode())] if with_header else [],
+        )
+        for offset, (key, value, with_header) in enumerate(messages)
+    ]
+    return spark.createDataFrame(rows, KAFKA_SCHEMA)
+
+
+def test_kafka_to_bronze_valid_rows_with_ingest_metadata(spark: SparkSession) -> None:
+    good = transaction(transaction_id="FT-1")
+    no_header = transaction(transaction_id="FT-2")
+    batch = _kafka_rows(
+        spark,
+        [
+            ("FT-1", json.dumps(good).encode(), True),
+            ("FT-2", json.dumps(no_header).encode(), False),
+            ("FT-3", b"{}", True),
+        ],
+    )
+
+    bronze = batch.transform(transforms.kafka_to_checked, TRANSACTIONS).transform(
+        transforms.to_bronze
+    )
+
+    assert bronze.columns == [name for name, *_ in BRONZE_COLUMNS]
+    assertDataFrameEqual(
+        bronze.drop("landed_at"),
+        [
+            Row(
+                ingest_id="ing-0",
+                record_key="FT-1",
+                payload=json.dumps(good),
+                source="kafka",
+                kafka_topic="finance.transactions.v1",
+                kafka_partition=1,
+                kafka_offset=0,
+                outbox_id=None,
+                ingested_at=ACCEPTED_AT.replace(tzinfo=None),
+                ingest_date=date(2024, 3, 1),
+            ),
+            Row(
+                ingest_id="kafka:finance.transactions.v1:1:1",
+                record_key="FT-2",
+                payload=json.dumps(no_header),
+                source="kafka",
+                kafka_topic="finance.transactions.v1",
+                kafka_partition=1,
+                kafka_offset=1,
+                outbox_id=None,
+                ingested_at=ACCEPTED_AT.replace(tzinfo=None),
+                ingest_date=date(2024, 3, 1),
+            ),
+        ],
+    )
+
+
+def test_kafka_to_quarantine_keeps_payload_and_reason(spark: SparkSession) -> None:
+    record = transaction(transaction_id="FT-1")
+    batch = _kafka_rows(spark, [("FT-1", json.dumps(record).encode(), True), (None, b"{}", True)])
+
+    quarantined = transforms.to_quarantine(
+        batch.transform(transforms.kafka_to_checked, TRANSACTIONS), stage="landing"
+    )
+
+    assert quarantined.schema.fieldNames() == transforms.QUARANTINE_SCHEMA.fieldNames()
+    rows = quarantined.collect()
+    assert len(rows) == 1
+    row = rows[0]
+    assert row.quarantine_id == "landing:finance.transactions.v1:1:1"
+    assert (row.stage, row.payload, row.ingest_id, row.kafka_offset) == (
+        "landing",
+        "{}",
+        "ing-1",
+        1,
+    )
+    assert row.reason.startswith("transaction_id: Field required")
+    assert row.run_id is None
