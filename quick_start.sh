@@ -101,9 +101,8 @@ resolve_jars() {
     return
   fi
   rm -rf .jars/kafka .jars/spark
-  # Maven's console library writes colour codes even with -q -B; TERM=dumb keeps output plain.
-  TERM=dumb mvn -q -B -f "$kafka_pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$ROOT/.jars/kafka"
-  TERM=dumb mvn -q -B -f "$spark_pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$ROOT/.jars/spark"
+  mvn -q -B -f "$kafka_pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$ROOT/.jars/kafka"
+  mvn -q -B -f "$spark_pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$ROOT/.jars/spark"
   stamp jars "$kafka_pom" "$spark_pom"
 }
 
