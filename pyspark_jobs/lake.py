@@ -18,10 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
 
 from dataplatform.contracts import ENTITIES, Entity
-from dataplatform.settings import S3Settings, env_file, get_runtime_settings, get_s3_settings
+from dataplatform.settings import (
+    S3Settings,
+    get_runtime_settings,
+    get_s3_settings,
+    settings_config,
+)
 from pyspark_jobs.settings import get_spark_settings
 
 if TYPE_CHECKING:
@@ -45,12 +50,7 @@ CURATION_STATE_TABLE = "_state/curation_runs"
 class LakehouseSettings(BaseSettings):
     """Knobs of the lakehouse jobs: env vars `LAKEHOUSE_*` (listed in `.env.example`)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="LAKEHOUSE_",
-        env_file=env_file(),
-        env_file_encoding="utf-8",
-        extra="ignore",
-    )
+    model_config = settings_config("LAKEHOUSE_")
 
     #: Folder inside the bucket that holds every table; empty in production. Tests set their
     #: own so they never touch the real tables.

@@ -11,9 +11,9 @@ from functools import cache
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
 
-from dataplatform.settings import S3Settings, env_file
+from dataplatform.settings import S3Settings, settings_config
 
 #: The levels `SparkContext.setLogLevel` accepts.
 SparkLogLevel = Literal["ALL", "DEBUG", "ERROR", "FATAL", "INFO", "OFF", "TRACE", "WARN"]
@@ -22,12 +22,7 @@ SparkLogLevel = Literal["ALL", "DEBUG", "ERROR", "FATAL", "INFO", "OFF", "TRACE"
 class SparkSettings(BaseSettings):
     """How the Spark jobs run: master, driver size, parallelism, triggers and checkpoints."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="SPARK_",
-        env_file=env_file(),
-        env_file_encoding="utf-8",
-        extra="ignore",
-    )
+    model_config = settings_config("SPARK_")
 
     #: `local[N]` natively; `spark://...`, `k8s://...` or `yarn` when scaled out.
     master: str = "local[2]"

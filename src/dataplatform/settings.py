@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 from functools import cache
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from dataplatform import envfile
 
 Track = Literal["starter", "intermediate", "advanced"]
 TRACKS: tuple[Track, ...] = ("starter", "intermediate", "advanced")
@@ -37,7 +39,8 @@ def env_file() -> Path:
     return project_root() / ".env"
 
 
-def _config(prefix: str) -> SettingsConfigDict:
+def settings_config(prefix: str) -> SettingsConfigDict:
+    """The config every settings class shares: its env prefix, read from the env and `.env`."""
     return SettingsConfigDict(
         env_prefix=prefix,
         env_file=env_file(),
@@ -54,11 +57,7 @@ def _dotenv_value(name: str) -> str | None:
     path = env_file()
     if not path.is_file():
         return None
-    for line in path.read_text(encoding="utf-8").splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip() == name:
-            return value.strip()
-    return None
+    return envfile.parse(path.read_text(encoding="utf-8")).get(name)
 
 
 class _SecretsGuard(BaseSettings):
@@ -81,7 +80,7 @@ class _SecretsGuard(BaseSettings):
 class PostgresSettings(_SecretsGuard):
     """PostgreSQL: the outbox, API keys, receipts, reference data and Airflow's metadata."""
 
-    model_config = _config("POSTGRES_")
+    model_config = settings_config("POSTGRES_")
 
     host: str = "127.0.0.1"
     port: int = 5432
@@ -105,7 +104,7 @@ class PostgresSettings(_SecretsGuard):
 class KafkaSettings(BaseSettings):
     """Kafka: bootstrap servers and topic layout."""
 
-    model_config = _config("KAFKA_")
+    model_config = settings_config("KAFKA_")
 
     bootstrap_servers: str = "127.0.0.1:9092"
     partitions: int = Field(default=3, ge=1)
@@ -116,7 +115,7 @@ class KafkaSettings(BaseSettings):
 class S3Settings(_SecretsGuard):
     """S3-compatible object storage (SeaweedFS natively, MinIO or SeaweedFS in compose, AWS S3)."""
 
-    model_config = _config("S3_")
+    model_config = settings_config("S3_")
 
     endpoint_url: str = "http://127.0.0.1:9000"
     access_key: SecretStr = SecretStr("")
@@ -144,7 +143,7 @@ class S3Settings(_SecretsGuard):
 class RuntimeSettings(BaseSettings):
     """The native runtime (`dataplatform up/down/status`): where data, logs and jars live."""
 
-    model_config = _config("DATAPLATFORM_")
+    model_config = settings_config("DATAPLATFORM_")
 
     env: Environment = "development"
     track: Track = "advanced"
@@ -199,13 +198,13 @@ def get_runtime_settings() -> RuntimeSettings:
 class IngestorSettings(BaseSettings):
     """The ingestor service (`fastapi_app`): where it listens, its sink, its limits."""
 
-    model_config = _config("INGESTOR_")
+    model_config = settings_config("INGESTOR_")
 
     host: str = "127.0.0.1"
     port: int = 8000
     #: `postgres`: transactional outbox (starter); `kafka`: idempotent producer (intermediate+).
     #: Unset, it follows DATAPLATFORM_TRACK, so one variable picks the track in both runtimes.
-    sink: Literal["postgres", "kafka"] | None = None
+    sink: Literal["postgres", "kafka"] = "kafka"
     #: Postgres schema of the ingest tables (outbox, receipts, idempotency keys, API keys);
     #: shared with the lake exporter, hence one variable without the service prefix.
     db_schema: str = Field(
@@ -261,11 +260,13 @@ class IngestorSettings(BaseSettings):
         """`DATAPLATFORM_ENV`: development or production."""
         return _environment()
 
-    @model_validator(mode="after")
-    def _sink_from_track(self) -> Self:
-        if self.sink is None:
-            self.sink = "postgres" if get_runtime_settings().track == "starter" else "kafka"
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _sink_from_track(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("sink"):
+            track = get_runtime_settings().track
+            data = {**data, "sink": "postgres" if track == "starter" else "kafka"}
+        return data
 
     @property
     def base_url(self) -> str:
@@ -276,7 +277,7 @@ class IngestorSettings(BaseSettings):
 class ExporterSettings(BaseSettings):
     """The starter track's lake exporter: Postgres outbox -> bronze Delta tables (delta-rs)."""
 
-    model_config = _config("EXPORTER_")
+    model_config = settings_config("EXPORTER_")
 
     host: str = "127.0.0.1"
     #: Port of its `/metrics` endpoint, also its health check.

@@ -30,14 +30,13 @@ from urllib.parse import quote
 
 import httpx
 from pydantic import Field, SecretStr
-from pydantic_settings import SettingsConfigDict
 
 from dataplatform.settings import (
     PostgresSettings,
     _SecretsGuard,
-    env_file,
     get_runtime_settings,
     project_root,
+    settings_config,
 )
 
 if TYPE_CHECKING:
@@ -62,9 +61,7 @@ HEALTH_PATH = "/api/v2/monitor/health"
 class AirflowSettings(_SecretsGuard):
     """Airflow's native deployment: port, admin, secrets, executor size, Spark and lineage."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="AIRFLOW_", env_file=env_file(), env_file_encoding="utf-8", extra="ignore"
-    )
+    model_config = settings_config("AIRFLOW_")
 
     host: str = "127.0.0.1"
     port: int = 8081
