@@ -14,7 +14,7 @@ import copy
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -60,7 +60,7 @@ def _tagged(tag: str):
         elif isinstance(node, yaml.SequenceNode):
             value = loader.construct_sequence(node, deep=True)
         else:
-            value = loader.construct_scalar(node)
+            value = loader.construct_scalar(cast(yaml.ScalarNode, node))
         return Tagged(tag, value)
 
     return construct

@@ -650,5 +650,6 @@ def wait_until(check: Callable[[], bool], timeout_s: float, interval_s: float = 
 # classes above: hence imported here, at the end.
 from dataplatform.native.airflow import AIRFLOW_SERVICES  # noqa: E402
 
-SERVICES.update({service.name: service for service in AIRFLOW_SERVICES})
-TRACK_SERVICES["advanced"] = (*TRACK_SERVICES["advanced"], *(s.name for s in AIRFLOW_SERVICES))
+_airflow_services: tuple[Service, ...] = AIRFLOW_SERVICES  # built lazily there (PEP 562)
+SERVICES.update({service.name: service for service in _airflow_services})
+TRACK_SERVICES["advanced"] = (*TRACK_SERVICES["advanced"], *(s.name for s in _airflow_services))
