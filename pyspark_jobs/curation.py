@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -58,6 +57,7 @@ from pyspark.sql.types import (
 
 from dataplatform.contracts import Entity
 from dataplatform.settings import PostgresSettings, get_postgres_settings
+from dataplatform.shutdown import exit_now
 from pyspark_jobs import transforms
 from pyspark_jobs.lake import (
     CURATION_STATE_TABLE,
@@ -642,4 +642,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

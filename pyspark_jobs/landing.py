@@ -23,7 +23,6 @@ import argparse
 import json
 import logging
 import signal
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -44,6 +43,7 @@ from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 from dataplatform.contracts import Entity
 from dataplatform.contracts.bronze import BRONZE_PARTITION_COLUMNS
 from dataplatform.settings import KafkaSettings, get_kafka_settings
+from dataplatform.shutdown import exit_now
 from pyspark_jobs import transforms
 from pyspark_jobs.lake import (
     Lake,
@@ -261,6 +261,29 @@ def explain_failure(
 
 
 @dataclass
+class _Phases:
+    """Wall time of the named phases of one micro-batch, for its log line."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    _began: float = field(default_factory=time.monotonic)
+    _last: float = field(default=0.0)
+
+    def mark(self, name: str) -> None:
+        """End the phase `name` (it began where the previous one ended)."""
+        now = time.monotonic()
+        self.seconds[name] = round(now - (self._last or self._began), 3)
+        self._last = now
+
+    @property
+    def total_s(self) -> float:
+        """Since the batch began."""
+        return time.monotonic() - self._began
+
+    def __str__(self) -> str:
+        return ", ".join(f"{name} {s:.2f} s" for name, s in self.seconds.items())
+
+
+@dataclass
 class BatchWriter:
     """The `foreachBatch` function of one entity's landing query.
 
@@ -283,8 +306,9 @@ class BatchWriter:
         """Append one micro-batch to bronze and quarantine, idempotently."""
         # The query id is known only once `start()` returns; a first batch may be faster.
         self.started.wait(timeout=60)
-        began = time.monotonic()
+        phases = _Phases()
         self.guard.check()
+        phases.mark("guard")
         app_id = f"{landing_job_name(self.entity)}-{self.query_id}"
         checked = batch.transform(transforms.kafka_to_checked, self.entity).persist(
             StorageLevel.MEMORY_AND_DISK
@@ -298,8 +322,10 @@ class BatchWriter:
                 .agg(F.count(F.lit(1)).alias("n"))
                 .collect()
             }
+            phases.mark("check")
             if counts.get(True):
                 self._append(checked.transform(transforms.to_bronze), "bronze", app_id, batch_id)
+                phases.mark("bronze")
             if self.pause_after_write_s:
                 logger.warning(
                     "fault injection: pausing %.0f s after the bronze append of batch %d",
@@ -310,20 +336,23 @@ class BatchWriter:
             if counts.get(False):
                 quarantined = transforms.to_quarantine(checked, stage="landing")
                 self._append(quarantined, "quarantine", app_id, batch_id)
+                phases.mark("quarantine")
         finally:
             checked.unpersist()
         logger.info(
-            "landed batch %d of %s: %d to bronze, %d to quarantine in %.2f s",
+            "landed batch %d of %s: %d to bronze, %d to quarantine in %.2f s (%s)",
             batch_id,
             self.entity.topic,
             counts.get(True, 0),
             counts.get(False, 0),
-            time.monotonic() - began,
+            phases.total_s,
+            phases,
             extra={
                 "entity": f"{self.entity.domain}/{self.entity.name}",
                 "batch_id": batch_id,
                 "bronze_rows": counts.get(True, 0),
                 "quarantine_rows": counts.get(False, 0),
+                "phases_s": phases.seconds,
             },
         )
 
@@ -381,6 +410,9 @@ class HeartbeatListener(StreamingQueryListener):
             "input_rows_per_second": progress.inputRowsPerSecond,
             "processed_rows_per_second": progress.processedRowsPerSecond,
             "trigger_execution_ms": progress.durationMs.get("triggerExecution"),
+            # Where the micro-batch's time went: addBatch (our foreachBatch), walCommit and
+            # commitOffsets (checkpoint writes), latestOffset, queryPlanning, getBatch.
+            "duration_ms": dict(progress.durationMs),
             "progress_at": progress.timestamp,
         }
         self.write()
@@ -663,4 +695,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -24,6 +24,7 @@ from typing import Any
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
+from dataplatform.shutdown import exit_now
 from pyspark_jobs.lake import Lake, start_job_session
 
 logger = logging.getLogger("pyspark_jobs.maintenance")
@@ -213,4 +214,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

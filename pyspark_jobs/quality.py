@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,6 +41,7 @@ from pyspark.sql.types import (
 )
 
 from dataplatform.contracts import Entity
+from dataplatform.shutdown import exit_now
 from pyspark_jobs import transforms
 from pyspark_jobs.lake import (
     EXPECTATION_RESULTS_TABLE,
@@ -307,4 +307,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -132,6 +132,18 @@ def session_conf(
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         # Schema changes are deliberate (a new contract version), never a side effect of a write.
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
+        # Dates and timestamps are proleptic Gregorian end to end (the contracts, Arrow,
+        # delta-rs). Spark's default for Parquet refuses to write a date before 1582 (or a
+        # timestamp before 1900) that a client sent and the contract accepted, which would
+        # stop curation on one record; this lake holds no files from Spark 2's calendar.
+        # Timestamps as Parquet's standard TIMESTAMP_MICROS, not Spark's legacy INT96, which
+        # other readers (delta-rs, pyarrow) read as nanoseconds: years before 1678 overflow.
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+        **{
+            f"spark.sql.parquet.{kind}RebaseModeIn{io}": "CORRECTED"
+            for kind in ("datetime", "int96")
+            for io in ("Read", "Write")
+        },
         **s3a_conf(s3),
     }
     conf.update(extra_conf or {})

@@ -228,6 +228,26 @@ def test_curate_claims_status_change_moves_gold_counts(
     }
 
 
+def test_curate_claims_with_dates_before_the_gregorian_switch(
+    lake_spark: SparkSession, lake: Lake, reference: curation.Reference
+) -> None:
+    # The contract accepts any ISO 8601 year; schemathesis sends such records. Spark's default
+    # Parquet calendar rebase refused to write them and stopped curation for every record.
+    ancient = claim(
+        claim_id="C-ANCIENT",
+        timestamp="0848-11-30T08:04:54Z",
+        incident_date="0284-05-02T19:31:05+13:52",
+    )
+    write_bronze(lake_spark, lake, CLAIMS, [(ancient, T0)])
+
+    _curate(lake_spark, lake, reference, "ancient", entity=CLAIMS)
+
+    silver = assert_engines_agree(lake_spark, lake, "silver/insurance/claims", ["claim_id"])
+    assert [(r["claim_id"], r["incident_date"]) for r in silver] == [
+        ("C-ANCIENT", datetime(284, 5, 2, 5, 39, 5, tzinfo=UTC))
+    ]
+
+
 FAIL_ON_LARGE = """\
 table: silver/finance/transactions
 expectations:

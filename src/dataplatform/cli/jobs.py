@@ -1,17 +1,21 @@
 """The Spark jobs as CLI commands: `dataplatform run landing` and `dataplatform run curation`.
 
 Each command runs the job in this process (PySpark starts the JVM with the Maven-resolved
-jars); the same jobs run under `spark-submit` with `pyspark_jobs.lake.spark_submit_argv`.
+jars) and ends the process with the job's exit code (`dataplatform.shutdown.exit_now`); the same
+jobs run under `spark-submit` with `pyspark_jobs.lake.spark_submit_argv`.
 The native runtime runs `dataplatform run landing` as a managed service and probes it with
 `landing_healthy()`: the heartbeat file the job rewrites after every micro-batch.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from dataplatform.shutdown import exit_now
 
 EntityOption = Annotated[
     list[str] | None,
@@ -21,6 +25,11 @@ PrefixOption = Annotated[
     str | None,
     typer.Option(help="Folder in the bucket holding the tables (default LAKEHOUSE_LAKE_PREFIX)"),
 ]
+
+
+def _job_logs() -> None:
+    """Show the job's progress lines: the CLI's own logging defaults to warnings only."""
+    logging.getLogger("pyspark_jobs").setLevel(logging.INFO)
 
 
 def _entities(entity: list[str] | None) -> list[str]:
@@ -47,7 +56,8 @@ def landing(
         argv += ["--lake-prefix", lake_prefix]
     if heartbeat_path is not None:
         argv += ["--heartbeat-path", str(heartbeat_path)]
-    raise typer.Exit(code=main(argv))
+    _job_logs()
+    exit_now(main(argv))
 
 
 def curation(
@@ -70,7 +80,8 @@ def curation(
         argv += ["--lake-prefix", lake_prefix]
     if from_bronze_version is not None:
         argv += ["--from-bronze-version", str(from_bronze_version)]
-    raise typer.Exit(code=main(argv))
+    _job_logs()
+    exit_now(main(argv))
 
 
 def landing_healthy() -> bool:

@@ -6,7 +6,7 @@ import logging
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -23,6 +23,7 @@ from dataplatform.cli.run import run_app
 from dataplatform.native import runtime, supervisor
 from dataplatform.native.services import SERVICES, Context, PlatformError
 from dataplatform.settings import TRACKS, Track, env_file, get_runtime_settings, project_root
+from dataplatform.shutdown import exit_code_of, exit_now
 
 app = typer.Typer(
     help="Data ingestion platform: run it natively, check it, operate it.",
@@ -165,5 +166,19 @@ def supervisorctl(ctx: typer.Context) -> None:
     sys.exit(subprocess.run([str(binary), "-c", str(conf), *ctx.args], check=False).returncode)
 
 
+def main() -> NoReturn:
+    """The `dataplatform` console script: the Typer app, then `shutdown.exit_now`.
+
+    `lake` commands read tables with delta-rs, whose pyarrow scanner threads can abort the
+    interpreter at exit after the command succeeded; the exit code stays the app's.
+    """
+    try:
+        app()
+        code = 0
+    except SystemExit as exc:
+        code = exit_code_of(exc)
+    exit_now(code)
+
+
 if __name__ == "__main__":
-    app()
+    main()
