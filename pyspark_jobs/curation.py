@@ -39,8 +39,6 @@ from pathlib import Path
 from typing import Any
 
 from delta.tables import DeltaTable
-from deltalake import DeltaTable as DeltaRsTable
-from deltalake.exceptions import TableNotFoundError
 from pyspark import StorageLevel
 from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -66,7 +64,11 @@ from pyspark_jobs.lake import (
     select_entities,
     start_job_session,
 )
-from pyspark_jobs.landing import ensure_landing_tables, ensure_quarantine_table
+from pyspark_jobs.landing import (
+    ensure_landing_tables,
+    ensure_quarantine_table,
+    ensure_table_property,
+)
 from pyspark_jobs.quality import (
     Expectation,
     ExpectationFailedError,
@@ -227,14 +229,10 @@ def ensure_curation_tables(spark: SparkSession, lake: Lake, entity: Entity) -> N
         .execute()
     )
     evolve_schema(spark, silver, schema, table=entity.table_path("silver"))
-    existing = _delta_rs(lake, entity.table_path("silver"))
-    if existing is not None and (
-        existing.metadata().configuration.get("delta.enableChangeDataFeed") != "true"
-    ):
-        # A silver table from before the change feed was used: turn it on from now.
-        spark.sql(
-            f"ALTER TABLE delta.`{silver}` SET TBLPROPERTIES (delta.enableChangeDataFeed = true)"
-        )
+    # A silver table from before the change feed was used: turn it on from now.
+    ensure_table_property(
+        spark, lake, entity.table_path("silver"), "delta.enableChangeDataFeed", "true"
+    )
     (
         DeltaTable.createIfNotExists(spark)
         .location(lake.gold(entity))
@@ -251,30 +249,15 @@ def ensure_curation_tables(spark: SparkSession, lake: Lake, entity: Entity) -> N
     )
 
 
-def _delta_rs(lake: Lake, table: str) -> DeltaRsTable | None:
-    """A table opened with delta-rs, or None if it does not exist.
-
-    Metadata reads (versions, the small state table, commit metrics) go through delta-rs: it
-    answers in milliseconds where a Spark job costs a second or more on a small machine.
-    Only Spark writes these tables.
-    """
-    try:
-        return DeltaRsTable(
-            lake.uri(table, scheme="s3"), storage_options=lake.s3.delta_storage_options()
-        )
-    except TableNotFoundError:
-        return None
-
-
 def table_version(lake: Lake, table: str) -> int:
     """The latest version of a table (-1 if it does not exist)."""
-    delta = _delta_rs(lake, table)
+    delta = lake.delta_rs(table)
     return delta.version() if delta is not None else -1
 
 
 def last_processed_version(lake: Lake, entity: Entity) -> int:
     """The last bronze version a finished run processed (-1 if none)."""
-    delta = _delta_rs(lake, CURATION_STATE_TABLE)
+    delta = lake.delta_rs(CURATION_STATE_TABLE)
     if delta is None:
         return -1
     name = f"{entity.domain}/{entity.name}"
@@ -288,7 +271,7 @@ def last_processed_version(lake: Lake, entity: Entity) -> int:
 
 def _merge_metrics(lake: Lake, table: str) -> tuple[int, dict[str, Any]]:
     """The version and operation metrics of a table's latest commit."""
-    delta = _delta_rs(lake, table)
+    delta = lake.delta_rs(table)
     if delta is None:
         return -1, {}
     commit = delta.history(1)[0]

@@ -36,7 +36,7 @@ from confluent_kafka.admin import AdminClient
 from delta.tables import DeltaTable
 from pyspark import StorageLevel
 from pyspark.errors import StreamingQueryException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
@@ -62,6 +62,9 @@ logger = logging.getLogger("pyspark_jobs.landing")
 #: File in each checkpoint folder recording the Kafka topic ids the checkpoint's offsets
 #: belong to.
 TOPIC_IDS_FILE = "dataplatform_topic_ids.json"
+
+#: Delta table property: commits between two checkpoints of the table's state.
+CHECKPOINT_INTERVAL = "delta.checkpointInterval"
 
 #: Phrases of Spark's Kafka source errors that mean offsets went backwards or data is gone.
 _DATA_LOSS_MARKERS = (
@@ -99,17 +102,23 @@ def ensure_landing_tables(spark: SparkSession, lake: Lake, entity: Entity) -> No
 
     Created from the schemas rather than by the first write, so the NOT NULL columns stay
     NOT NULL. Bronze has the change data feed on: curation reads only the versions it has not
-    processed yet.
+    processed yet. Both get `LAKEHOUSE_BRONZE_CHECKPOINT_INTERVAL`, also on existing tables.
     """
+    interval = str(get_lakehouse_settings().bronze_checkpoint_interval)
     (
         DeltaTable.createIfNotExists(spark)
         .location(lake.table("bronze", entity))
         .addColumns(bronze_schema())
         .partitionedBy(*BRONZE_PARTITION_COLUMNS)
         .property("delta.enableChangeDataFeed", "true")
+        .property(CHECKPOINT_INTERVAL, interval)
         .execute()
     )
+    ensure_table_property(spark, lake, entity.table_path("bronze"), CHECKPOINT_INTERVAL, interval)
     ensure_quarantine_table(spark, lake, entity)
+    ensure_table_property(
+        spark, lake, entity.table_path("quarantine"), CHECKPOINT_INTERVAL, interval
+    )
 
 
 def ensure_quarantine_table(spark: SparkSession, lake: Lake, entity: Entity) -> None:
@@ -121,6 +130,16 @@ def ensure_quarantine_table(spark: SparkSession, lake: Lake, entity: Entity) -> 
         .partitionedBy("quarantine_date")
         .execute()
     )
+
+
+def ensure_table_property(
+    spark: SparkSession, lake: Lake, table: str, key: str, value: str
+) -> None:
+    """Set a Delta table property unless it already has that value (no commit then)."""
+    existing = lake.delta_rs(table)
+    if existing is not None and existing.metadata().configuration.get(key) != value:
+        logger.info("%s: setting %s = %s", table, key, value)
+        spark.sql(f"ALTER TABLE delta.`{lake.uri(table)}` SET TBLPROPERTIES ('{key}' = '{value}')")
 
 
 # --------------------------------------------------------------------------- topic guard
@@ -301,6 +320,7 @@ class BatchWriter:
     pause_after_write_s: float = 0.0
     query_id: str = ""
     started: threading.Event = field(default_factory=threading.Event)
+    _landed_once: bool = False
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         """Append one micro-batch to bronze and quarantine, idempotently."""
@@ -314,18 +334,26 @@ class BatchWriter:
             StorageLevel.MEMORY_AND_DISK
         )
         try:
-            counts = {
-                bool(row["valid"]): int(row["n"])
-                for row in checked.groupBy(
-                    F.col(f"{transforms.CHECK_COLUMN}.error").isNull().alias("valid")
-                )
-                .agg(F.count(F.lit(1)).alias("n"))
-                .collect()
-            }
-            phases.mark("check")
-            if counts.get(True):
-                self._append(checked.transform(transforms.to_bronze), "bronze", app_id, batch_id)
-                phases.mark("bronze")
+            error = F.col(f"{transforms.CHECK_COLUMN}.error")
+            outcome = [
+                F.count_if(error.isNull()).alias("valid"),
+                F.count_if(error.isNotNull()).alias("invalid"),
+            ]
+            # Bronze is appended even when nothing passed (an empty commit that still records
+            # the batch id), and quarantine only when something failed. The counts are
+            # observed while the bronze append runs, without a Spark job of their own, except
+            # in the first batch of a run: it may replay a batch whose append Delta then skips,
+            # which would leave an observation unfilled and waiting forever.
+            observed = Observation(f"landing-{batch_id}") if self._landed_once else None
+            if observed is None:
+                counts = checked.agg(*outcome).first().asDict()  # type: ignore[union-attr]
+                phases.mark("check")
+            bronze = checked if observed is None else checked.observe(observed, *outcome)
+            self._append(bronze.transform(transforms.to_bronze), "bronze", app_id, batch_id)
+            if observed is not None:
+                counts = observed.get
+            self._landed_once = True
+            phases.mark("bronze")
             if self.pause_after_write_s:
                 logger.warning(
                     "fault injection: pausing %.0f s after the bronze append of batch %d",
@@ -333,7 +361,7 @@ class BatchWriter:
                     batch_id,
                 )
                 time.sleep(self.pause_after_write_s)
-            if counts.get(False):
+            if counts["invalid"]:
                 quarantined = transforms.to_quarantine(checked, stage="landing")
                 self._append(quarantined, "quarantine", app_id, batch_id)
                 phases.mark("quarantine")
@@ -343,15 +371,15 @@ class BatchWriter:
             "landed batch %d of %s: %d to bronze, %d to quarantine in %.2f s (%s)",
             batch_id,
             self.entity.topic,
-            counts.get(True, 0),
-            counts.get(False, 0),
+            counts["valid"],
+            counts["invalid"],
             phases.total_s,
             phases,
             extra={
                 "entity": f"{self.entity.domain}/{self.entity.name}",
                 "batch_id": batch_id,
-                "bronze_rows": counts.get(True, 0),
-                "quarantine_rows": counts.get(False, 0),
+                "bronze_rows": counts["valid"],
+                "quarantine_rows": counts["invalid"],
                 "phases_s": phases.seconds,
             },
         )

@@ -150,9 +150,17 @@ class LakeExporter:
             return None
         return DeltaTable(uri, storage_options=options).transaction_version(self.app_id(entity))
 
+    @staticmethod
+    def _has_new_rows(conn: psycopg.Connection[Any], label: str) -> bool:
+        row = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM outbox WHERE entity = %s"
+            " AND exported_at IS NULL AND export_version IS NULL)",  # the partial index
+            (label,),
+        ).fetchone()
+        return bool(row and row[0])
+
     def _export_batch(self, conn: psycopg.Connection[Any], entity: Entity) -> ExportedBatch | None:
         label = _label(entity)
-        committed = self._delta_txn_version(entity)
         recovered = False
         row = conn.execute(
             "SELECT min(export_version) FROM outbox"
@@ -160,6 +168,12 @@ class LakeExporter:
             (label,),
         ).fetchone()
         pending_version = row[0] if row else None
+        if pending_version is None and not self._has_new_rows(conn, label):
+            # Idle: answer from Postgres alone. Opening the Delta table replays its log, which
+            # on a bronze table the landing job also writes costs a good part of a core and a
+            # busy S3 server when done every poll.
+            return None
+        committed = self._delta_txn_version(entity)
         if pending_version is not None:
             if committed is not None and committed >= pending_version:
                 # Crashed after the Delta commit: the data is there, only marking is left.
