@@ -43,7 +43,7 @@ from typing import Any
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
-from dataplatform.clients.s3 import s3_client
+from dataplatform.clients.s3 import delete_prefix, s3_client
 from dataplatform.settings import get_s3_settings
 
 KEY = "transaction_id"
@@ -163,13 +163,7 @@ class Store:
         if self.tmp is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
             return
-        client = s3_client(self.s3)
-        for page in client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.s3.bucket, Prefix=f"{self.prefix}/"
-        ):
-            keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
-            if keys:
-                client.delete_objects(Bucket=self.s3.bucket, Delete={"Objects": keys})
+        delete_prefix(self.s3, self.prefix)
 
 
 def merge_delta_rs(store: Store, target: str) -> tuple[float, dict[str, Any]]:

@@ -46,7 +46,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from deltalake import DeltaTable
 
-from dataplatform.clients.s3 import s3_client
+from dataplatform.clients.s3 import delete_prefix, s3_client
 from dataplatform.settings import get_kafka_settings, get_s3_settings
 from pyspark_jobs.lake import read_heartbeat
 
@@ -91,17 +91,6 @@ def log_end(consumer: Consumer, topic: str) -> dict[int, int]:
         p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
         for p in range(PARTITIONS)
     }
-
-
-def delete_prefix(s3: Any, bucket: str, prefix: str) -> int:
-    """Delete every object under `prefix/`; returns how many."""
-    deleted = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
-        keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
-        for i in range(0, len(keys), 1000):
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys[i : i + 1000]})
-            deleted += len(keys[i : i + 1000])
-    return deleted
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -308,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             result["landing_batches_logged"] = len(durations)
         if not args.keep:
             admin.delete_topics([topic])[topic].result(timeout=30)
-            result["s3_objects_deleted"] = delete_prefix(s3, bucket, prefix)
+            result["s3_objects_deleted"] = delete_prefix(s3_settings, prefix)
             heartbeat_path.unlink(missing_ok=True)
     for name, value in result.items():
         if name != "samples":

@@ -255,6 +255,16 @@ class JobLaunchError(RuntimeError):
     """The job was started in a way that cannot work; the message says how to start it."""
 
 
+def jars_include_delta(spark_jars: str) -> bool:
+    """Whether a `spark.jars` value (comma-separated paths, globs allowed) has the Delta jar."""
+    for entry in filter(None, (part.strip() for part in spark_jars.split(","))):
+        path = Path(entry.removeprefix("file:"))
+        names = [m.name for m in path.parent.glob(path.name)] if "*" in path.name else [path.name]
+        if any(name.startswith("delta-spark") for name in names):
+            return True
+    return False
+
+
 def start_job_session(app_name: str, *, extra_conf: dict[str, str] | None = None) -> SparkSession:
     """The Spark session of a job, with the checks `build_spark_session` cannot make.
 
@@ -274,7 +284,7 @@ def start_job_session(app_name: str, *, extra_conf: dict[str, str] | None = None
         # Under spark-submit the JVM already runs: its conf says whether the jars were passed.
         SparkContext._ensure_initialized()
         launched = SparkConf().get("spark.jars", "") or ""
-        if "delta-spark" not in launched:
+        if not jars_include_delta(launched):
             raise JobLaunchError(
                 "spark-submit was started without the Delta, Kafka and s3a jars: start the job "
                 "with `dataplatform run <job>`, or pass `--jars` with every jar of "

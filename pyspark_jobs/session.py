@@ -117,10 +117,10 @@ def session_conf(
         "spark.master": master or spark.master,
         "spark.jars": ",".join(str(jar) for jar in jars),
         "spark.driver.memory": spark.driver_memory,
-        # Loopback only: a laptop or CI runner must not expose the driver or its block manager,
-        # and the host name may not resolve at all in a sandbox.
-        "spark.driver.host": "127.0.0.1",
-        "spark.driver.bindAddress": "127.0.0.1",
+        # Loopback unless told otherwise: a laptop or CI runner must not expose the driver or
+        # its block manager, and the host name may not resolve at all in a sandbox.
+        "spark.driver.host": spark.driver_host,
+        "spark.driver.bindAddress": spark.driver_bind_address,
         "spark.ui.enabled": str(spark.ui_enabled).lower(),
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.shuffle.partitions": str(spark.shuffle_partitions),

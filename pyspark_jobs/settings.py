@@ -28,6 +28,12 @@ class SparkSettings(BaseSettings):
     master: str = "local[2]"
     #: Only takes effect when the session starts the JVM (the first session of a process).
     driver_memory: str = "1g"
+    #: Where executors reach the driver. Loopback natively (local mode: nothing outside the
+    #: process connects, and a sandbox's host name may not resolve); a container submitting to a
+    #: standalone cluster names itself (compose: the Airflow scheduler runs the tasks' drivers).
+    driver_host: str = "127.0.0.1"
+    #: Address the driver's ports bind to: loopback natively, `0.0.0.0` inside a container.
+    driver_bind_address: str = "127.0.0.1"
     #: Spark's default of 200 is sized for clusters; a handful of cores wants a few.
     shuffle_partitions: int = Field(default=4, ge=1)
     #: Processing-time trigger of the streaming jobs, in seconds.

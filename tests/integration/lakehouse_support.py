@@ -29,7 +29,7 @@ from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
 from dataplatform.clients.kafka import producer_config
-from dataplatform.clients.s3 import s3_client
+from dataplatform.clients.s3 import delete_prefix
 from dataplatform.contracts import Entity
 from dataplatform.reference import seed_reference_data
 from dataplatform.settings import KafkaSettings, PostgresSettings, S3Settings, project_root
@@ -57,17 +57,6 @@ def lake(s3_settings: S3Settings) -> Iterator[Lake]:
     prefix = f"tests/lakehouse/{uuid.uuid4().hex[:12]}"
     yield Lake(s3=s3_settings, prefix=prefix)
     delete_prefix(s3_settings, prefix)
-
-
-def delete_prefix(s3: S3Settings, prefix: str) -> None:
-    """Delete every object under `prefix/` of the bucket."""
-    client = s3_client(s3)
-    for page in client.get_paginator("list_objects_v2").paginate(
-        Bucket=s3.bucket, Prefix=f"{prefix}/"
-    ):
-        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-        if keys:
-            client.delete_objects(Bucket=s3.bucket, Delete={"Objects": keys})
 
 
 # --------------------------------------------------------------------------- reading tables

@@ -19,7 +19,7 @@ from deltalake import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from dataplatform.clients.s3 import s3_client
+from dataplatform.clients.s3 import delete_prefix, s3_client
 from dataplatform.contracts import TRANSACTIONS, FinancialTransactionIn
 from dataplatform.settings import S3Settings
 from pyspark_jobs.schemas import contract_schema
@@ -57,14 +57,7 @@ def prefix(lake: S3Settings) -> Iterator[str]:
     """A fresh folder of the bucket for one test, deleted afterwards."""
     relative = f"tests/spark-session/{uuid.uuid4().hex}"
     yield relative
-    client = s3_client(lake)
-    pages = client.get_paginator("list_objects_v2").paginate(
-        Bucket=lake.bucket, Prefix=f"{relative}/"
-    )
-    for page in pages:
-        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-        if keys:
-            client.delete_objects(Bucket=lake.bucket, Delete={"Objects": keys})
+    delete_prefix(lake, relative)
 
 
 def _transaction(

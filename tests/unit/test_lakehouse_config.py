@@ -17,6 +17,7 @@ from pyspark_jobs.lake import (
     Lake,
     entity_by_path,
     heartbeat_healthy,
+    jars_include_delta,
     read_heartbeat,
     spark_submit_argv,
     write_heartbeat,
@@ -106,6 +107,19 @@ def test_spark_submit_argv_passes_jars_and_interpreter() -> None:
     assert "delta-spark" in jars and "spark-sql-kafka" in jars
     assert argv[-3:] == ["pyspark_jobs/curation.py", "--entity", "finance/transactions"]
     assert env["PYSPARK_PYTHON"].endswith("python")
+
+
+def test_jars_include_delta_reads_lists_and_globs(tmp_path: Path) -> None:
+    (tmp_path / "delta-spark_2.12-3.3.2.jar").touch()
+    (tmp_path / "hadoop-aws-3.3.4.jar").touch()
+    assert jars_include_delta(
+        f"{tmp_path}/hadoop-aws-3.3.4.jar,{tmp_path}/delta-spark_2.12-3.3.2.jar"
+    )
+    # compose's AIRFLOW_VAR_SPARK_JARS is a glob, which Spark expands itself
+    assert jars_include_delta(f"{tmp_path}/*.jar")
+    assert jars_include_delta(f"file:{tmp_path}/*.jar")
+    assert not jars_include_delta(f"{tmp_path}/hadoop-*.jar")
+    assert not jars_include_delta("")
 
 
 def test_explain_failure_offsets_backwards_says_how_to_reset() -> None:

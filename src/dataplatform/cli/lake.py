@@ -168,7 +168,7 @@ def reset_landing(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
 ) -> None:
     """Delete an entity's landing checkpoint (after a recreated topic; see docs/LAKEHOUSE.md)."""
-    from dataplatform.clients.s3 import s3_client
+    from dataplatform.clients.s3 import delete_prefix
     from pyspark_jobs.lake import (
         Lake,
         entity_by_path,
@@ -194,15 +194,7 @@ def reset_landing(
     key_prefix = checkpoint.removeprefix(f"s3a://{lake.s3.bucket}/").rstrip("/") + "/"
     if not yes:
         typer.confirm(f"delete the landing checkpoint {checkpoint}?", abort=True)
-    client = s3_client(lake.s3)
-    deleted = 0
-    for page in client.get_paginator("list_objects_v2").paginate(
-        Bucket=lake.s3.bucket, Prefix=key_prefix
-    ):
-        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-        if keys:
-            client.delete_objects(Bucket=lake.s3.bucket, Delete={"Objects": keys})
-            deleted += len(keys)
+    deleted = delete_prefix(lake.s3, key_prefix)
     console.print(f"deleted {deleted} objects of {checkpoint}; start the landing job again")
 
 

@@ -42,3 +42,18 @@ def ensure_bucket(settings: S3Settings) -> bool:
             raise
     client.create_bucket(Bucket=settings.bucket)
     return True
+
+
+def delete_prefix(settings: S3Settings, prefix: str) -> int:
+    """Delete every object under the folder `prefix` of the bucket; returns how many."""
+    client = s3_client(settings)
+    folder = prefix.strip("/") + "/"
+    deleted = 0
+    for page in client.get_paginator("list_objects_v2").paginate(
+        Bucket=settings.bucket, Prefix=folder
+    ):
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:  # a page holds at most 1,000 keys, the most one delete_objects takes
+            client.delete_objects(Bucket=settings.bucket, Delete={"Objects": keys})
+            deleted += len(keys)
+    return deleted
