@@ -1,0 +1,61 @@
+"""Retention of the ingest bookkeeping: what `dataplatform db prune` deletes.
+
+Receipts, Idempotency-Key bindings and exported outbox rows are bookkeeping. The records
+themselves are in Kafka and bronze. Left alone, these tables grow with every record ever
+ingested. Pruning keeps a window:
+- a retry within the window still gets its original receipt;
+- after the window, an exact resend is accepted again as a new record. Curation MERGEs on
+  the record key, so silver still holds one row.
+
+Reservations that never became durable (`accepted`, e.g. after a crash) and outbox rows not
+yet exported are never pruned.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+
+from dataplatform.db.migrate import search_path
+
+#: (table, DELETE statement taking the cutoff): only rows whose work is done.
+PRUNABLE: tuple[tuple[str, str], ...] = (
+    ("receipts", "DELETE FROM receipts WHERE status = 'durable' AND durable_at < %s"),
+    ("idempotency_keys", "DELETE FROM idempotency_keys WHERE created_at < %s"),
+    ("outbox", "DELETE FROM outbox WHERE exported_at IS NOT NULL AND exported_at < %s"),
+)
+
+
+def prune(
+    conninfo: str,
+    schema: str,
+    *,
+    keep: timedelta,
+    idempotency_ttl: timedelta,
+    dry_run: bool = False,
+) -> dict[str, int]:
+    """Delete bookkeeping rows older than `keep`, in one transaction.
+
+    Args:
+        conninfo: The Postgres connection string.
+        schema: The ingest schema (`INGEST_DB_SCHEMA`).
+        keep: The retention window.
+        idempotency_ttl: How long the ingestor honours an Idempotency-Key
+            (`INGESTOR_IDEMPOTENCY_TTL_H`); a binding is never deleted before that.
+        dry_run: Count what would go, then roll back.
+
+    Returns:
+        Rows deleted (or that would be) per table.
+    """
+    now = datetime.now(UTC)
+    cutoffs = {"idempotency_keys": now - max(keep, idempotency_ttl)}
+    with psycopg.connect(conninfo) as conn:
+        conn.execute(search_path(schema))
+        counts = {
+            table: conn.execute(statement, (cutoffs.get(table, now - keep),)).rowcount
+            for table, statement in PRUNABLE
+        }
+        if dry_run:
+            conn.rollback()
+    return counts

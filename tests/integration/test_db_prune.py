@@ -1,0 +1,124 @@
+"""Retention of the ingest bookkeeping on the real Postgres: only finished, old rows go."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from dataplatform.db.migrate import search_path
+from dataplatform.db.retention import prune
+from dataplatform.settings import PostgresSettings
+from fastapi_app.testing import temporary_schema
+
+pytestmark = pytest.mark.integration
+
+OLD, RECENT = "now() - interval '40 days'", "now() - interval '1 day'"
+DAY, MONTH = timedelta(days=1), timedelta(days=30)
+
+
+@pytest.fixture
+def schema(postgres_settings: PostgresSettings) -> Iterator[str]:
+    with temporary_schema(postgres_settings) as name:
+        yield name
+
+
+def _fill(postgres: PostgresSettings, schema: str) -> None:
+    """Per table: one finished row past retention, one recent, one unfinished and old."""
+    with psycopg.connect(postgres.conninfo()) as conn:
+        conn.execute(search_path(schema))
+        for key, status, durable_at in [
+            ("old-durable", "durable", OLD),
+            ("recent-durable", "durable", RECENT),
+            ("old-accepted", "accepted", "NULL"),
+        ]:
+            conn.execute(
+                "INSERT INTO receipts (ingest_id, entity, record_key, payload_sha256, status, sink,"
+                f" principal, received_at, durable_at) VALUES (%s, 'finance.transactions', %s,"
+                f" %s, %s, 'kafka', 'tests', {OLD}, {durable_at})",
+                (uuid.uuid4(), key, key.encode(), status),
+            )
+        for key, created_at in [("old-key", OLD), ("recent-key", RECENT)]:
+            conn.execute(
+                "INSERT INTO idempotency_keys (principal, idempotency_key, route, request_sha256,"
+                f" created_at) VALUES ('tests', %s, '/transactions', %s, {created_at})",
+                (key, key.encode()),
+            )
+        for key, exported_at in [("old-exported", OLD), ("recent", RECENT), ("pending", "NULL")]:
+            conn.execute(
+                "INSERT INTO outbox (ingest_id, entity, record_key, payload, ingested_at,"
+                f" exported_at) VALUES (%s, 'finance.transactions', %s, '{{}}', {OLD},"
+                f" {exported_at})",
+                (uuid.uuid4(), key),
+            )
+
+
+def _left(postgres: PostgresSettings, schema: str) -> dict[str, set[str]]:
+    with psycopg.connect(postgres.conninfo()) as conn:
+        conn.execute(search_path(schema))
+        return {
+            "receipts": {r[0] for r in conn.execute("SELECT record_key FROM receipts")},
+            "idempotency_keys": {
+                r[0] for r in conn.execute("SELECT idempotency_key FROM idempotency_keys")
+            },
+            "outbox": {r[0] for r in conn.execute("SELECT record_key FROM outbox")},
+        }
+
+
+def test_prune_deletes_only_finished_rows_past_retention(
+    postgres_settings: PostgresSettings, schema: str
+) -> None:
+    _fill(postgres_settings, schema)
+    everything = _left(postgres_settings, schema)
+    conninfo = postgres_settings.conninfo()
+
+    dry = prune(conninfo, schema, keep=MONTH, idempotency_ttl=DAY, dry_run=True)
+    assert dry == {"receipts": 1, "idempotency_keys": 1, "outbox": 1}
+    assert _left(postgres_settings, schema) == everything
+
+    done = prune(conninfo, schema, keep=MONTH, idempotency_ttl=DAY)
+    assert done == dry
+    assert _left(postgres_settings, schema) == {
+        "receipts": {"recent-durable", "old-accepted"},
+        "idempotency_keys": {"recent-key"},
+        "outbox": {"recent", "pending"},
+    }
+    again = prune(conninfo, schema, keep=MONTH, idempotency_ttl=DAY)
+    assert again == {"receipts": 0, "idempotency_keys": 0, "outbox": 0}
+
+
+def test_prune_keeps_idempotency_keys_the_ingestor_still_honours(
+    postgres_settings: PostgresSettings, schema: str
+) -> None:
+    _fill(postgres_settings, schema)
+    # A 12-hour window, but keys are honoured for 60 days: the 40-day-old binding stays.
+    done = prune(postgres_settings.conninfo(), schema, keep=DAY / 2, idempotency_ttl=60 * DAY)
+    assert done == {"receipts": 2, "idempotency_keys": 0, "outbox": 2}
+
+
+def test_prune_command_reports_and_refuses_a_window_under_a_day(
+    postgres_settings: PostgresSettings, schema: str
+) -> None:
+    _fill(postgres_settings, schema)
+    command = [str(Path(sys.executable).parent / "dataplatform"), "db", "prune"]
+    env = {**os.environ, "INGEST_DB_SCHEMA": schema}
+
+    result = subprocess.run(
+        [*command, "--older-than-days", "30"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"{schema}.receipts: deleted 1 rows older than 30 days" in result.stdout
+    assert f"{schema}.outbox: deleted 1 rows older than 30 days" in result.stdout
+
+    refused = subprocess.run(
+        [*command, "--older-than-days", "0.5"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 2
+    assert "older-than-days" in refused.stderr
