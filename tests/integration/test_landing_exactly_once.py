@@ -60,7 +60,16 @@ def test_landing_sigkill_mid_batch_and_mid_stream_no_duplicate_no_gap(
             [*args, "--max-offsets-per-trigger", str(BATCH), "--fault-pause-after-write-s", "300"],
             log,
         )
-        wait_for(lambda: delta_rs_version(lake, bronze) >= 1, 240, "the first bronze append")
+        # Killed in the pause, not while Delta is still finishing its commit: the row count
+        # below and the replay of batch 0 are what this step is about.
+        pausing = "pausing 300 s after the bronze append of batch 0"
+        wait_for(
+            lambda: (
+                delta_rs_version(lake, bronze) >= 1 and pausing in log.read_text(errors="replace")
+            ),
+            240,
+            "the first bronze append",
+        )
         first.kill()
         # maxOffsetsPerTrigger is split across partitions in proportion: about BATCH rows.
         assert 0 < len(delta_rs_rows(lake, bronze)) <= BATCH
@@ -90,5 +99,5 @@ def test_landing_sigkill_mid_batch_and_mid_stream_no_duplicate_no_gap(
     # The first run was killed in its pause, before it could log batch 0: the line comes from
     # the replay of batch 0 by the second run, whose append Delta skipped.
     text = log.read_text()
-    assert "pausing 300 s after the bronze append of batch 0" in text
+    assert pausing in text
     assert text.count("landed batch 0 of") == 1, "batch 0 was not replayed after the first kill"
