@@ -21,10 +21,9 @@ import psycopg
 from confluent_kafka import Consumer, Message, TopicPartition
 from psycopg import sql
 
-from dataplatform.clients.s3 import s3_client
 from dataplatform.db.apikeys import create as create_key
 from dataplatform.db.migrate import migrate
-from dataplatform.settings import KafkaSettings, PostgresSettings, S3Settings
+from dataplatform.settings import KafkaSettings, PostgresSettings
 
 
 def free_port() -> int:
@@ -111,16 +110,6 @@ def live_ingestor(env: dict[str, str], *, start_timeout_s: float = 60.0) -> Iter
                 process.kill()
                 process.wait(timeout=10)
         log_path.unlink(missing_ok=True)
-
-
-def delete_lake_prefix(s3: S3Settings, prefix: str) -> None:
-    """Delete every object under `s3://<bucket>/<prefix>/` (a test's own tables)."""
-    client = s3_client(s3)
-    paginator = client.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=s3.bucket, Prefix=prefix.strip("/") + "/"):
-        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-        if keys:
-            client.delete_objects(Bucket=s3.bucket, Delete={"Objects": keys})
 
 
 def read_partition(

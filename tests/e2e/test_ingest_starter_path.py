@@ -17,11 +17,11 @@ import httpx
 import pytest
 from deltalake import DeltaTable
 
+from dataplatform.clients.s3 import delete_prefix
 from dataplatform.contracts import CLAIMS, TRANSACTIONS
 from dataplatform.settings import PostgresSettings, S3Settings
 from fastapi_app.testing import (
     create_api_key,
-    delete_lake_prefix,
     free_port,
     live_ingestor,
     temporary_schema,
@@ -40,7 +40,7 @@ def schema(postgres_settings: PostgresSettings) -> Iterator[str]:
 def lake_prefix(s3_settings: S3Settings) -> Iterator[str]:
     prefix = f"tests/{uuid.uuid4().hex[:12]}"
     yield prefix
-    delete_lake_prefix(s3_settings, prefix)
+    delete_prefix(s3_settings, prefix)
 
 
 def _bronze_ids(s3: S3Settings, prefix: str, path: str) -> set[str]:

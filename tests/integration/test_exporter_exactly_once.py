@@ -13,11 +13,12 @@ import pytest
 from deltalake import DeltaTable
 
 from dataplatform import samples
+from dataplatform.clients.s3 import delete_prefix
 from dataplatform.contracts import CLAIMS, TRANSACTIONS
 from dataplatform.db.migrate import search_path
 from dataplatform.exporter import LakeExporter
 from dataplatform.settings import ExporterSettings, PostgresSettings, S3Settings
-from fastapi_app.testing import delete_lake_prefix, temporary_schema
+from fastapi_app.testing import temporary_schema
 
 
 class Crash(Exception):
@@ -36,7 +37,7 @@ def settings(s3_settings: S3Settings, schema: str) -> Iterator[ExporterSettings]
     yield ExporterSettings().model_copy(
         update={"db_schema": schema, "lake_prefix": prefix, "batch_size": 40}
     )
-    delete_lake_prefix(s3_settings, prefix)
+    delete_prefix(s3_settings, prefix)
 
 
 def _insert_outbox(

@@ -13,6 +13,7 @@ import pytest
 from deltalake import DeltaTable
 
 from dataplatform import samples
+from dataplatform.clients.s3 import delete_prefix
 from dataplatform.contracts import TRANSACTIONS
 from dataplatform.db.migrate import search_path
 from dataplatform.exporter import LakeExporter
@@ -20,7 +21,6 @@ from dataplatform.settings import ExporterSettings, PostgresSettings, S3Settings
 from fastapi_app.testing import (
     LiveIngestor,
     create_api_key,
-    delete_lake_prefix,
     live_ingestor,
     temporary_schema,
 )
@@ -38,7 +38,7 @@ def schema(postgres_settings: PostgresSettings) -> Iterator[str]:
 def lake_prefix(s3_settings: S3Settings) -> Iterator[str]:
     prefix = f"tests/{uuid.uuid4().hex[:12]}"
     yield prefix
-    delete_lake_prefix(s3_settings, prefix)
+    delete_prefix(s3_settings, prefix)
 
 
 @pytest.fixture(scope="module")
