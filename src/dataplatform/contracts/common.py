@@ -49,10 +49,19 @@ CurrencyCode = Annotated[
 
 
 def _as_utc(value: datetime) -> datetime:
-    """Naive timestamps (as the seed's clients send them) are read as UTC; all become UTC."""
+    """Naive timestamps (as the seed's clients send them) are read as UTC; all become UTC.
+
+    An offset that moves the instant outside years 1-9999 in UTC (`9999-12-31T23:59:59-01:00`)
+    is refused: no engine of the lake can hold it.
+    """
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(
+            "timestamp is outside 0001-01-01T00:00:00Z..9999-12-31T23:59:59Z once converted to UTC"
+        ) from None
 
 
 UtcDatetime = Annotated[
@@ -61,10 +70,26 @@ UtcDatetime = Annotated[
     Field(description="ISO 8601; a timestamp without offset is read as UTC"),
 ]
 
-#: Money: non-negative, at most 18 digits of which at most 6 after the point.
+#: Decimal places of money: silver stores it as `DECIMAL(18,6)`.
+MONEY_DECIMAL_PLACES = 6
+
+
+def _check_money_places(value: Decimal) -> Decimal:
+    """Count decimals as written: `1.1000000` has 7 (pydantic's own check strips the zeros)."""
+    exponent = value.as_tuple().exponent
+    places = max(0, -exponent) if isinstance(exponent, int) else 0
+    if places > MONEY_DECIMAL_PLACES:
+        raise ValueError(
+            f"has {places} decimal places; at most {MONEY_DECIMAL_PLACES} are kept exactly"
+        )
+    return value
+
+
+#: Money: non-negative, at most 12 digits before the point and 6 after (as written).
 Money = Annotated[
     Decimal,
     Field(ge=0, max_digits=18, decimal_places=6, examples=["125.50"]),
+    AfterValidator(_check_money_places),
 ]
 
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]

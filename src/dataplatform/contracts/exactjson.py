@@ -1,0 +1,105 @@
+"""Exact JSON: the one decoder every stage uses for records (edge, landing, curation).
+
+JSON numbers are read from their text as `Decimal` (a float would turn `123456789012.123456`
+into `123456789012.12346`), a repeated key is an error instead of "last wins", and `NaN` /
+`Infinity` are refused. Records are then validated in pydantic's Python mode: its JSON mode
+reads numbers through floats (checked with pydantic 2.14).
+
+`dumps` writes a decoded record back with the same digits (a `Decimal` is emitted as the number
+text it was read from) and sorted keys, the canonical form forwarded to the sink.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel
+
+__all__ = ["ExactJsonError", "dumps", "loads", "validate"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ExactJsonError(ValueError):
+    """The text is not JSON a record may be: malformed, a repeated key, NaN or Infinity.
+
+    Attributes:
+        kind: `json_invalid` or `duplicate_key`.
+        key: The repeated key, for `duplicate_key`.
+    """
+
+    def __init__(self, message: str, *, kind: str = "json_invalid", key: str | None = None):
+        """Describe the problem; `kind` is the error type reported to clients."""
+        super().__init__(message)
+        self.kind = kind
+        self.key = key
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ExactJsonError(
+                    f"the key {key!r} appears more than once in one object",
+                    kind="duplicate_key",
+                    key=key,
+                )
+            seen.add(key)
+    return obj
+
+
+def _constant(name: str) -> Any:
+    raise ExactJsonError(f"{name} is not a JSON number")
+
+
+def loads(data: bytes | str) -> Any:
+    """Decode JSON with every non-integer number as an exact `Decimal`.
+
+    Raises:
+        ExactJsonError: Malformed JSON or not UTF-8, a key repeated within one object, `NaN`,
+            `Infinity`, or a string holding a lone surrogate escape (not encodable as UTF-8).
+    """
+    try:
+        value = json.loads(
+            data, parse_float=Decimal, parse_constant=_constant, object_pairs_hook=_object
+        )
+    except ExactJsonError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise ExactJsonError(f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except (ValueError, RecursionError) as exc:
+        raise ExactJsonError(str(exc)) from None
+    return value
+
+
+def _fragment(value: object) -> orjson.Fragment:
+    if isinstance(value, Decimal):
+        return orjson.Fragment(str(value))
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def dumps(value: Any) -> bytes:
+    """Encode a value decoded by `loads`: compact, sorted keys, decimals with their digits.
+
+    Raises:
+        ExactJsonError: A string holds a lone surrogate (from a `\\ud800`-style escape).
+    """
+    try:
+        return orjson.dumps(value, default=_fragment, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as exc:
+        raise ExactJsonError(f"a string is not valid Unicode: {exc}") from None
+
+
+def validate(model: type[M], data: bytes | str) -> M:
+    """Decode `data` with `loads` and validate it against `model` in Python mode.
+
+    Raises:
+        ExactJsonError: See `loads`.
+        pydantic.ValidationError: The record breaks its contract.
+    """
+    return model.model_validate(loads(data))
