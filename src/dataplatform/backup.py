@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import subprocess
 import tempfile
@@ -55,15 +56,29 @@ class BackupError(Exception):
     """A backup or a restore check failed; the message says what and how to fix it."""
 
 
+#: What a database name in a manifest may be: a plain Postgres identifier, never a path.
+_DATABASE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$-]{0,62}")
+
+
 @dataclass(frozen=True)
 class DatabaseDump:
-    """One database's archive in a backup, with the row counts of its snapshot."""
+    """One database's archive in a backup, with the row counts of its snapshot.
+
+    Raises:
+        BackupError: `database` is not a plain identifier (a manifest is read from S3 and
+            must not steer local paths or SQL).
+    """
 
     database: str
     key: str
     sha256: str
     size_bytes: int
     row_counts: dict[str, int]
+
+    def __post_init__(self) -> None:
+        """Refuse database names that are not plain identifiers."""
+        if not _DATABASE_NAME.fullmatch(self.database):
+            raise BackupError(f"the manifest names an invalid database {self.database!r}")
 
 
 @dataclass(frozen=True)
@@ -367,8 +382,8 @@ def verify_backup(
     client = s3_client(s3)
     checks: list[RestoreCheck] = []
     with tempfile.TemporaryDirectory(prefix="pg-verify-") as tmp:
-        for dump in manifest.dumps:
-            archive = Path(tmp) / f"{dump.database}.dump"
+        for index, dump in enumerate(manifest.dumps):
+            archive = Path(tmp) / f"{index}.dump"
             client.download_file(bucket, dump.key, str(archive))
             if _sha256(archive) != dump.sha256:
                 raise BackupError(f"s3://{bucket}/{dump.key} does not match its manifest checksum")

@@ -12,6 +12,8 @@ import secrets
 import uuid
 from pathlib import Path
 
+from dataplatform.files import write_private
+
 GENERATE = "<generate>"
 GENERATE_KAFKA_ID = "<generate-kafka-cluster-id>"
 
@@ -55,9 +57,9 @@ def ensure_env_file(example: Path, target: Path) -> list[str]:
             if target.exists()
             else "# Generated from .env.example by `dataplatform env init`. Never commit it.\n"
         )
-        with target.open("a", encoding="utf-8") as fh:
-            fh.write(prefix + header + "\n".join(lines) + "\n")
-    target.chmod(0o600)
+        write_private(target, prefix + header + "\n".join(lines) + "\n", append=True)
+    elif target.exists():
+        target.chmod(0o600)
     return added
 
 
@@ -66,5 +68,4 @@ def set_value(target: Path, key: str, value: str) -> None:
     lines = target.read_text(encoding="utf-8").splitlines() if target.exists() else []
     out = [line for line in lines if line.partition("=")[0].strip() != key]
     out.append(f"{key}={value}")
-    target.write_text("\n".join(out) + "\n", encoding="utf-8")
-    target.chmod(0o600)
+    write_private(target, "\n".join(out) + "\n")

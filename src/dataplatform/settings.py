@@ -50,7 +50,7 @@ def settings_config(prefix: str) -> SettingsConfigDict:
 
 
 def _environment() -> str:
-    return os.environ.get("DATAPLATFORM_ENV") or _dotenv_value("DATAPLATFORM_ENV") or "development"
+    return os.environ.get("DATAPLATFORM_ENV") or _dotenv_value("DATAPLATFORM_ENV") or "production"
 
 
 def _dotenv_value(name: str) -> str | None:
@@ -90,10 +90,16 @@ class PostgresSettings(_SecretsGuard):
     connect_timeout_s: int = 5
 
     def conninfo(self, *, dbname: str | None = None) -> str:
-        """A libpq connection string for psycopg."""
-        return (
-            f"host={self.host} port={self.port} dbname={dbname or self.db} user={self.user} "
-            f"password={self.password.get_secret_value()} connect_timeout={self.connect_timeout_s}"
+        """A libpq connection string for psycopg, every value quoted as libpq needs it."""
+        from psycopg.conninfo import make_conninfo
+
+        return make_conninfo(
+            host=self.host,
+            port=self.port,
+            dbname=dbname or self.db,
+            user=self.user,
+            password=self.password.get_secret_value(),
+            connect_timeout=self.connect_timeout_s,
         )
 
     def jdbc_url(self) -> str:
@@ -109,7 +115,25 @@ class KafkaSettings(BaseSettings):
     bootstrap_servers: str = "127.0.0.1:9092"
     partitions: int = Field(default=3, ge=1)
     replication_factor: int = Field(default=1, ge=1)
+    #: `min.insync.replicas` of the platform's topics; unset: min(2, brokers, replication).
+    min_insync_replicas: int | None = Field(default=None, ge=1)
     cluster_id: str = ""
+
+    def topic_min_insync_replicas(self, brokers: int) -> int:
+        """`min.insync.replicas` for a topic created on a cluster of `brokers` brokers.
+
+        Raises:
+            ValueError: The configured value exceeds the replication factor: every
+                `acks=all` write would fail.
+        """
+        if self.min_insync_replicas is None:
+            return max(1, min(2, brokers, self.replication_factor))
+        if self.min_insync_replicas > self.replication_factor:
+            raise ValueError(
+                f"KAFKA_MIN_INSYNC_REPLICAS={self.min_insync_replicas} exceeds "
+                f"KAFKA_REPLICATION_FACTOR={self.replication_factor}: no write could succeed"
+            )
+        return self.min_insync_replicas
 
 
 class S3Settings(_SecretsGuard):
@@ -145,7 +169,7 @@ class RuntimeSettings(BaseSettings):
 
     model_config = settings_config("DATAPLATFORM_")
 
-    env: Environment = "development"
+    env: Environment = "production"
     track: Track = "advanced"
     data_dir: Path = Field(default_factory=lambda: project_root() / "data")
     jars_dir: Path = Field(default_factory=lambda: project_root() / ".jars")

@@ -107,17 +107,82 @@ def test_conflicting_retry_is_409(client: httpx.Client, rng: random.Random) -> N
     assert "Idempotency-Key" in response.json()["message"]
 
 
-def test_exact_duplicate_without_header_and_new_version(
+def test_resends_without_header_are_all_published_in_order(
+    client: httpx.Client, kafka_settings: KafkaSettings, rng: random.Random
+) -> None:
+    # A -> B -> A with one event time: three versions, in the key's partition, in send order.
+    first = samples.claim(rng, claim_status="approved")
+    versions = [first, {**first, "claim_status": "rejected"}, first]
+    answers = [client.post(CLAIM, json=record).json() for record in versions]
+    assert len({a["ingest_id"] for a in answers}) == 3
+    assert [a["duplicate"] for a in answers] == [False] * 3
+    [partition] = {a["destination"]["partition"] for a in answers}
+    offsets = [a["destination"]["offset"] for a in answers]
+    assert offsets == sorted(offsets)
+    messages = read_partition(
+        kafka_settings, answers[0]["destination"]["topic"], partition, start=offsets[0]
+    )
+    statuses = [
+        json.loads(m.value() or b"")["claim_status"]
+        for m in messages
+        if m.key() == first["claim_id"].encode()
+    ]
+    assert statuses == ["approved", "rejected", "approved"]
+
+
+def test_exact_amount_reaches_kafka_with_every_digit(
+    client: httpx.Client, kafka_settings: KafkaSettings, rng: random.Random
+) -> None:
+    record = samples.transaction(rng)
+    text = json.dumps({**record, "amount": "__amount__"})
+    answers = [
+        client.post(
+            TX,
+            content=text.replace('"__amount__"', amount),
+            headers={"Content-Type": "application/json"},
+        )
+        for amount in ("123456789012.123456", "123456789012.123457")
+    ]
+    assert [a.status_code for a in answers] == [200, 200], answers[0].text
+    assert answers[1].json()["duplicate"] is False
+    values = []
+    for answer in answers:
+        dest = answer.json()["destination"]
+        [message, *_] = read_partition(
+            kafka_settings, dest["topic"], dest["partition"], start=dest["offset"]
+        )
+        values.append(message.value() or b"")
+    assert b'"amount":123456789012.123456' in values[0]
+    assert b'"amount":123456789012.123457' in values[1]
+
+
+def test_idempotency_key_of_a_rejected_request_stays_free(
     client: httpx.Client, rng: random.Random
 ) -> None:
-    claim = samples.claim(rng, claim_status="submitted")
-    first = client.post(CLAIM, json=claim).json()
-    again = client.post(CLAIM, json=claim).json()
-    approved = client.post(CLAIM, json={**claim, "claim_status": "approved"}).json()
-    assert again["ingest_id"] == first["ingest_id"]
-    assert again["duplicate"] is True
-    assert approved["ingest_id"] != first["ingest_id"]
-    assert approved["duplicate"] is False
+    good = samples.transaction(rng)
+    key = {"Idempotency-Key": f"fix-{rng.getrandbits(64):x}"}
+    rejected = client.post("/v1/transactions/batch", json=[{**good, "currency": "ZZ"}], headers=key)
+    assert rejected.status_code == 422
+    fixed = client.post("/v1/transactions/batch", json=[good], headers=key)
+    replay = client.post("/v1/transactions/batch", json=[good], headers=key)
+    assert fixed.status_code == replay.status_code == 200, fixed.text
+    assert replay.json()["duplicates"] == 1
+    ids = [r.json()["results"][0]["receipt"]["ingest_id"] for r in (fixed, replay)]
+    assert ids[0] == ids[1]
+
+
+def test_receipt_of_another_api_key_is_404(
+    client: httpx.Client,
+    ingestor: LiveIngestor,
+    postgres_settings: PostgresSettings,
+    schema: str,
+    rng: random.Random,
+) -> None:
+    ingest_id = client.post(TX, json=samples.transaction(rng)).json()["ingest_id"]
+    other = create_api_key(postgres_settings, schema)
+    response = httpx.get(f"{ingestor.url}/ingest/{ingest_id}", headers={"X-API-Key": other})
+    assert response.status_code == 404
+    assert client.get(f"/ingest/{ingest_id}").status_code == 200
 
 
 def test_receipt_status_says_where_the_record_is(client: httpx.Client, rng: random.Random) -> None:

@@ -175,17 +175,20 @@ def test_idempotency_key_is_per_api_key(
     assert len(publisher.messages) == 2
 
 
-def test_exact_duplicate_without_header_gets_original_receipt(
+def test_resend_without_header_is_published_again_as_a_new_version(
     client: TestClient, publisher: MemoryPublisher, rng: random.Random
 ) -> None:
-    record = samples.transaction(rng)
-    first = client.post(TX, json=record).json()
-    # Same record, other key order and whitespace: still the same version.
-    reordered = json.dumps(dict(reversed(list(record.items()))), indent=2)
-    second = client.post(TX, content=reordered, headers={"Content-Type": "application/json"}).json()
-    assert second["ingest_id"] == first["ingest_id"]
-    assert second["duplicate"] is True
-    assert len(publisher.messages) == 1
+    # A -> B -> A with one event time: every send is published, so silver can end at A.
+    first = samples.claim(rng, claim_status="approved")
+    second = {**first, "claim_status": "rejected"}
+    answers = [client.post(CLAIM, json=record).json() for record in (first, second, first)]
+    assert len({a["ingest_id"] for a in answers}) == 3
+    assert [a["duplicate"] for a in answers] == [False, False, False]
+    assert [json.loads(m.value)["claim_status"] for m in publisher.messages] == [
+        "approved",
+        "rejected",
+        "approved",
+    ]
 
 
 def test_same_key_different_payload_is_a_new_version(
@@ -200,21 +203,23 @@ def test_same_key_different_payload_is_a_new_version(
     assert [m.key for m in publisher.messages] == [claim["claim_id"]] * 2
 
 
-def test_reserved_but_unacknowledged_record_is_republished_with_same_ingest_id(
+def test_failed_request_frees_its_idempotency_key(
     store: MemoryStore, publisher: MemoryPublisher, rng: random.Random
 ) -> None:
     record = samples.transaction(rng)
     with _client(store, publisher) as client:
         publisher.available = False
         assert client.post(TX, json=record, headers={"Idempotency-Key": "flaky"}).status_code == 503
-        [reserved] = store.receipts.values()
-        assert reserved.status == "accepted"
+        assert store.idempotency_keys == {}
         publisher.available = True
         response = client.post(TX, json=record, headers={"Idempotency-Key": "flaky"})
+        replay = client.post(TX, json=record, headers={"Idempotency-Key": "flaky"})
     assert response.status_code == 200
-    assert response.json()["ingest_id"] == str(reserved.ingest_id)
     assert response.json()["status"] == "durable"
-    assert [m.headers["ingest_id"] for m in publisher.messages] == [str(reserved.ingest_id)]
+    assert response.json()["duplicate"] is False
+    assert replay.json()["ingest_id"] == response.json()["ingest_id"]
+    assert replay.json()["duplicate"] is True
+    assert [m.headers["ingest_id"] for m in publisher.messages] == [response.json()["ingest_id"]]
 
 
 # --------------------------------------------------------------------------- batches
@@ -280,15 +285,15 @@ def test_batch_retry_returns_same_receipts(
     )
 
 
-def test_batch_with_the_same_record_twice_publishes_it_once(
+def test_batch_with_the_same_record_twice_publishes_both(
     client: TestClient, publisher: MemoryPublisher, rng: random.Random
 ) -> None:
     record = samples.transaction(rng)
     response = client.post(TX_BATCH, json=[record, record])
     results = response.json()["results"]
-    assert [r["outcome"] for r in results] == ["accepted", "duplicate"]
-    assert results[0]["receipt"]["ingest_id"] == results[1]["receipt"]["ingest_id"]
-    assert len(publisher.messages) == 1
+    assert [r["outcome"] for r in results] == ["accepted", "accepted"]
+    assert results[0]["receipt"]["ingest_id"] != results[1]["receipt"]["ingest_id"]
+    assert len(publisher.messages) == 2
 
 
 # --------------------------------------------------------------------------- failure and load
@@ -303,10 +308,13 @@ def test_sink_down_is_503_with_retry_after(
         ready = client.get("/ready")
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "3"
-    assert "memory sink switched off" in response.json()["message"]
+    assert "sink is unavailable" in response.json()["message"]
     assert ready.status_code == 503
-    assert ready.json()["checks"]["store"] == "ok"
-    assert ready.json()["checks"]["memory"] != "ok"
+    assert ready.json()["checks"] == {"store": "ok", "memory": "unavailable"}
+    # The cause is logged, never shown (/ready answers without a key).
+    for answer in (response, ready):
+        assert "switched off" not in answer.text
+        assert "SinkUnavailable" not in answer.text
 
 
 def test_store_down_is_503(

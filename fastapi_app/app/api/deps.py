@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -10,6 +11,8 @@ from dataplatform.settings import IngestorSettings
 from fastapi_app.app.api.errors import ApiError
 from fastapi_app.app.core.security import ANONYMOUS, ApiKeyAuthenticator, Principal, RateLimiter
 from fastapi_app.app.services.ingest import BatchFormat, IngestService
+
+log = logging.getLogger(__name__)
 
 #: Media types of NDJSON in use (there is no registered one).
 NDJSON_TYPES = frozenset(
@@ -73,9 +76,10 @@ async def get_principal(request: Request) -> Principal:
     try:
         principal = await authenticator.authenticate(presented)
     except Exception as exc:
+        log.warning("API key lookup failed: %s", exc)
         raise ApiError(
             503,
-            f"cannot verify API keys now (store unavailable): {exc}",
+            "cannot verify API keys now (the key store is unavailable)",
             headers={"Retry-After": str(settings.retry_after_s)},
         ) from None
     if principal is None:

@@ -11,6 +11,7 @@ from dataplatform.db.apikeys import PREFIX, hash_secret
 from fastapi_app.app.core.publisher import SinkUnavailable
 from fastapi_app.app.core.store import (
     Candidate,
+    IdempotencyClaim,
     Receipt,
     ReceiptView,
     SinkName,
@@ -25,8 +26,10 @@ class MemoryStore:
     def __init__(self) -> None:
         """Empty store."""
         self.receipts: dict[UUID, Receipt] = {}
-        self._versions: dict[tuple[str, str, bytes], UUID] = {}
-        self.idempotency_keys: dict[tuple[str, str], tuple[str, bytes]] = {}
+        self.principals: dict[UUID, str] = {}
+        #: (principal, key) -> (route, request fingerprint, receipts once complete)
+        self.idempotency_keys: dict[tuple[str, str], tuple[str, bytes, tuple[UUID, ...] | None]]
+        self.idempotency_keys = {}
         self.api_keys: dict[str, StoredApiKey] = {}
         self.available = True
 
@@ -56,18 +59,13 @@ class MemoryStore:
     async def reserve(
         self, candidates: list[Candidate], *, principal: str, sink: SinkName
     ) -> list[Receipt]:
-        """New receipts for new record versions, the stored ones for repeats."""
+        """A new receipt for every candidate."""
         self._check()
         out = []
         for cand in candidates:
-            version = (entity_label(cand.entity), cand.record_key, cand.payload_sha256)
-            existing = self._versions.get(version)
-            if existing is not None:
-                out.append(replace(self.receipts[existing], created=False))
-                continue
             receipt = Receipt(
                 ingest_id=uuid.uuid4(),
-                entity=version[0],
+                entity=entity_label(cand.entity),
                 record_key=cand.record_key,
                 status="accepted",
                 sink=sink,
@@ -75,7 +73,7 @@ class MemoryStore:
                 created=True,
             )
             self.receipts[receipt.ingest_id] = receipt
-            self._versions[version] = receipt.ingest_id
+            self.principals[receipt.ingest_id] = principal
             out.append(replace(receipt))
         return out
 
@@ -89,20 +87,49 @@ class MemoryStore:
         """The stored receipt."""
         self._check()
         receipt = self.receipts.get(ingest_id)
-        return ReceiptView(replace(receipt, created=False)) if receipt else None
+        if receipt is None:
+            return None
+        return ReceiptView(replace(receipt, created=False), principal=self.principals[ingest_id])
+
+    async def get_receipts(self, ingest_ids: tuple[UUID, ...]) -> list[Receipt]:
+        """The stored receipts, in order."""
+        self._check()
+        return [replace(self.receipts[i], created=False) for i in ingest_ids if i in self.receipts]
 
     async def claim_idempotency_key(
         self, *, principal: str, key: str, route: str, request_sha256: bytes
-    ) -> bool:
-        """Bind the key on first use; compare afterwards."""
+    ) -> IdempotencyClaim:
+        """Bind the key on first use; compare afterwards (no expiry in memory)."""
         self._check()
-        bound = self.idempotency_keys.setdefault((principal, key), (route, request_sha256))
-        return bound == (route, request_sha256)
+        bound = self.idempotency_keys.get((principal, key))
+        if bound is None:
+            self.idempotency_keys[(principal, key)] = (route, request_sha256, None)
+            return IdempotencyClaim("claimed")
+        if bound[:2] != (route, request_sha256):
+            return IdempotencyClaim("conflict")
+        if bound[2] is None:
+            return IdempotencyClaim("in_progress")
+        return IdempotencyClaim("replay", bound[2])
 
-    async def find_api_key(self, key_id: str) -> StoredApiKey | None:
-        """Look the key up."""
+    async def complete_idempotency_key(
+        self, *, principal: str, key: str, ingest_ids: list[UUID]
+    ) -> None:
+        """Keep the receipts of the request."""
         self._check()
-        return self.api_keys.get(key_id)
+        route, sha, _ = self.idempotency_keys[(principal, key)]
+        self.idempotency_keys[(principal, key)] = (route, sha, tuple(ingest_ids))
+
+    async def release_idempotency_key(self, *, principal: str, key: str) -> None:
+        """Forget an in-progress binding."""
+        self._check()
+        bound = self.idempotency_keys.get((principal, key))
+        if bound is not None and bound[2] is None:
+            del self.idempotency_keys[(principal, key)]
+
+    async def list_api_keys(self) -> list[StoredApiKey]:
+        """Every key."""
+        self._check()
+        return list(self.api_keys.values())
 
 
 @dataclass

@@ -25,6 +25,7 @@ from dataplatform.settings import IngestorSettings, PostgresSettings
 from fastapi_app.app.core.batching import MicroBatcher
 from fastapi_app.app.core.store import (
     Candidate,
+    IdempotencyClaim,
     Receipt,
     ReceiptView,
     SinkName,
@@ -46,16 +47,7 @@ _RESERVE = f"""
 INSERT INTO receipts (ingest_id, entity, record_key, payload_sha256, status, sink, principal)
 SELECT t.i, t.e, t.k, decode(t.h, 'hex'), 'accepted', t.s, t.p
 FROM json_to_recordset(%s::json) AS t(i uuid, e text, k text, h text, s text, p text)
-ON CONFLICT ON CONSTRAINT receipts_record_version DO NOTHING
 RETURNING {_RECEIPT_COLUMNS}
-"""
-
-_EXISTING = f"""
-SELECT {_RECEIPT_COLUMNS}, payload_sha256
-FROM receipts
-JOIN (SELECT t.e AS entity, t.k AS record_key, decode(t.h, 'hex') AS payload_sha256
-      FROM json_to_recordset(%s::json) AS t(e text, k text, h text)) AS t
-    USING (entity, record_key, payload_sha256)
 """
 
 _MARK_DURABLE = """
@@ -69,18 +61,41 @@ WHERE r.ingest_id = t.i
 
 _GET_RECEIPT = f"""
 SELECT {", ".join("r." + c.strip() for c in _RECEIPT_COLUMNS.split(","))},
-       o.exported_at, o.delta_version
+       r.principal, o.exported_at, o.delta_version
 FROM receipts r LEFT JOIN outbox o ON o.ingest_id = r.ingest_id
 WHERE r.ingest_id = %s
 """
 
+_GET_RECEIPTS = f"SELECT {_RECEIPT_COLUMNS} FROM receipts WHERE ingest_id = ANY(%s)"
+
+# Binds the key, or takes over a binding that expired: a complete one after the TTL, one left
+# in progress (a crash between publish and complete) after twice the sink timeout.
 _CLAIM_KEY = """
-INSERT INTO idempotency_keys (principal, idempotency_key, route, request_sha256)
-VALUES (%s, %s, %s, %s)
+INSERT INTO idempotency_keys (principal, idempotency_key, route, request_sha256, state)
+VALUES (%(principal)s, %(key)s, %(route)s, %(sha)s, 'in_progress')
 ON CONFLICT (principal, idempotency_key) DO UPDATE
-    SET route = EXCLUDED.route, request_sha256 = EXCLUDED.request_sha256, created_at = now()
-    WHERE idempotency_keys.created_at < now() - make_interval(secs => %s)
-RETURNING route, request_sha256
+    SET route = EXCLUDED.route, request_sha256 = EXCLUDED.request_sha256,
+        state = 'in_progress', ingest_ids = NULL, created_at = now()
+    WHERE (idempotency_keys.state = 'complete'
+           AND idempotency_keys.created_at < now() - make_interval(secs => %(ttl_s)s))
+       OR (idempotency_keys.state = 'in_progress'
+           AND idempotency_keys.created_at < now() - make_interval(secs => %(stale_s)s))
+RETURNING 1
+"""
+
+_BOUND_KEY = """
+SELECT route, request_sha256, state, ingest_ids FROM idempotency_keys
+WHERE principal = %s AND idempotency_key = %s
+"""
+
+_COMPLETE_KEY = """
+UPDATE idempotency_keys SET state = 'complete', ingest_ids = %s
+WHERE principal = %s AND idempotency_key = %s AND state = 'in_progress'
+"""
+
+_RELEASE_KEY = """
+DELETE FROM idempotency_keys
+WHERE principal = %s AND idempotency_key = %s AND state = 'in_progress'
 """
 
 _INSERT_OUTBOX = """
@@ -176,49 +191,22 @@ class PostgresStore:
     async def _reserve_rows(self, rows: list[tuple[Candidate, str, str]]) -> list[Receipt]:
         started = time.perf_counter()
         ids = [uuid.uuid4() for _ in rows]
-        labels = [entity_label(c.entity) for c, _, _ in rows]
-        # A fixed row order keeps concurrent groups from deadlocking on the unique index.
-        order = sorted(
-            range(len(rows)),
-            key=lambda i: (labels[i], rows[i][0].record_key, rows[i][0].payload_sha256),
-        )
+        reserve = [
+            {
+                "i": ingest_id,
+                "e": entity_label(cand.entity),
+                "k": cand.record_key,
+                "h": cand.payload_sha256.hex(),
+                "s": sink,
+                "p": principal,
+            }
+            for ingest_id, (cand, principal, sink) in zip(ids, rows, strict=True)
+        ]
         async with self._pool.connection() as conn:
-            reserve = [
-                {
-                    "i": ids[i],
-                    "e": labels[i],
-                    "k": rows[i][0].record_key,
-                    "h": rows[i][0].payload_sha256.hex(),
-                    "s": rows[i][2],
-                    "p": rows[i][1],
-                }
-                for i in order
-            ]
             cur = await conn.execute(_RESERVE, (orjson.dumps(reserve).decode(),))
             created = {row[0]: _receipt(row, created=True) for row in await cur.fetchall()}
-            results: list[Receipt | None] = [created.get(ingest_id) for ingest_id in ids]
-            missing = [i for i, r in enumerate(results) if r is None]
-            if missing:
-                # Repeats of stored versions (or of a row earlier in this very group).
-                existing = [
-                    {
-                        "e": labels[i],
-                        "k": rows[i][0].record_key,
-                        "h": rows[i][0].payload_sha256.hex(),
-                    }
-                    for i in missing
-                ]
-                cur = await conn.execute(_EXISTING, (orjson.dumps(existing).decode(),))
-                found = {
-                    (row[1], row[2], row[11]): _receipt(row, created=False)
-                    for row in await cur.fetchall()
-                }
-                for i in missing:
-                    results[i] = found[
-                        (labels[i], rows[i][0].record_key, rows[i][0].payload_sha256)
-                    ]
         SINK_LATENCY.labels("postgres", "reserve").observe(time.perf_counter() - started)
-        return [r for r in results if r is not None]
+        return [created[ingest_id] for ingest_id in ids]
 
     async def mark_durable(self, receipts: list[Receipt]) -> None:
         """See `IngestStore.mark_durable`."""
@@ -252,37 +240,68 @@ class PostgresStore:
             row = await cur.fetchone()
         if row is None:
             return None
-        return ReceiptView(_receipt(row, created=False), landed_at=row[11], delta_version=row[12])
+        return ReceiptView(
+            _receipt(row, created=False),
+            principal=row[11],  # type: ignore[arg-type]
+            landed_at=row[12],  # type: ignore[arg-type]
+            delta_version=row[13],  # type: ignore[arg-type]
+        )
+
+    async def get_receipts(self, ingest_ids: tuple[UUID, ...]) -> list[Receipt]:
+        """See `IngestStore.get_receipts`."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_GET_RECEIPTS, (list(ingest_ids),))
+            found = {row[0]: _receipt(row, created=False) for row in await cur.fetchall()}
+        return [found[ingest_id] for ingest_id in ingest_ids if ingest_id in found]
 
     async def claim_idempotency_key(
         self, *, principal: str, key: str, route: str, request_sha256: bytes
-    ) -> bool:
+    ) -> IdempotencyClaim:
         """See `IngestStore.claim_idempotency_key`."""
-        ttl_s = self._settings.idempotency_ttl_h * 3600
+        params = {
+            "principal": principal,
+            "key": key,
+            "route": route,
+            "sha": request_sha256,
+            "ttl_s": self._settings.idempotency_ttl_h * 3600,
+            "stale_s": 2 * self._settings.sink_timeout_s,
+        }
         async with self._pool.connection() as conn:
-            cur = await conn.execute(_CLAIM_KEY, (principal, key, route, request_sha256, ttl_s))
+            cur = await conn.execute(_CLAIM_KEY, params)
             if await cur.fetchone() is not None:
-                return True
-            cur = await conn.execute(
-                "SELECT route, request_sha256 FROM idempotency_keys"
-                " WHERE principal = %s AND idempotency_key = %s",
-                (principal, key),
-            )
+                return IdempotencyClaim("claimed")
+            cur = await conn.execute(_BOUND_KEY, (principal, key))
             row = await cur.fetchone()
-        return row is not None and row[0] == route and bytes(row[1]) == request_sha256
+        if row is None:  # deleted between the two statements: the caller may retry
+            return IdempotencyClaim("in_progress")
+        bound_route, bound_sha, state, ingest_ids = row
+        if bound_route != route or bytes(bound_sha) != request_sha256:
+            return IdempotencyClaim("conflict")
+        if state != "complete":
+            return IdempotencyClaim("in_progress")
+        return IdempotencyClaim("replay", tuple(ingest_ids))
 
-    async def find_api_key(self, key_id: str) -> StoredApiKey | None:
-        """See `IngestStore.find_api_key`."""
+    async def complete_idempotency_key(
+        self, *, principal: str, key: str, ingest_ids: list[UUID]
+    ) -> None:
+        """See `IngestStore.complete_idempotency_key`."""
+        async with self._pool.connection() as conn:
+            await conn.execute(_COMPLETE_KEY, (ingest_ids, principal, key))
+
+    async def release_idempotency_key(self, *, principal: str, key: str) -> None:
+        """See `IngestStore.release_idempotency_key`."""
+        async with self._pool.connection() as conn:
+            await conn.execute(_RELEASE_KEY, (principal, key))
+
+    async def list_api_keys(self) -> list[StoredApiKey]:
+        """See `IngestStore.list_api_keys`."""
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT key_id, secret_sha256, rate_limit_per_s, revoked_at IS NOT NULL"
-                " FROM api_keys WHERE key_id = %s",
-                (key_id,),
+                " FROM api_keys"
             )
-            row = await cur.fetchone()
-        if row is None:
-            return None
-        return StoredApiKey(row[0], bytes(row[1]), row[2], row[3])
+            rows = await cur.fetchall()
+        return [StoredApiKey(row[0], bytes(row[1]), row[2], row[3]) for row in rows]
 
 
 class OutboxPublisher:

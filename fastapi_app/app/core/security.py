@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
+import math
 import time
 from dataclasses import dataclass
 
 from dataplatform.db.apikeys import parse, secret_matches
-from fastapi_app.app.core.store import IngestStore
+from fastapi_app.app.core.store import IngestStore, StoredApiKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,40 +23,48 @@ ANONYMOUS = Principal("anonymous")
 
 
 class ApiKeyAuthenticator:
-    """Verifies presented keys against the store, caching the verdict for `ttl_s` seconds.
+    """Verifies presented keys against a snapshot of the store's API keys.
 
-    The cache is keyed by a hash of the presented key, so secrets are not kept in memory; a
-    revocation takes effect within `ttl_s`.
+    The snapshot is reloaded every `ttl_s` seconds (a revocation applies within that), and when
+    a presented key id is not in it, at most once per `miss_reload_s`: a new key works within
+    that delay, and a flood of random well-formed keys costs at most one query per interval
+    instead of one per request. Only secret hashes are held.
     """
 
-    _MAX_CACHED = 10_000
-
-    def __init__(self, store: IngestStore, *, ttl_s: float) -> None:
-        """Use `store` for lookups."""
+    def __init__(self, store: IngestStore, *, ttl_s: float, miss_reload_s: float = 1.0) -> None:
+        """Use `store` for the snapshot."""
         self._store = store
         self._ttl_s = ttl_s
-        self._cache: dict[bytes, tuple[float, Principal | None]] = {}
+        self._miss_reload_s = min(miss_reload_s, ttl_s)
+        self._keys: dict[str, StoredApiKey] = {}
+        self._loaded_at = -math.inf
+        self._reload_lock = asyncio.Lock()
+
+    async def _reload(self, older_than: float) -> None:
+        async with self._reload_lock:  # one query for all requests waiting on it
+            if self._loaded_at > older_than:
+                return
+            keys = await self._store.list_api_keys()
+            self._keys = {key.key_id: key for key in keys}
+            self._loaded_at = time.monotonic()
 
     async def authenticate(self, presented: str) -> Principal | None:
-        """The principal of a valid, unrevoked key; None otherwise."""
-        digest = hashlib.sha256(presented.encode()).digest()
-        now = time.monotonic()
-        cached = self._cache.get(digest)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        principal = await self._lookup(presented)
-        if len(self._cache) >= self._MAX_CACHED:
-            # Cheap bound against floods of random keys: start over rather than track LRU.
-            self._cache.clear()
-        self._cache[digest] = (now + self._ttl_s, principal)
-        return principal
+        """The principal of a valid, unrevoked key; None otherwise.
 
-    async def _lookup(self, presented: str) -> Principal | None:
+        Raises:
+            Exception: The store could not be read when the snapshot had to be reloaded.
+        """
         parsed = parse(presented)
         if parsed is None:
             return None
         key_id, secret = parsed
-        stored = await self._store.find_api_key(key_id)
+        now = time.monotonic()
+        if now - self._loaded_at > self._ttl_s:
+            await self._reload(older_than=now - self._ttl_s)
+        stored = self._keys.get(key_id)
+        if stored is None and now - self._loaded_at >= self._miss_reload_s:
+            await self._reload(older_than=now - self._miss_reload_s)
+            stored = self._keys.get(key_id)
         if stored is None or stored.revoked or not secret_matches(secret, stored.secret_sha256):
             return None
         return Principal(key_id, stored.rate_limit_per_s)

@@ -1,10 +1,14 @@
 """Parse, validate and ingest records: the path every ingest endpoint shares.
 
-Speed matters here (see `docs/API.md`, performance): bodies are parsed once with orjson and
-validated with the contract's compiled pydantic validator, and what goes to the sink is the
-parsed input re-emitted as compact JSON with sorted keys. That is the record exactly as the
-client sent it (no model re-serialisation) and also the canonical form its hash is taken over,
-so whitespace or key order never make a retry look like a new version.
+Bodies are decoded once with the exact decoder of the contracts (`exactjson`: numbers from
+their text as decimals, repeated keys refused) and validated with the contract in Python mode.
+What goes to the sink is the decoded input re-emitted as compact JSON with sorted keys: the
+record exactly as the client sent it, digits included (no model re-serialisation), and the
+canonical form the request's fingerprint is taken over, so whitespace or key order never make
+an `Idempotency-Key` retry look like a different request.
+
+Deduplication at the edge is by `Idempotency-Key` only: without one, every accepted record is
+published, and a resend is a further version of its key downstream.
 """
 
 from __future__ import annotations
@@ -13,14 +17,13 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Literal
 from uuid import UUID
 
-import orjson
 from pydantic import ValidationError
 
-from dataplatform.contracts import Entity
+from dataplatform.contracts import Entity, exactjson
 from dataplatform.settings import IngestorSettings
 from fastapi_app.app.api.errors import ApiError, ErrorDict, validation_details, validation_message
 from fastapi_app.app.core.publisher import Publisher, SinkOverloaded, SinkUnavailable
@@ -37,7 +40,6 @@ from fastapi_app.app.core.telemetry import INFLIGHT, RECORDS, SINK_ERRORS, curre
 log = logging.getLogger(__name__)
 
 BatchFormat = Literal["json", "ndjson"]
-_SORTED = orjson.OPT_SORT_KEYS
 
 
 @dataclass(slots=True)
@@ -59,12 +61,11 @@ class Outcome:
     duplicate: list[bool]
 
 
-def _candidate(entity: Entity, obj: Any, *, prefix: list[str | int]) -> Candidate:
+def _candidate(entity: Entity, obj: Any, payload: bytes, *, prefix: list[str | int]) -> Candidate:
     try:
         model = entity.model.model_validate(obj)
     except ValidationError as exc:
         raise _Rejected(validation_details(exc, prefix=prefix)) from None
-    payload = orjson.dumps(obj, option=_SORTED)
     return Candidate(
         entity=entity,
         record_key=getattr(model, entity.key_field),
@@ -79,26 +80,43 @@ class _Rejected(Exception):
         self.details = details
 
 
-def _invalid_json(exc: orjson.JSONDecodeError, *, loc: list[str | int]) -> ErrorDict:
+def _json_error(exc: exactjson.ExactJsonError, *, loc: list[str | int]) -> ErrorDict:
+    if exc.kind == "duplicate_key":
+        return {"loc": [*loc, str(exc.key)], "msg": str(exc), "type": "duplicate_key"}
     return {"loc": loc, "msg": f"Invalid JSON: {exc}", "type": "json_invalid"}
+
+
+def _decoded(text: bytes, *, loc: list[str | int]) -> tuple[Any, bytes]:
+    """One record's JSON decoded exactly, and its canonical payload.
+
+    Raises:
+        _Rejected: Not valid JSON, or a repeated key.
+    """
+    try:
+        obj = exactjson.loads(text)
+        return obj, exactjson.dumps(obj)
+    except exactjson.ExactJsonError as exc:
+        raise _Rejected([_json_error(exc, loc=loc)]) from None
 
 
 def parse_record(entity: Entity, body: bytes) -> Parsed:
     """Parse the body of a single-record endpoint.
 
     Raises:
-        ApiError: 400 for invalid JSON, 422 naming every invalid field.
+        ApiError: 400 for invalid JSON, 422 naming every invalid field (a repeated key too).
     """
+    title = entity.model.__name__
     try:
-        obj = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(
-            400, f"request body is not valid JSON: {exc}", detail=[_invalid_json(exc, loc=["body"])]
-        ) from None
+        obj = exactjson.loads(body)
+        payload = exactjson.dumps(obj)
+    except exactjson.ExactJsonError as exc:
+        detail = [_json_error(exc, loc=["body"])]
+        if exc.kind == "duplicate_key":
+            raise ApiError(422, validation_message(detail, title=title), detail=detail) from None
+        raise ApiError(400, f"request body is not valid JSON: {exc}", detail=detail) from None
     try:
-        cand = _candidate(entity, obj, prefix=["body"])
+        cand = _candidate(entity, obj, payload, prefix=["body"])
     except _Rejected as rejected:
-        title = entity.model.__name__
         raise ApiError(
             422, validation_message(rejected.details, title=title), detail=rejected.details
         ) from None
@@ -114,40 +132,37 @@ def _ndjson_lines(body: bytes) -> Iterator[tuple[int, bytes]]:
             index += 1
 
 
+def _json_items(body: bytes) -> list[tuple[int, Any]]:
+    try:
+        array = exactjson.loads_array(body)
+    except exactjson.ExactJsonError as exc:
+        raise ApiError(
+            400, f"request body is not valid JSON: {exc}", detail=[_json_error(exc, loc=["body"])]
+        ) from None
+    except TypeError:
+        raise ApiError(
+            400,
+            "a JSON batch must be an array of records (or send NDJSON with "
+            "Content-Type: application/x-ndjson)",
+            detail=[{"loc": ["body"], "msg": "Input should be a valid array", "type": "list_type"}],
+        ) from None
+    return list(enumerate(array))
+
+
 def parse_batch(
     entity: Entity, body: bytes, fmt: BatchFormat, settings: IngestorSettings
 ) -> Parsed:
     """Parse a batch body: a JSON array, or NDJSON (one record per line).
 
-    Invalid records are rejected one by one; the request fails as a whole only when its framing
-    is broken or a limit is exceeded.
+    Invalid records (bad JSON on an NDJSON line, a repeated key, a contract violation) are
+    rejected one by one; the request fails as a whole only when its framing is broken or a
+    limit is exceeded.
 
     Raises:
         ApiError: 400 (the array is not valid JSON / not an array), 413 (too many records or a
             record too large), 422 (no records).
     """
-    items: list[tuple[int, Any | bytes]]
-    if fmt == "json":
-        try:
-            array = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise ApiError(
-                400,
-                f"request body is not valid JSON: {exc}",
-                detail=[_invalid_json(exc, loc=["body"])],
-            ) from None
-        if not isinstance(array, list):
-            raise ApiError(
-                400,
-                "a JSON batch must be an array of records (or send NDJSON with "
-                "Content-Type: application/x-ndjson)",
-                detail=[
-                    {"loc": ["body"], "msg": "Input should be a valid array", "type": "list_type"}
-                ],
-            )
-        items = list(enumerate(array))
-    else:
-        items = list(_ndjson_lines(body))
+    items = _json_items(body) if fmt == "json" else list(_ndjson_lines(body))
     if len(items) > settings.max_batch_records:
         raise ApiError(
             413,
@@ -166,28 +181,35 @@ def parse_batch(
     fingerprint = hashlib.sha256()
     limit = settings.max_record_bytes
     for index, item in items:
-        if isinstance(item, bytes):  # an NDJSON line
-            size = len(item)
-            try:
-                obj = orjson.loads(item)
-            except orjson.JSONDecodeError as exc:
-                _check_record_size(size, index, limit)
-                rejected.append((index, [_invalid_json(exc, loc=["body", index])]))
-                fingerprint.update(hashlib.sha256(item).digest())
-                continue
-        else:
-            obj = item
-            size = len(orjson.dumps(obj))
-        _check_record_size(size, index, limit)
+        loc: list[str | int] = ["body", index]
         try:
-            cand = _candidate(entity, obj, prefix=["body", index])
+            if isinstance(item, bytes):  # an NDJSON line
+                _check_record_size(len(item), index, limit)
+                fingerprint_of = item
+                obj, payload = _decoded(item, loc=loc)
+            elif isinstance(item, exactjson.ExactJsonError):
+                fingerprint_of = str(item).encode()
+                raise _Rejected([_json_error(item, loc=loc)])
+            else:
+                obj, payload = _decoded_value(item, loc=loc)
+                fingerprint_of = payload
+                _check_record_size(len(payload), index, limit)
+            cand = _candidate(entity, obj, payload, prefix=loc)
         except _Rejected as exc:
             rejected.append((index, exc.details))
-            fingerprint.update(hashlib.sha256(orjson.dumps(obj, option=_SORTED)).digest())
+            fingerprint.update(hashlib.sha256(fingerprint_of).digest())
             continue
         valid.append((index, cand))
         fingerprint.update(cand.payload_sha256)
     return Parsed(valid, rejected, fingerprint.digest(), len(items))
+
+
+def _decoded_value(obj: Any, *, loc: list[str | int]) -> tuple[Any, bytes]:
+    """An element of a decoded JSON array and its canonical payload."""
+    try:
+        return obj, exactjson.dumps(obj)
+    except exactjson.ExactJsonError as exc:
+        raise _Rejected([_json_error(exc, loc=loc)]) from None
 
 
 def _check_record_size(size: int, index: int, limit: int) -> None:
@@ -215,6 +237,8 @@ class IngestService:
         #: Receipts acknowledged by the sink whose `mark_durable` write is still running, and
         #: that write. The answer does not wait for it (it is bookkeeping, not durability).
         self._marking: dict[UUID, tuple[Receipt, asyncio.Task[None]]] = {}
+        #: Idempotency-Key releases still running (kept referenced until done).
+        self._background: set[asyncio.Task[None]] = set()
 
     def _unavailable(self, reason: str, message: str) -> ApiError:
         SINK_ERRORS.labels(self.publisher.sink, reason).inc()
@@ -246,13 +270,22 @@ class IngestService:
         route: str,
         idempotency_key: str | None,
     ) -> Outcome:
-        """Make the valid records of `parsed` durable (or find their earlier receipts).
+        """Make the valid records of `parsed` durable, or replay an `Idempotency-Key`'s receipts.
+
+        A request whose records were all rejected publishes nothing and leaves its key free;
+        a failed one (4xx, 503) frees the key it claimed, so a corrected retry may use it.
 
         Raises:
-            ApiError: 409 (the `Idempotency-Key` was used for a different request), 503 (the
-                sink or the store failed or timed out, or too many records are in flight).
+            ApiError: 409 (the `Idempotency-Key` is bound to a different request, or the same
+                request is still running under it), 503 (the sink or the store failed or timed
+                out, or too many records are in flight).
         """
+        label = entity_label(entity)
+        if parsed.rejected:
+            RECORDS.labels(label, "rejected").inc(len(parsed.rejected))
         count = len(parsed.valid)
+        if not count:
+            return Outcome([], [])
         settings = self.settings
         if self._inflight + count > settings.max_inflight_records:
             raise self._unavailable(
@@ -260,125 +293,159 @@ class IngestService:
             )
         self._inflight += count
         INFLIGHT.set(self._inflight)
+        claimed = False
         try:
-            return await self._ingest(entity, parsed, principal, route, idempotency_key)
-        except ApiError:
-            raise
-        except SinkOverloaded as exc:
-            raise self._unavailable("overloaded", f"the sink's queue is full: {exc}") from None
-        except TimeoutError:
-            raise self._unavailable(
-                "timeout", f"the sink did not acknowledge within {settings.sink_timeout_s:g}s"
-            ) from None
-        except SinkUnavailable as exc:
-            raise self._unavailable("unavailable", str(exc)) from None
-        except Exception as exc:
-            log.warning("ingest failed: %s", exc, exc_info=True)
-            raise self._unavailable("unavailable", f"the store or sink failed: {exc}") from None
+            # A little longer than the sink's own timeout, so the sink's error normally wins.
+            async with asyncio.timeout(settings.sink_timeout_s + 1):
+                if idempotency_key is not None:
+                    replay = await self._claim(parsed, principal, route, idempotency_key)
+                    if replay is not None:
+                        RECORDS.labels(label, "duplicate").inc(count)
+                        return replay
+                    claimed = True
+                receipts = await self._publish(parsed, principal)
+        except BaseException as exc:
+            if claimed:
+                assert idempotency_key is not None
+                self._release_later(principal, idempotency_key)
+            raise self._answer(exc) from None
         finally:
             self._inflight -= count
             INFLIGHT.set(self._inflight)
+        if claimed:
+            assert idempotency_key is not None
+            await self._complete(principal, idempotency_key, receipts)
+        RECORDS.labels(label, "accepted").inc(count)
+        return Outcome(receipts, [False] * count)
 
-    async def _ingest(
-        self,
-        entity: Entity,
-        parsed: Parsed,
-        principal: Principal,
-        route: str,
-        idempotency_key: str | None,
-    ) -> Outcome:
-        store = self.store
-        # A little longer than the sink's own timeout, so the sink's error normally wins.
-        async with asyncio.timeout(self.settings.sink_timeout_s + 1):
-            if idempotency_key is not None:
-                claimed = await store.claim_idempotency_key(
-                    principal=principal.name,
-                    key=idempotency_key,
-                    route=route,
-                    request_sha256=parsed.request_sha256,
-                )
-                if not claimed:
-                    raise ApiError(
-                        409,
-                        "this Idempotency-Key was already used for a different request; "
-                        "use a new key for a new request",
-                        detail=[
-                            {
-                                "loc": ["header", "Idempotency-Key"],
-                                "msg": "key reused with a different payload",
-                                "type": "idempotency_key_conflict",
-                            }
-                        ],
-                    )
-            candidates = [cand for _, cand in parsed.valid]
-            receipts = await store.reserve(
-                candidates, principal=principal.name, sink=self.publisher.sink
+    def _answer(self, exc: BaseException) -> BaseException:
+        """The error a failed ingest answers with; its causes are logged, never shown."""
+        if isinstance(exc, ApiError | asyncio.CancelledError | KeyboardInterrupt | SystemExit):
+            return exc
+        if isinstance(exc, SinkOverloaded):
+            return self._unavailable(
+                "overloaded", "the sink's queue is full; retry after the Retry-After delay"
             )
-            if self._marking:
-                # A repeat arriving while its first copy's durability is still being written:
-                # the sink has it, so answer with that receipt instead of publishing again.
-                for i, receipt in enumerate(receipts):
-                    marking = self._marking.get(receipt.ingest_id)
-                    if marking is not None and receipt.status != "durable":
-                        receipts[i] = replace(marking[0], created=False)
-            # The same record twice in one request shares one receipt and one publish.
-            seen: dict[Any, Receipt] = {}
-            duplicate = []
-            for i, receipt in enumerate(receipts):
-                first = seen.setdefault(receipt.ingest_id, receipt)
-                duplicate.append(first is not receipt or not receipt.created)
-                receipts[i] = first
-            pending = [
-                (cand, receipt)
-                for cand, receipt in zip(candidates, receipts, strict=True)
-                if receipt.status != "durable" and seen.pop(receipt.ingest_id, None) is not None
-            ]
-            if pending:
-                # A reserved-but-unacknowledged record (a crash or a failed attempt before) is
-                # published again under the same ingest id: downstream dedups on it.
-                await self.publisher.publish(pending, traceparent=current_trace().traceparent)
-        if pending:
-            marked = [receipt for _, receipt in pending]
-            if len(self._marking) + len(marked) > self.settings.max_inflight_records:
-                await self._mark(marked)  # the store lags: wait for it (bounded backlog)
-            else:
-                task = asyncio.create_task(self._mark(marked))
-                for receipt in marked:
-                    self._marking[receipt.ingest_id] = (receipt, task)
-        label = entity_label(entity)
-        dup_count = sum(duplicate)
-        if dup_count:
-            RECORDS.labels(label, "duplicate").inc(dup_count)
-        if len(receipts) - dup_count:
-            RECORDS.labels(label, "accepted").inc(len(receipts) - dup_count)
-        if parsed.rejected:
-            RECORDS.labels(label, "rejected").inc(len(parsed.rejected))
-        return Outcome(receipts, duplicate)
+        if isinstance(exc, TimeoutError):
+            return self._unavailable(
+                "timeout",
+                f"the sink did not acknowledge within {self.settings.sink_timeout_s:g}s",
+            )
+        log.warning("ingest failed: %s", exc, exc_info=not isinstance(exc, SinkUnavailable))
+        kind = "sink" if isinstance(exc, SinkUnavailable) else "store or sink"
+        return self._unavailable(
+            "unavailable", f"the {kind} is unavailable; retry after the Retry-After delay"
+        )
+
+    async def _claim(
+        self, parsed: Parsed, principal: Principal, route: str, key: str
+    ) -> Outcome | None:
+        """Bind `key` to this request; the earlier outcome when it is a replay.
+
+        Raises:
+            ApiError: 409 when the key is bound to another request or still in progress.
+        """
+        claim = await self.store.claim_idempotency_key(
+            principal=principal.name, key=key, route=route, request_sha256=parsed.request_sha256
+        )
+        if claim.state == "claimed":
+            return None
+        if claim.state == "replay":
+            receipts = await self.store.get_receipts(claim.ingest_ids)
+            if len(receipts) == len(parsed.valid):
+                return Outcome(receipts, [True] * len(receipts))
+            raise _key_error(
+                "the receipts of this Idempotency-Key were pruned; send the request with a new key",
+                "idempotency_key_expired",
+            )
+        if claim.state == "in_progress":
+            raise _key_error(
+                "a request with this Idempotency-Key is still in progress; retry after the "
+                "Retry-After delay to get its receipts",
+                "idempotency_key_in_progress",
+                retry_after_s=self.settings.retry_after_s,
+            )
+        raise _key_error(
+            "this Idempotency-Key was already used for a different request; "
+            "use a new key for a new request",
+            "idempotency_key_conflict",
+        )
+
+    async def _complete(self, principal: Principal, key: str, receipts: list[Receipt]) -> None:
+        try:
+            await self.store.complete_idempotency_key(
+                principal=principal.name, key=key, ingest_ids=[r.ingest_id for r in receipts]
+            )
+        except Exception as exc:
+            # The records are durable: answer 200 anyway. The binding stays `in_progress` and
+            # expires after twice the sink timeout; a retry after that publishes again.
+            log.warning("could not complete Idempotency-Key %r: %s", key, exc)
+
+    def _release_later(self, principal: Principal, key: str) -> None:
+        """Free the key in a task of its own: the request may be cancelled (disconnect)."""
+
+        async def release() -> None:
+            try:
+                await self.store.release_idempotency_key(principal=principal.name, key=key)
+            except Exception as exc:
+                log.warning("could not free Idempotency-Key %r: %s", key, exc)
+
+        task = asyncio.get_running_loop().create_task(release())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _publish(self, parsed: Parsed, principal: Principal) -> list[Receipt]:
+        """Reserve a receipt per valid record, publish them all, record durability later."""
+        candidates = [cand for _, cand in parsed.valid]
+        receipts = await self.store.reserve(
+            candidates, principal=principal.name, sink=self.publisher.sink
+        )
+        pending = list(zip(candidates, receipts, strict=True))
+        await self.publisher.publish(pending, traceparent=current_trace().traceparent)
+        if len(self._marking) + len(receipts) > self.settings.max_inflight_records:
+            await self._mark(receipts)  # the store lags: wait for it (bounded backlog)
+        else:
+            task = asyncio.create_task(self._mark(receipts))
+            for receipt in receipts:
+                self._marking[receipt.ingest_id] = (receipt, task)
+        return receipts
 
     async def _mark(self, receipts: list[Receipt]) -> None:
         try:
             async with asyncio.timeout(self.settings.sink_timeout_s):
                 await self.store.mark_durable(receipts)
         except Exception as exc:
-            # The records are durable in the sink; only their receipts lag. A retry
-            # re-publishes under the same ingest ids, which downstream deduplicates.
+            # The records are durable in the sink; only their receipts lag: `GET /ingest/{id}`
+            # shows them `accepted` until the next durability write of theirs (none).
             log.warning("could not record durability of %d receipts: %s", len(receipts), exc)
         finally:
             for receipt in receipts:
                 self._marking.pop(receipt.ingest_id, None)
 
-    async def get_receipt(self, ingest_id: UUID) -> ReceiptView | None:
-        """The stored receipt, after any durability write of it still running has finished."""
+    async def get_receipt(self, ingest_id: UUID, *, principal: Principal) -> ReceiptView | None:
+        """The receipt, if `principal` sent the record (after its durability write finished)."""
         marking = self._marking.get(ingest_id)
         if marking is not None:
             await asyncio.wait({marking[1]}, timeout=self.settings.sink_timeout_s)
-        return await self.store.get_receipt(ingest_id)
+        view = await self.store.get_receipt(ingest_id)
+        if view is None or view.principal != principal.name:
+            return None  # another key's record is as unknown as a forged id
+        return view
 
     async def drain(self) -> None:
-        """Wait (bounded) for the durability writes still running, e.g. before shutdown."""
-        tasks = {task for _, task in self._marking.values()}
+        """Wait (bounded) for the store writes still running, e.g. before shutdown."""
+        tasks = {task for _, task in self._marking.values()} | self._background
         if tasks:
             await asyncio.wait(tasks, timeout=self.settings.sink_timeout_s)
+
+
+def _key_error(message: str, kind: str, *, retry_after_s: int | None = None) -> ApiError:
+    return ApiError(
+        409,
+        message,
+        detail=[{"loc": ["header", "Idempotency-Key"], "msg": message, "type": kind}],
+        headers=None if retry_after_s is None else {"Retry-After": str(retry_after_s)},
+    )
 
 
 def receipt_dict(receipt: Receipt, *, duplicate: bool) -> dict[str, Any]:

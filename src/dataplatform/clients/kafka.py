@@ -22,13 +22,15 @@ def ensure_topics(settings: KafkaSettings, topics: list[str] | None = None) -> l
     """Create the platform's topics if missing; return the ones created. Idempotent."""
     admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
     wanted = topics or platform_topics()
-    existing = set(admin.list_topics(timeout=10).topics)
+    metadata = admin.list_topics(timeout=10)
+    existing = set(metadata.topics)
+    min_isr = settings.topic_min_insync_replicas(len(metadata.brokers))
     missing = [
         NewTopic(
             name,
             num_partitions=settings.partitions,
             replication_factor=settings.replication_factor,
-            config={"min.insync.replicas": "1"},
+            config={"min.insync.replicas": str(min_isr)},
         )
         for name in wanted
         if name not in existing

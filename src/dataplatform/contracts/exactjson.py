@@ -12,13 +12,14 @@ text it was read from) and sorted keys, the canonical form forwarded to the sink
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel
 
-__all__ = ["ExactJsonError", "dumps", "loads", "validate"]
+__all__ = ["ExactJsonError", "dumps", "loads", "loads_array", "validate"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -57,16 +58,10 @@ def _constant(name: str) -> Any:
     raise ExactJsonError(f"{name} is not a JSON number")
 
 
-def loads(data: bytes | str) -> Any:
-    """Decode JSON with every non-integer number as an exact `Decimal`.
-
-    Raises:
-        ExactJsonError: Malformed JSON or not UTF-8, a key repeated within one object, `NaN`,
-            `Infinity`, or a string holding a lone surrogate escape (not encodable as UTF-8).
-    """
+def _decode(data: bytes | str, objects: Callable[[list[tuple[str, Any]]], Any]) -> Any:
     try:
-        value = json.loads(
-            data, parse_float=Decimal, parse_constant=_constant, object_pairs_hook=_object
+        return json.loads(
+            data, parse_float=Decimal, parse_constant=_constant, object_pairs_hook=objects
         )
     except ExactJsonError:
         raise
@@ -74,6 +69,81 @@ def loads(data: bytes | str) -> Any:
         raise ExactJsonError(f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
     except (ValueError, RecursionError) as exc:
         raise ExactJsonError(str(exc)) from None
+
+
+def loads(data: bytes | str) -> Any:
+    """Decode JSON with every non-integer number as an exact `Decimal`.
+
+    Raises:
+        ExactJsonError: Malformed JSON or not UTF-8, a key repeated within one object, `NaN`
+            or `Infinity`.
+    """
+    return _decode(data, _object)
+
+
+class _Repeated(dict[str, Any]):
+    """An object with a repeated key, kept in place so one bad record spoils only itself."""
+
+    key: str
+
+
+def _repeated_key(pairs: list[tuple[str, Any]]) -> str:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            return key
+        seen.add(key)
+    raise AssertionError("no repeated key")
+
+
+def _first_repeated(value: Any) -> _Repeated | None:
+    if isinstance(value, _Repeated):
+        return value
+    if isinstance(value, dict):
+        children: Any = value.values()
+    else:
+        children = value if isinstance(value, list) else ()
+    for child in children:
+        found = _first_repeated(child)
+        if found is not None:
+            return found
+    return None
+
+
+def loads_array(data: bytes | str) -> list[Any]:
+    """Decode a JSON array of records like `loads`, judging each element on its own.
+
+    An element holding an object with a repeated key is replaced by the `ExactJsonError` that
+    names the key, so a batch refuses that record only.
+
+    Raises:
+        ExactJsonError: The text is not valid JSON, NaN or Infinity appear.
+        TypeError: The JSON is valid but not an array.
+    """
+    repeated = False
+
+    def objects(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal repeated
+        obj = dict(pairs)
+        if len(obj) == len(pairs):
+            return obj
+        repeated = True
+        marked = _Repeated(obj)
+        marked.key = _repeated_key(pairs)
+        return marked
+
+    value = _decode(data, objects)
+    if not isinstance(value, list):
+        raise TypeError(f"a JSON {type(value).__name__}, not an array")
+    if repeated:
+        for index, item in enumerate(value):
+            found = _first_repeated(item)
+            if found is not None:
+                value[index] = ExactJsonError(
+                    f"the key {found.key!r} appears more than once in one object",
+                    kind="duplicate_key",
+                    key=found.key,
+                )
     return value
 
 

@@ -18,6 +18,7 @@ import base64
 import configparser
 import hashlib
 import hmac
+import io
 import json
 import logging
 import os
@@ -31,6 +32,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import Field, SecretStr
 
+from dataplatform.files import write_private
 from dataplatform.settings import (
     PostgresSettings,
     _SecretsGuard,
@@ -226,18 +228,12 @@ def write_config(home: Path, settings: AirflowSettings, postgres: PostgresSettin
     for section, values in render_config(home, settings, postgres).items():
         parser[section] = values
     config = home / "airflow.cfg"
-    _write_private(config, lambda fh: parser.write(fh))
+    text = io.StringIO()
+    parser.write(text)
+    write_private(config, text.getvalue())
     passwords = {settings.admin_user: settings.admin_password.get_secret_value()}
-    _write_private(home / "passwords.json", lambda fh: fh.write(json.dumps(passwords) + "\n"))
+    write_private(home / "passwords.json", json.dumps(passwords) + "\n")
     return config
-
-
-def _write_private(path: Path, write: Any) -> None:
-    # Created 0600 before any secret is written into it.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        write(fh)
 
 
 def process_environment(home: Path, settings: AirflowSettings) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from uuid import UUID
 
@@ -14,6 +15,8 @@ from fastapi_app.app.api.ingesting import SECURITY
 from fastapi_app.app.models import ErrorResponse, ReceiptStatusOut
 from fastapi_app.app.services.ingest import destination_dict
 
+log = logging.getLogger(__name__)
+
 router = APIRouter(tags=["receipts"])
 
 
@@ -22,7 +25,10 @@ router = APIRouter(tags=["receipts"])
     response_model=ReceiptStatusOut,
     responses={
         401: {"model": ErrorResponse, "description": "Missing, invalid or revoked API key."},
-        404: {"model": ErrorResponse, "description": "No record with this ingest id."},
+        404: {
+            "model": ErrorResponse,
+            "description": "No record with this ingest id sent with this API key.",
+        },
         422: {"model": ErrorResponse, "description": "The ingest id is not a UUID."},
         429: {"model": ErrorResponse, "description": "Rate limit exceeded."},
         503: {"model": ErrorResponse, "description": "The receipt store is unavailable."},
@@ -33,11 +39,12 @@ router = APIRouter(tags=["receipts"])
 async def get_receipt(ingest_id: UUID, principal: PrincipalDep, service: ServiceDep) -> Response:
     """The receipt of one record: accepted -> durable (outbox/Kafka) -> landed (bronze)."""
     try:
-        view = await service.get_receipt(ingest_id)
+        view = await service.get_receipt(ingest_id, principal=principal)
     except Exception as exc:
+        log.warning("receipt lookup failed: %s", exc)
         raise ApiError(
             503,
-            f"the receipt store is unavailable: {exc}",
+            "the receipt store is unavailable; retry after the Retry-After delay",
             headers={"Retry-After": str(service.settings.retry_after_s)},
         ) from None
     if view is None:
