@@ -155,3 +155,24 @@ def test_batch_lands_in_outbox(
             "SELECT count(*) FROM outbox WHERE ingest_id = ANY(%s::uuid[])", (ids,)
         ).fetchone()
     assert found == (50,)
+
+
+def test_batch_versions_of_one_key_get_outbox_ids_in_request_order(
+    client: httpx.Client, postgres_settings: PostgresSettings, schema: str
+) -> None:
+    # The outbox id orders versions downstream: 20 versions of one claim in one batch.
+    claim = samples.claim(random.Random())
+    statuses = ["submitted", "under_review", "approved", "rejected"] * 5
+    response = client.post(
+        "/v1/claims/batch", json=[{**claim, "claim_status": status} for status in statuses]
+    )
+    assert response.status_code == 200, response.text
+    outbox_ids = [r["receipt"]["destination"]["outbox_id"] for r in response.json()["results"]]
+    assert outbox_ids == sorted(outbox_ids)
+    assert len(set(outbox_ids)) == 20
+    with psycopg.connect(postgres_settings.conninfo()) as conn:
+        conn.execute(search_path(schema))
+        rows = conn.execute(
+            "SELECT payload FROM outbox WHERE record_key = %s ORDER BY id", (claim["claim_id"],)
+        ).fetchall()
+    assert [json.loads(row[0])["claim_status"] for row in rows] == statuses

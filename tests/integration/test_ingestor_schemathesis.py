@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -65,9 +65,14 @@ def _operations(url: str) -> list[Any]:
     return [result.ok() for result in api.get_all_operations()]  # type: ignore[union-attr]
 
 
+#: Examples per operation, mode and seed: two seeds explore different inputs.
+EXAMPLES = 200
+
+
+@pytest.mark.parametrize("fuzz_seed", [20261130, 4242])
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_live_api_conforms_to_its_openapi_spec(
-    ingestor: LiveIngestor, api_key: str, mode: GenerationMode
+    ingestor: LiveIngestor, api_key: str, mode: GenerationMode, fuzz_seed: int
 ) -> None:
     # Cases come from each operation's strategy under plain hypothesis: schemathesis's own
     # pytest plugin (`schema.parametrize`) does not run under pytest 9.
@@ -77,11 +82,12 @@ def test_live_api_conforms_to_its_openapi_spec(
         if mode == GenerationMode.NEGATIVE and operation.path in INPUTLESS:
             continue  # nothing to make invalid
 
+        @seed(fuzz_seed)
         @given(case=operation.as_strategy(generation_mode=mode))
         @settings(
-            max_examples=20,
+            max_examples=EXAMPLES,
             deadline=None,
-            derandomize=True,
+            database=None,
             suppress_health_check=list(HealthCheck),
             phases=[Phase.explicit, Phase.generate],
         )

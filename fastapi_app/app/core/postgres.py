@@ -98,10 +98,14 @@ DELETE FROM idempotency_keys
 WHERE principal = %s AND idempotency_key = %s AND state = 'in_progress'
 """
 
+# Rows are inserted in request order (WITH ORDINALITY): the outbox id orders the versions of a
+# key downstream, so two versions of one key in one batch keep the order they were sent in.
 _INSERT_OUTBOX = """
 INSERT INTO outbox (ingest_id, entity, record_key, payload)
-SELECT t.i, t.e, t.k, t.p FROM json_to_recordset(%s::json) AS t(i uuid, e text, k text, p text)
-ON CONFLICT (ingest_id) DO NOTHING
+SELECT t.i, t.e, t.k, t.p
+FROM ROWS FROM (json_to_recordset(%s::json) AS (i uuid, e text, k text, p text))
+    WITH ORDINALITY AS t(i, e, k, p, n)
+ORDER BY t.n
 RETURNING ingest_id, id, ingested_at
 """
 
@@ -344,22 +348,12 @@ class OutboxPublisher:
         self, records: list[tuple[Candidate, Receipt]]
     ) -> list[tuple[int, datetime]]:
         started = time.perf_counter()
-        # A record re-published by a retry already has its row: keep it, never add a second.
-        unique = {receipt.ingest_id: (cand, receipt) for cand, receipt in records}
-        rows = sorted(unique.values(), key=lambda cr: cr[1].ingest_id)
+        outbox = [
+            {"i": r.ingest_id, "e": r.entity, "k": c.record_key, "p": c.payload.decode()}
+            for c, r in records
+        ]
         async with self._pool.connection() as conn:
-            outbox = [
-                {"i": r.ingest_id, "e": r.entity, "k": c.record_key, "p": c.payload.decode()}
-                for c, r in rows
-            ]
             cur = await conn.execute(_INSERT_OUTBOX, (orjson.dumps(outbox).decode(),))
             placed = {row[0]: (row[1], row[2]) for row in await cur.fetchall()}
-            missing = [i for i in unique if i not in placed]
-            if missing:
-                cur = await conn.execute(
-                    "SELECT ingest_id, id, ingested_at FROM outbox WHERE ingest_id = ANY(%s)",
-                    (missing,),
-                )
-                placed.update({row[0]: (row[1], row[2]) for row in await cur.fetchall()})
         SINK_LATENCY.labels("postgres", "publish").observe(time.perf_counter() - started)
         return [placed[receipt.ingest_id] for _, receipt in records]
