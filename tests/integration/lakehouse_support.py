@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from deltalake import DeltaTable
 from pyspark.sql import SparkSession
@@ -302,3 +302,54 @@ def day(timestamp: str) -> date:
     """The UTC date of a contract timestamp (naive means UTC)."""
     moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC).date()
+
+
+def end_offsets(kafka: KafkaSettings, topics: list[str]) -> dict[str, dict[str, int]]:
+    """The end offsets of `topics` as Spark's `startingOffsets` JSON object (before a test)."""
+    consumer = Consumer({"bootstrap.servers": kafka.bootstrap_servers, "group.id": "e2e-offsets"})
+    try:
+        found: dict[str, dict[str, int]] = {}
+        for topic in topics:
+            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            found[topic] = {
+                str(p): consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in partitions
+            }
+        return found
+    finally:
+        consumer.close()
+
+
+# --------------------------------------------------------------------------- the broker
+
+CLI = str(Path(sys.executable).parent / "dataplatform")
+
+
+def broker_pid() -> int:
+    """The PID of the platform's Kafka broker (supervisord's), 0 when it is not running."""
+    out = subprocess.run(
+        [CLI, "supervisorctl", "pid", "kafka"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return int(out) if out.isdigit() and int(out) > 0 else 0
+
+
+def broker_up(kafka: KafkaSettings) -> bool:
+    """True when the broker answers a metadata request."""
+    try:
+        admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
+        return bool(admin.list_topics(timeout=2).brokers)
+    except Exception:
+        return False
+
+
+@pytest.fixture
+def broker_restored(kafka_settings: KafkaSettings) -> Iterator[None]:
+    """Whatever happens in the test, leave a running broker behind."""
+    yield
+    if not broker_up(kafka_settings):
+        subprocess.run([CLI, "supervisorctl", "start", "kafka"], cwd=ROOT, check=False)
+        wait_for(lambda: broker_up(kafka_settings), 180, "the broker to come back")

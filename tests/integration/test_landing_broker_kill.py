@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -17,7 +15,6 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient
 from pyspark.sql import SparkSession
 
 from dataplatform.clients.kafka import producer_config
@@ -27,8 +24,10 @@ from pyspark_jobs import curation, quality
 from pyspark_jobs.lake import Lake
 from tests.factories import transaction
 from tests.integration.lakehouse_support import (
-    ROOT,
     JobProcess,
+    broker_pid,
+    broker_restored,
+    broker_up,
     delta_rs_rows,
     kafka_topic,
     lake,
@@ -37,44 +36,12 @@ from tests.integration.lakehouse_support import (
     wait_for,
 )
 
-__all__ = ["lake", "lake_spark"]
+__all__ = ["broker_restored", "lake", "lake_spark"]
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 RECORDS = 1500
 RATE_PER_S = 100
-CLI = str(Path(sys.executable).parent / "dataplatform")
-
-
-def _broker_pid() -> int:
-    out = subprocess.run(
-        [CLI, "supervisorctl", "pid", "kafka"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-    return int(out) if out.isdigit() and int(out) > 0 else 0
-
-
-def _broker_up(kafka: KafkaSettings) -> bool:
-    try:
-        return bool(
-            AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
-            .list_topics(timeout=2)
-            .brokers
-        )
-    except Exception:
-        return False
-
-
-@pytest.fixture
-def broker_restored(kafka_settings: KafkaSettings) -> object:
-    """Whatever happens in the test, leave a running broker behind."""
-    yield None
-    if not _broker_up(kafka_settings):
-        subprocess.run([CLI, "supervisorctl", "start", "kafka"], cwd=ROOT, check=False)
-        wait_for(lambda: _broker_up(kafka_settings), 180, "the broker to come back")
 
 
 def test_broker_sigkill_mid_load_no_loss_no_duplicate_in_silver(
@@ -122,11 +89,11 @@ def test_broker_sigkill_mid_load_no_loss_no_duplicate_in_silver(
         producer = threading.Thread(target=load, args=(topic,))
         producer.start()
         wait_for(lambda: len(acked) >= RECORDS // 4, 120, "a quarter of the load")
-        pid = _broker_pid()
+        pid = broker_pid()
         assert pid, "no broker PID from supervisorctl"
         os.kill(pid, signal.SIGKILL)
         wait_for(
-            lambda: _broker_pid() not in (0, pid) and _broker_up(kafka_settings),
+            lambda: broker_pid() not in (0, pid) and broker_up(kafka_settings),
             180,
             "broker restart",
         )

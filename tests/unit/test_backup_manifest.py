@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 
 import pytest
@@ -57,3 +58,17 @@ def test_backup_uri_and_its_forms_are_understood() -> None:
         assert backup._split_uri(form, s3) == expected
     with pytest.raises(backup.BackupError, match="s3://"):
         backup._split_uri("/tmp/backup", s3)
+
+
+@pytest.mark.parametrize("name", ["../../x", "a/b", "", "x" * 64, "db;drop"])
+def test_manifest_naming_a_path_instead_of_a_database_is_refused(name: str) -> None:
+    raw = {
+        "backup_date": "2026-11-27",
+        "created_at": "2026-11-27T02:00:00+00:00",
+        "server_version": "15.18",
+        "dumps": [
+            {"database": name, "key": "k", "sha256": "ab" * 32, "size_bytes": 1, "row_counts": {}}
+        ],
+    }
+    with pytest.raises(backup.BackupError, match="invalid database"):
+        backup.Manifest.from_json(json.dumps(raw))

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from dataplatform import envfile
+from dataplatform.files import write_private
 
 
 def test_ensure_env_file_generates_distinct_secrets(tmp_path: Path) -> None:
@@ -31,3 +34,18 @@ def test_ensure_env_file_keeps_values_and_appends_new(tmp_path: Path) -> None:
     values = envfile.parse(target.read_text())
     assert values == {"SECRET": first, "NEW": "value"}
     assert envfile.ensure_env_file(example, target) == []
+
+
+def test_secret_files_are_owner_only_from_creation(tmp_path: Path) -> None:
+    old = os.umask(0)  # a permissive umask must not leak into the files' mode
+    try:
+        target = tmp_path / ".env"
+        envfile.set_value(target, "X", "secret")
+        private = tmp_path / "private.json"
+        write_private(private, "{}")
+        write_private(private, "more", append=True)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    assert private.read_text() == "{}more"
