@@ -14,6 +14,16 @@ TRACK="${DATAPLATFORM_TRACK:-intermediate}"
 export DATAPLATFORM_TRACK="$TRACK"
 
 ./quick_start.sh --setup-only
+# Test-only Debian package: headless Chromium renders the pages the tests look at.
+if ! command -v chromium >/dev/null; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "chromium is missing: sudo apt-get install -y chromium" >&2
+    exit 1
+  fi
+  echo "== installing chromium (the tests render pages in it)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 DP="$ROOT/.venv/bin/dataplatform"
 PYTEST=("$ROOT/.venv/bin/python" -m pytest)
 

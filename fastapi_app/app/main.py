@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 from pydantic.json_schema import models_json_schema
 
 from dataplatform.contracts import ENTITIES
@@ -39,8 +40,11 @@ Validated, idempotent, durable HTTP ingest of financial transactions and insuran
 * **Durability**: 2xx only after the record is committed to the Postgres outbox (starter) or
   acknowledged by Kafka with `acks=all` (intermediate, advanced).
 * **Idempotency**: send `Idempotency-Key` to make retries safe (same key + same payload ->
-  the original receipt; same key + different payload -> 409). Without it an exact duplicate
-  (same natural key, same payload) also gets the original receipt.
+  the original receipts; same key + different payload -> 409). Without it every accepted
+  record is published: a resend is a further version of its key, and silver keeps one row
+  per key (the latest by event time, then by the order the platform accepted them).
+* **Exact money**: amounts are read from the JSON text as decimals (never floats), at most
+  12 digits before the point and 6 after; a repeated JSON key is a 422.
 * **Limits**: see `docs/API.md`; beyond them 413, over the rate limit 429, sink down or at
   capacity 503 with `Retry-After`.
 """
@@ -111,7 +115,9 @@ def create_app(
             await used_publisher.close()
             await used_store.close()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from assets installed with the package: no CDN, so /docs renders on
+    # an air-gapped machine too.
+    app = FastAPIOffline(
         title="Financial/Insurance Data Ingestor API",
         version="1.0.0",
         description=DESCRIPTION,

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from dataplatform.clients.s3 import s3_client
 from dataplatform.settings import PostgresSettings, S3Settings
@@ -152,7 +153,7 @@ def scratch_name(database: str, now: datetime | None = None) -> str:
 
 def _conninfo(postgres: PostgresSettings, dbname: str) -> str:
     # No password here: the client tools get it through PGPASSWORD, never on a command line.
-    return f"host={postgres.host} port={postgres.port} user={postgres.user} dbname={dbname}"
+    return make_conninfo(host=postgres.host, port=postgres.port, user=postgres.user, dbname=dbname)
 
 
 def _tool_env(postgres: PostgresSettings) -> dict[str, str]:
