@@ -167,6 +167,15 @@ def depends_on(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return value
 
 
+def required_dependencies(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """`depends_on` without `required: false` entries, which compose skips when not enabled."""
+    return {
+        name: options
+        for name, options in depends_on(spec).items()
+        if options.get("required", True) is not False
+    }
+
+
 def is_one_shot(name: str) -> bool:
     """Init steps are named `<what>-init`; every other service is long-running."""
     return name.endswith("-init")

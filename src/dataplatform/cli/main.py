@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import subprocess
 import sys
@@ -45,7 +46,11 @@ err = Console(stderr=True)
 
 TrackOption = Annotated[
     Track | None,
-    typer.Option("--track", "-t", help=f"One of {', '.join(TRACKS)} (default: DATAPLATFORM_TRACK)"),
+    typer.Option(
+        "--track",
+        "-t",
+        help=f"One of {', '.join(TRACKS)} (default: the running track, else DATAPLATFORM_TRACK)",
+    ),
 ]
 
 
@@ -54,8 +59,10 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
-def _track(track: Track | None) -> Track:
-    return track or get_runtime_settings().track
+def _track(track: Track | None, ctx: Context | None = None) -> Track:
+    """`--track`, else the running platform's track, else DATAPLATFORM_TRACK."""
+    running = runtime.running_track(ctx) if ctx else None
+    return track or running or get_runtime_settings().track
 
 
 @app.callback()
@@ -80,7 +87,7 @@ def env_init() -> None:
 def up(track: TrackOption = None) -> None:
     """Start the track's services natively, in dependency order, waiting for each."""
     chosen = _track(track)
-    ctx = Context.load()
+    ctx = Context.load(chosen)
     try:
         runtime.up(ctx, chosen, progress=lambda line: console.print(f"  {line}", highlight=False))
     except PlatformError as exc:
@@ -104,9 +111,10 @@ def down() -> None:
 
 @app.command()
 def status(track: TrackOption = None) -> None:
-    """A table of services, ports and health."""
+    """A table of services, ports and health (of the running track, unless --track says)."""
     ctx = Context.load()
-    rows = runtime.status(ctx, track)
+    chosen = track or runtime.running_track(ctx)
+    rows = runtime.status(dataclasses.replace(ctx, track=chosen) if chosen else ctx, chosen)
     table = Table(title="dataplatform status")
     for column in ("service", "state", "pid", "ports", "health", "what"):
         table.add_column(column)
@@ -143,10 +151,16 @@ def logs(
 def doctor(track: TrackOption = None) -> None:
     """Preflight: ports, memory, disk, Java, jars, binaries; each problem with its fix.
 
+    The track checked is --track, else the running platform's, else DATAPLATFORM_TRACK.
+
     With a Docker engine present it also checks the host for `docker compose --profile <track>`.
     """
-    chosen = _track(track)
-    problems = [f"[{p.check}] {p.message}" for p in runtime.preflight(Context.load(), chosen)]
+    ctx = Context.load()
+    chosen = _track(track, ctx)
+    problems = [
+        f"[{p.check}] {p.message}"
+        for p in runtime.preflight(dataclasses.replace(ctx, track=chosen), chosen)
+    ]
     host = dockerhost.inspect_host()
     if host is not None:
         problems += [f"[docker] {message}" for message in dockerhost.compose_problems(host, chosen)]

@@ -539,9 +539,23 @@ def _landing_healthy() -> bool:
     return landing_healthy()
 
 
+def ingestor_sink(track: Track) -> str:
+    """The ingestor's sink in a track: the Postgres outbox (starter) or Kafka (intermediate+)."""
+    return "postgres" if track == "starter" else "kafka"
+
+
 def _ingestor_environment(ctx: Context) -> dict[str, str]:
-    # The track decides the sink: an outbox in Postgres (starter) or Kafka (intermediate+).
-    return {"INGESTOR_SINK": "postgres" if ctx.track == "starter" else "kafka"}
+    return {"INGESTOR_SINK": ingestor_sink(ctx.track)}
+
+
+def track_environment(ctx: Context, service: Service) -> dict[str, str]:
+    """The environment a native service runs with: the started track's, whatever `.env` says.
+
+    `DATAPLATFORM_TRACK` in `.env` is only the default of `--track`; every process of a running
+    platform must agree with the track that was started (the ingestor's sink, which downstream
+    services to expect), so the started track is passed down explicitly.
+    """
+    return {"DATAPLATFORM_TRACK": ctx.track, **service.environment(ctx)}
 
 
 # --------------------------------------------------------------------------- registry
