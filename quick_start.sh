@@ -181,7 +181,7 @@ step "rows in the lake, read with delta-rs" show_tables
 cat <<EOF
 
 The platform is up ($(( $(date +%s) - START ))s). Credentials and ports are in .env.
-  API docs:    http://127.0.0.1:8000/docs   (send X-API-Key: the INGESTOR_API_KEY in .env)
+  API docs:    http://127.0.0.1:$(env_value INGESTOR_PORT)/docs   (send X-API-Key: the INGESTOR_API_KEY in .env)
   try it:      .venv/bin/dataplatform generate --count 10 --send
   status:      .venv/bin/dataplatform status
   logs:        .venv/bin/dataplatform logs ingestor      (or postgres, s3, kafka, lake-exporter)
