@@ -248,6 +248,7 @@ SETTINGS = _settings_classes()
 SERVICE_SETTINGS: dict[str, tuple[str, ...]] = {
     "ingestor": ("INGESTOR_", "POSTGRES_", "KAFKA_"),
     "lake-exporter": ("EXPORTER_", "POSTGRES_", "S3_"),
+    "postgres-init": ("POSTGRES_",),
     "s3-init": ("S3_",),
     "kafka-init": ("KAFKA_",),
     "landing": ("SPARK_", "S3_", "KAFKA_", "POSTGRES_"),

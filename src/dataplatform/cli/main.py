@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dataplatform import dockerhost, envfile
+from dataplatform import composefiles, dockerhost, envfile
 from dataplatform.cli.airflow import AIRFLOW_COMMAND, airflow_passthrough
 from dataplatform.cli.apikeys import apikey_app
 from dataplatform.cli.backup import backup_app
@@ -22,7 +22,8 @@ from dataplatform.cli.generate import generate
 from dataplatform.cli.lake import lake_app
 from dataplatform.cli.run import run_app
 from dataplatform.native import runtime, supervisor
-from dataplatform.native.services import SERVICES, Context, PlatformError
+from dataplatform.native.airflow import AIRFLOW_KEYS, get_airflow_settings
+from dataplatform.native.services import SERVICES, SHARED_INIT, Context, PlatformError
 from dataplatform.settings import TRACKS, Track, env_file, get_runtime_settings, project_root
 from dataplatform.shutdown import exit_code_of, exit_now
 
@@ -170,6 +171,73 @@ def doctor(track: TrackOption = None) -> None:
         raise typer.Exit(code=1)
     mode = "natively and with docker compose" if host else "natively (no Docker engine answers)"
     console.print(f"[green]ready to run the {chosen} track {mode}[/]")
+
+
+@app.command("init")
+def init(
+    service: Annotated[str, typer.Argument(help=f"One of {', '.join(SHARED_INIT)}")],
+) -> None:
+    """Run a service's initialise step against it (compose's one-shot `<service>-init`).
+
+    Idempotent: seeds the reference data (postgres), creates the bucket (s3) or the topics
+    (kafka), with the same code `dataplatform up` runs natively.
+    """
+    step = SHARED_INIT.get(service)
+    if step is None:
+        raise _fail(f"unknown service {service!r}: one of {', '.join(SHARED_INIT)}")
+    step(Context.load())
+    console.print(f"{service} initialised")
+
+
+@app.command("airflow-key")
+def airflow_key(
+    purpose: Annotated[str, typer.Argument(help=f"One of {', '.join(AIRFLOW_KEYS)}")],
+) -> None:
+    """Print an Airflow key derived from AIRFLOW_SECRET_KEY, as native airflow.cfg holds it.
+
+    Compose's Airflow reads its secrets through `AIRFLOW__..._CMD` options that run this, so
+    both runtimes derive them with the same code.
+    """
+    key = AIRFLOW_KEYS.get(purpose)
+    if key is None:
+        raise _fail(f"unknown key {purpose!r}: one of {', '.join(AIRFLOW_KEYS)}")
+    typer.echo(key(get_airflow_settings()))
+
+
+@app.command("compose-plan")
+def compose_plan(
+    track: TrackOption = None,
+    seaweedfs: Annotated[
+        bool, typer.Option(help="With docker-compose.seaweedfs.yml (SeaweedFS as the S3 server)")
+    ] = False,
+) -> None:
+    """List the services `docker compose --profile <track> up` starts, without Docker.
+
+    Resolved by compose's own loader (tools/compose-resolve, built by quick_start.sh) with
+    `.env` (else `.env.example`), so it also fails where `docker compose` would.
+    """
+    chosen = _track(track)
+    files = (
+        (composefiles.BASE, composefiles.SEAWEEDFS_OVERLAY) if seaweedfs else (composefiles.BASE,)
+    )
+    dotenv = env_file() if env_file().exists() else composefiles.ENV_EXAMPLE
+    try:
+        model = composefiles.resolve(chosen, files, env_file=dotenv)
+    except (FileNotFoundError, RuntimeError) as exc:
+        raise _fail(str(exc)) from None
+    profiles = ",".join(composefiles.TRACK_PROFILES[chosen]) or "(none)"
+    console.print(f"{chosen} track: docker compose profile {profiles}", highlight=False)
+    for name, spec in sorted(model["services"].items()):
+        kind = "one-shot" if composefiles.is_one_shot(name) else "long-running"
+        memory = f"{int(spec.get('mem_limit') or 0) >> 20}MiB" if spec.get("mem_limit") else "-"
+        ports = ",".join(
+            f"{p.get('host_ip', '')}:{p.get('published')}" for p in spec.get("ports") or []
+        )
+        console.print(
+            f"{name:<24} {kind:<13} {memory:>8}  {spec.get('image', '-'):<42} {ports or '-'}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command("supervisorctl", context_settings={"allow_extra_args": True})

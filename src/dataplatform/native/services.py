@@ -238,8 +238,6 @@ def _pg_initialise(ctx: Context) -> None:
     import psycopg
     from psycopg import sql
 
-    from dataplatform.reference import seed_reference_data
-
     pg = ctx.postgres
     if not pg.password.get_secret_value():
         raise PlatformError("POSTGRES_PASSWORD is empty: run `dataplatform env init` first")
@@ -258,8 +256,14 @@ def _pg_initialise(ctx: Context) -> None:
                         sql.Identifier(db), sql.Identifier(pg.user)
                     )
                 )
+    _pg_seed(ctx)
+
+
+def _pg_seed(ctx: Context) -> None:
+    from dataplatform.reference import seed_reference_data
+
     # Currencies and FX rates the curation job enriches transactions with.
-    seed_reference_data(pg)
+    seed_reference_data(ctx.postgres)
 
 
 def _pg_preflight(ctx: Context) -> str | None:
@@ -711,6 +715,16 @@ SERVICES: dict[str, Service] = {
             stop_wait_s=60,
         ),
     )
+}
+
+#: The part of each service's `initialise` that compose runs too, as its one-shot
+#: `<service>-init` (`dataplatform init <service>`): the same code prepares both runtimes. The
+#: rest of `initialise` has a compose counterpart of its own (Postgres roles and databases:
+#: the image's initdb; Airflow's objects: `airflow-init` and `AIRFLOW_CONN_*`/`AIRFLOW_VAR_*`).
+SHARED_INIT: dict[str, Callable[[Context], None]] = {
+    "postgres": _pg_seed,
+    "s3": _s3_initialise,
+    "kafka": _kafka_initialise,
 }
 
 #: Which services make up which track; each track includes the ones before it.
