@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,6 +21,7 @@ from dataplatform.native.services import (
     SERVICES,
     Context,
     _s3_ports,
+    _weed_binary,
     port_open,
     seaweed_ports,
     wait_until,
@@ -35,7 +37,8 @@ SECRET_KEY = "integration-secret-key-0123456789"
 
 
 def _free_s3_port() -> int:
-    for candidate in range(31000, 32000, 100):
+    # Below 8122 every derived port (up to S3 + 24646) stays under the ephemeral range (32768+).
+    for candidate in range(6000, 8000, 100):
         probe = Context(
             runtime=RuntimeSettings(),
             postgres=PostgresSettings(),
@@ -45,7 +48,7 @@ def _free_s3_port() -> int:
         )
         if not any(port_open("127.0.0.1", port) for port in _s3_ports(probe)):
             return candidate
-    pytest.fail("no free block of ports for a second SeaweedFS between 31000 and 32000")
+    pytest.fail("no free block of ports for a second SeaweedFS (S3 between 6000 and 8000)")
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +105,8 @@ def backup_object(weed: Context) -> str:
 def test_write_secret_files_owner_only(weed: Context) -> None:
     conf = weed.conf_dir("s3")
     assert conf.stat().st_mode & 0o777 == 0o700
-    for name in ("security.toml", "identities.json"):
+    assert (conf / "tls").stat().st_mode & 0o777 == 0o700
+    for name in ("security.toml", "identities.json", "tls/ca.key", "tls/node.key"):
         assert (conf / name).stat().st_mode & 0o777 == 0o600, name
     assert SECRET_KEY not in (conf / "security.toml").read_text()
 
@@ -172,3 +176,44 @@ def test_weed_listens_only_on_its_derived_ports(
         line.split()[3] for line in result.stdout.splitlines() if f"pid={process.pid}," in line
     }
     assert listening == {f"127.0.0.1:{port}" for port in _s3_ports(ctx)}
+
+
+def _weed_shell_ls(ctx: Context, path: str, cwd: Path) -> str:
+    """`fs.ls` through `weed shell` (gRPC to master and filer), run in `cwd`.
+
+    `weed shell` reads `security.toml` from its working folder: the run folder holds the
+    certificate; elsewhere it has none. A client refused by TLS retries forever: stop it.
+    """
+    ports = seaweed_ports(ctx)
+    process = subprocess.Popen(
+        [
+            str(_weed_binary()),
+            "shell",
+            f"-master=127.0.0.1:{ports['master']}.{ports['master.grpc']}",
+            f"-filer=127.0.0.1:{ports['filer']}.{ports['filer.grpc']}",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=cwd,
+        env={"HOME": str(cwd), "PATH": "/usr/bin:/bin"},
+    )
+    try:
+        output, _ = process.communicate(f"fs.ls -l {path}\n", timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+    return output
+
+
+def test_filer_grpc_lists_for_client_with_certificate(weed: Context, backup_object: str) -> None:
+    assert "dump.bin" in _weed_shell_ls(
+        weed, "/buckets/lakehouse/_backups/postgres", weed.conf_dir("s3")
+    )
+
+
+def test_filer_grpc_refuses_client_without_certificate(
+    weed: Context, backup_object: str, tmp_path: Path
+) -> None:
+    assert "dump.bin" not in _weed_shell_ls(weed, "/buckets/lakehouse/_backups/postgres", tmp_path)

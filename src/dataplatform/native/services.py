@@ -496,6 +496,55 @@ SEAWEED_JWT_SECTIONS = (
 )
 
 
+#: The `[grpc.<component>]` sections of security.toml `weed mini` uses; `client` is what each of
+#: them presents when it dials another.
+SEAWEED_GRPC_COMPONENTS = ("master", "volume", "filer", "s3", "admin", "worker", "client")
+
+
+def _openssl(*args: str) -> None:
+    result = subprocess.run(
+        ["openssl", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        # Keys are created owner-only from their first byte.
+        preexec_fn=lambda: os.umask(0o077),
+    )
+    if result.returncode != 0:
+        raise PlatformError(f"openssl {args[0]} failed: {result.stderr.strip()}")
+
+
+def _seaweed_tls(ctx: Context) -> None:
+    """A private CA and one certificate for SeaweedFS's gRPC mutual TLS, made once.
+
+    They live in `data/run/s3/tls` (0700); only components holding the key can talk gRPC.
+    """
+    tls = ctx.conf_dir("s3") / "tls"
+    if (tls / "node.crt").exists() and (tls / "ca.crt").exists():
+        return
+    tls.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tls.chmod(0o700)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    _openssl(
+        "req", "-x509", *ec, "-days", "3650", "-subj", "/CN=dataplatform-seaweedfs-ca",
+        "-keyout", str(tls / "ca.key"), "-out", str(tls / "ca.crt"),
+    )  # fmt: skip
+    _openssl(
+        "req", *ec, "-subj", "/CN=seaweedfs", "-keyout", str(tls / "node.key"),
+        "-out", str(tls / "node.csr"),
+    )  # fmt: skip
+    extensions = tls / "node.ext"
+    extensions.write_text(
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
+        encoding="utf-8",
+    )
+    _openssl(
+        "x509", "-req", "-in", str(tls / "node.csr"), "-CA", str(tls / "ca.crt"),
+        "-CAkey", str(tls / "ca.key"), "-CAcreateserial", "-days", "3650",
+        "-extfile", str(extensions), "-out", str(tls / "node.crt"),
+    )  # fmt: skip
+
+
 def seaweed_security_toml(ctx: Context) -> str:
     """SeaweedFS's `security.toml`: JWT keys on every internal HTTP listener.
 
@@ -514,6 +563,18 @@ def seaweed_security_toml(ctx: Context) -> str:
     for section in SEAWEED_JWT_SECTIONS:
         key = hmac.new(secret, f"seaweedfs {section}".encode(), hashlib.sha256).hexdigest()
         lines += [f"[{section}]", f'key = "{key}"', "expires_after_seconds = 10", ""]
+    tls = ctx.conf_dir("s3") / "tls"
+    lines += [
+        "# gRPC between the components: mutual TLS with a private CA (one certificate for all;",
+        "# SeaweedFS checks the CA, not host names). Without it the filer's gRPC port lists and",
+        "# reads every file to anyone on the machine.",
+        "[grpc]",
+        f'ca = "{tls / "ca.crt"}"',
+        "",
+    ]
+    for component in SEAWEED_GRPC_COMPONENTS:
+        lines += [f"[grpc.{component}]", f'cert = "{tls / "node.crt"}"']
+        lines += [f'key = "{tls / "node.key"}"', ""]
     lines += [
         "# No unauthenticated volume UI, and no directory listings from the filer.",
         "[access]",
@@ -547,6 +608,7 @@ def _s3_prepare(ctx: Context) -> None:
         ]
     }
     write_private(conf / "identities.json", json.dumps(identities))
+    _seaweed_tls(ctx)
     write_private(conf / "security.toml", seaweed_security_toml(ctx))
     ctx.service_dir("s3").mkdir(parents=True, exist_ok=True)
 
