@@ -106,6 +106,22 @@ resolve_jars() {
   stamp jars "$kafka_pom" "$spark_pom"
 }
 
+# compose-resolve: compose's own loader (compose-go) as a small Go tool; the tests resolve each
+# compose profile with it to check what every container would actually run with.
+build_compose_resolve() {
+  local dir=tools/compose-resolve
+  if fresh compose-resolve "$dir/go.mod" "$dir/go.sum" "$dir/main.go" && [ -x "$VENV/bin/compose-resolve" ]; then
+    echo "    .venv/bin/compose-resolve is up to date"
+    return
+  fi
+  if ! command -v go >/dev/null; then
+    echo "Go 1.24 or later is needed to build $dir (https://go.dev/doc/install)" >&2
+    exit 1
+  fi
+  (cd "$dir" && GOTOOLCHAIN=local go build -trimpath -o "$VENV/bin/compose-resolve" .)
+  stamp compose-resolve "$dir/go.mod" "$dir/go.sum" "$dir/main.go"
+}
+
 # PostgreSQL refuses to run as root: when we are root, the postgres user must be able to reach
 # data/. Grant it traverse (x) on the parent folders that lack it, nothing more.
 postgres_can_reach_data() {
@@ -125,6 +141,7 @@ step "Debian packages (Java 17, Maven, PostgreSQL)" install_debian_packages
 step "Python virtualenv .venv" install_python
 step "Airflow in .venv-airflow (its own pins: constraints-airflow.txt)" bash src/dataplatform/native/airflow_install.sh
 step "JVM jars (Kafka broker, Spark/Delta/s3a) into .jars" resolve_jars
+step "compose-resolve (compose's loader, for the compose checks) into .venv/bin" build_compose_resolve
 step "secrets in .env" "$VENV/bin/dataplatform" env init
 step "data folder reachable by PostgreSQL" postgres_can_reach_data
 
@@ -164,7 +181,7 @@ step "rows in the lake, read with delta-rs" show_tables
 cat <<EOF
 
 The platform is up ($(( $(date +%s) - START ))s). Credentials and ports are in .env.
-  API docs:    http://127.0.0.1:8000/docs   (send X-API-Key: the INGESTOR_API_KEY in .env)
+  API docs:    http://127.0.0.1:$(env_value INGESTOR_PORT)/docs   (send X-API-Key: the INGESTOR_API_KEY in .env)
   try it:      .venv/bin/dataplatform generate --count 10 --send
   status:      .venv/bin/dataplatform status
   logs:        .venv/bin/dataplatform logs ingestor      (or postgres, s3, kafka, lake-exporter)

@@ -11,7 +11,10 @@ the user's `.env`, which tests never read).
 from __future__ import annotations
 
 import copy
+import json
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -25,6 +28,11 @@ BASE = ROOT / "docker-compose.yml"
 TEST_OVERLAY = ROOT / "docker-compose.test.yml"
 SEAWEEDFS_OVERLAY = ROOT / "docker-compose.seaweedfs.yml"
 OVERLAYS = (TEST_OVERLAY, SEAWEEDFS_OVERLAY)
+
+ENV_EXAMPLE = ROOT / ".env.example"
+#: Compose's own loader (compose-go) as a tool: `tools/compose-resolve`, built into the venv by
+#: quick_start.sh, found beside this interpreter (never through PATH).
+RESOLVER = Path(sys.executable).parent / "compose-resolve"
 
 #: Track -> the `--profile` flags that start it (starter services carry no profile).
 TRACK_PROFILES: dict[str, tuple[str, ...]] = {
@@ -167,6 +175,15 @@ def depends_on(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return value
 
 
+def required_dependencies(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """`depends_on` without `required: false` entries, which compose skips when not enabled."""
+    return {
+        name: options
+        for name, options in depends_on(spec).items()
+        if options.get("required", True) is not False
+    }
+
+
 def is_one_shot(name: str) -> bool:
     """Init steps are named `<what>-init`; every other service is long-running."""
     return name.endswith("-init")
@@ -225,3 +242,30 @@ def bytes_of(size: str | int) -> int:
     if not match:
         raise ValueError(f"unparsed size {size!r}")
     return int(float(match["number"]) * _UNITS[match["unit"].lower()])
+
+
+def resolve(
+    track: str, files: tuple[Path, ...] = (BASE,), *, env_file: Path = ENV_EXAMPLE
+) -> dict[str, Any]:
+    """The model `docker compose --profile <track's profile> config` prints, from compose-go.
+
+    Interpolated with `env_file` only, profiles applied, paths resolved: what each container
+    of the track would actually get.
+
+    Raises:
+        FileNotFoundError: the tool is not built (`./quick_start.sh --setup-only` builds it).
+        RuntimeError: compose's loader refused the files; the message is its own.
+    """
+    if not RESOLVER.exists():
+        raise FileNotFoundError(
+            f"{RESOLVER} is missing: `./quick_start.sh --setup-only` builds tools/compose-resolve"
+        )
+    args = [str(RESOLVER), "--env-file", str(env_file)]
+    for path in files:
+        args += ["-f", str(path)]
+    for profile in TRACK_PROFILES[track]:
+        args += ["--profile", profile]
+    result = subprocess.run(args, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr.strip())
+    return cast(dict[str, Any], json.loads(result.stdout))

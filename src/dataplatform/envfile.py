@@ -16,12 +16,16 @@ from dataplatform.files import write_private
 
 GENERATE = "<generate>"
 GENERATE_KAFKA_ID = "<generate-kafka-cluster-id>"
+GENERATE_FERNET_KEY = "<generate-fernet-key>"
 
 
 def _fresh(placeholder: str) -> str:
     if placeholder == GENERATE_KAFKA_ID:
         # KRaft cluster ids are a base64url-encoded UUID without padding (22 characters).
         return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if placeholder == GENERATE_FERNET_KEY:
+        # A Fernet key: 32 random bytes, base64url-encoded with padding.
+        return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
     return secrets.token_urlsafe(24)
 
 

@@ -36,6 +36,7 @@ from dataplatform.settings import (
 #: service whose `initialise` hook does its work.
 TWINS: dict[str, str] = {
     "postgres": "postgres",
+    "postgres-init": "postgres",  # seed the reference data
     "s3": "s3",  # MinIO (or SeaweedFS with the overlay); natively SeaweedFS
     "s3-init": "s3",  # ensure_bucket
     "ingestor": "ingestor",

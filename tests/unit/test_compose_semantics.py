@@ -29,6 +29,7 @@ from dataplatform.composefiles import (
     is_one_shot,
     merged_model,
     published_ports,
+    required_dependencies,
     services,
 )
 from dataplatform.settings import PLACEHOLDER_SECRETS
@@ -57,7 +58,7 @@ def test_enabled_services_closed_under_depends_on(variant: str, track: str) -> N
     missing = {
         f"{name} -> {dependency}"
         for name, spec in active.items()
-        for dependency in depends_on(spec)
+        for dependency in required_dependencies(spec)
         if dependency not in active
     }
     assert not missing, f"`up` would fail: dependencies not enabled in {track}: {sorted(missing)}"
@@ -69,7 +70,7 @@ def test_unprofiled_services_depend_only_on_unprofiled(model: dict[str, Any]) ->
     wrong = {
         f"{name} -> {dependency}"
         for name in starter
-        for dependency in depends_on(all_services[name])
+        for dependency in required_dependencies(all_services[name])
         if dependency not in starter
     }
     assert not wrong
@@ -247,6 +248,7 @@ SETTINGS = _settings_classes()
 SERVICE_SETTINGS: dict[str, tuple[str, ...]] = {
     "ingestor": ("INGESTOR_", "POSTGRES_", "KAFKA_"),
     "lake-exporter": ("EXPORTER_", "POSTGRES_", "S3_"),
+    "postgres-init": ("POSTGRES_",),
     "s3-init": ("S3_",),
     "kafka-init": ("KAFKA_",),
     "landing": ("SPARK_", "S3_", "KAFKA_", "POSTGRES_"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dataplatform import dockerhost, envfile
+from dataplatform import composefiles, dockerhost, envfile
 from dataplatform.cli.airflow import AIRFLOW_COMMAND, airflow_passthrough
 from dataplatform.cli.apikeys import apikey_app
 from dataplatform.cli.backup import backup_app
@@ -21,7 +22,8 @@ from dataplatform.cli.generate import generate
 from dataplatform.cli.lake import lake_app
 from dataplatform.cli.run import run_app
 from dataplatform.native import runtime, supervisor
-from dataplatform.native.services import SERVICES, Context, PlatformError
+from dataplatform.native.airflow import AIRFLOW_KEYS, get_airflow_settings
+from dataplatform.native.services import SERVICES, SHARED_INIT, Context, PlatformError
 from dataplatform.settings import TRACKS, Track, env_file, get_runtime_settings, project_root
 from dataplatform.shutdown import exit_code_of, exit_now
 
@@ -45,7 +47,11 @@ err = Console(stderr=True)
 
 TrackOption = Annotated[
     Track | None,
-    typer.Option("--track", "-t", help=f"One of {', '.join(TRACKS)} (default: DATAPLATFORM_TRACK)"),
+    typer.Option(
+        "--track",
+        "-t",
+        help=f"One of {', '.join(TRACKS)} (default: the running track, else DATAPLATFORM_TRACK)",
+    ),
 ]
 
 
@@ -54,8 +60,10 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
-def _track(track: Track | None) -> Track:
-    return track or get_runtime_settings().track
+def _track(track: Track | None, ctx: Context | None = None) -> Track:
+    """`--track`, else the running platform's track, else DATAPLATFORM_TRACK."""
+    running = runtime.running_track(ctx) if ctx else None
+    return track or running or get_runtime_settings().track
 
 
 @app.callback()
@@ -80,7 +88,7 @@ def env_init() -> None:
 def up(track: TrackOption = None) -> None:
     """Start the track's services natively, in dependency order, waiting for each."""
     chosen = _track(track)
-    ctx = Context.load()
+    ctx = Context.load(chosen)
     try:
         runtime.up(ctx, chosen, progress=lambda line: console.print(f"  {line}", highlight=False))
     except PlatformError as exc:
@@ -104,9 +112,10 @@ def down() -> None:
 
 @app.command()
 def status(track: TrackOption = None) -> None:
-    """A table of services, ports and health."""
+    """A table of services, ports and health (of the running track, unless --track says)."""
     ctx = Context.load()
-    rows = runtime.status(ctx, track)
+    chosen = track or runtime.running_track(ctx)
+    rows = runtime.status(dataclasses.replace(ctx, track=chosen) if chosen else ctx, chosen)
     table = Table(title="dataplatform status")
     for column in ("service", "state", "pid", "ports", "health", "what"):
         table.add_column(column)
@@ -143,10 +152,16 @@ def logs(
 def doctor(track: TrackOption = None) -> None:
     """Preflight: ports, memory, disk, Java, jars, binaries; each problem with its fix.
 
+    The track checked is --track, else the running platform's, else DATAPLATFORM_TRACK.
+
     With a Docker engine present it also checks the host for `docker compose --profile <track>`.
     """
-    chosen = _track(track)
-    problems = [f"[{p.check}] {p.message}" for p in runtime.preflight(Context.load(), chosen)]
+    ctx = Context.load()
+    chosen = _track(track, ctx)
+    problems = [
+        f"[{p.check}] {p.message}"
+        for p in runtime.preflight(dataclasses.replace(ctx, track=chosen), chosen)
+    ]
     host = dockerhost.inspect_host()
     if host is not None:
         problems += [f"[docker] {message}" for message in dockerhost.compose_problems(host, chosen)]
@@ -156,6 +171,73 @@ def doctor(track: TrackOption = None) -> None:
         raise typer.Exit(code=1)
     mode = "natively and with docker compose" if host else "natively (no Docker engine answers)"
     console.print(f"[green]ready to run the {chosen} track {mode}[/]")
+
+
+@app.command("init")
+def init(
+    service: Annotated[str, typer.Argument(help=f"One of {', '.join(SHARED_INIT)}")],
+) -> None:
+    """Run a service's initialise step against it (compose's one-shot `<service>-init`).
+
+    Idempotent: seeds the reference data (postgres), creates the bucket (s3) or the topics
+    (kafka), with the same code `dataplatform up` runs natively.
+    """
+    step = SHARED_INIT.get(service)
+    if step is None:
+        raise _fail(f"unknown service {service!r}: one of {', '.join(SHARED_INIT)}")
+    step(Context.load())
+    console.print(f"{service} initialised")
+
+
+@app.command("airflow-key")
+def airflow_key(
+    purpose: Annotated[str, typer.Argument(help=f"One of {', '.join(AIRFLOW_KEYS)}")],
+) -> None:
+    """Print an Airflow key derived from AIRFLOW_SECRET_KEY, as native airflow.cfg holds it.
+
+    Compose's Airflow reads its secrets through `AIRFLOW__..._CMD` options that run this, so
+    both runtimes derive them with the same code.
+    """
+    key = AIRFLOW_KEYS.get(purpose)
+    if key is None:
+        raise _fail(f"unknown key {purpose!r}: one of {', '.join(AIRFLOW_KEYS)}")
+    typer.echo(key(get_airflow_settings()))
+
+
+@app.command("compose-plan")
+def compose_plan(
+    track: TrackOption = None,
+    seaweedfs: Annotated[
+        bool, typer.Option(help="With docker-compose.seaweedfs.yml (SeaweedFS as the S3 server)")
+    ] = False,
+) -> None:
+    """List the services `docker compose --profile <track> up` starts, without Docker.
+
+    Resolved by compose's own loader (tools/compose-resolve, built by quick_start.sh) with
+    `.env` (else `.env.example`), so it also fails where `docker compose` would.
+    """
+    chosen = _track(track)
+    files = (
+        (composefiles.BASE, composefiles.SEAWEEDFS_OVERLAY) if seaweedfs else (composefiles.BASE,)
+    )
+    dotenv = env_file() if env_file().exists() else composefiles.ENV_EXAMPLE
+    try:
+        model = composefiles.resolve(chosen, files, env_file=dotenv)
+    except (FileNotFoundError, RuntimeError) as exc:
+        raise _fail(str(exc)) from None
+    profiles = ",".join(composefiles.TRACK_PROFILES[chosen]) or "(none)"
+    console.print(f"{chosen} track: docker compose profile {profiles}", highlight=False)
+    for name, spec in sorted(model["services"].items()):
+        kind = "one-shot" if composefiles.is_one_shot(name) else "long-running"
+        memory = f"{int(spec.get('mem_limit') or 0) >> 20}MiB" if spec.get("mem_limit") else "-"
+        ports = ",".join(
+            f"{p.get('host_ip', '')}:{p.get('published')}" for p in spec.get("ports") or []
+        )
+        console.print(
+            f"{name:<24} {kind:<13} {memory:>8}  {spec.get('image', '-'):<42} {ports or '-'}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command("supervisorctl", context_settings={"allow_extra_args": True})

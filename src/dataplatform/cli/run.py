@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import threading
 from types import FrameType
 from typing import Annotated
@@ -28,17 +30,41 @@ run_app.command("landing")(jobs.landing)
 run_app.command("curation")(jobs.curation)
 
 
+def sink_for_network(kafka_host: str) -> str:
+    """Compose: `kafka` when the Kafka service's name resolves, else `postgres` (the outbox).
+
+    Compose cannot tell a container which `--profile` started it, but its network resolves a
+    service's name only when that profile runs it: the starter profile has no Kafka.
+    """
+    try:
+        socket.getaddrinfo(kafka_host, None)
+    except socket.gaierror:
+        return "postgres"
+    return "kafka"
+
+
 @run_app.command("ingestor")
 def run_ingestor(
     host: Annotated[str | None, typer.Option(help="Default: INGESTOR_HOST")] = None,
     port: Annotated[int | None, typer.Option(help="Default: INGESTOR_PORT")] = None,
+    kafka_sink_if_host: Annotated[
+        str | None,
+        typer.Option(
+            help="Compose: the Kafka sink when this host name resolves (its profile runs Kafka), "
+            "else the Postgres outbox; overrides INGESTOR_SINK"
+        ),
+    ] = None,
 ) -> None:
     """The FastAPI ingestor under uvicorn (uvloop + httptools), JSON logs to stderr."""
     import uvicorn
 
     from fastapi_app.app.core.telemetry import configure_logging
 
+    if kafka_sink_if_host:
+        os.environ["INGESTOR_SINK"] = sink_for_network(kafka_sink_if_host)
+        get_ingestor_settings.cache_clear()
     settings = get_ingestor_settings()
+    log.info("ingestor sink: %s", settings.sink)
     configure_logging(settings.log_level)
     # One worker: metrics, the rate limiter and the in-flight bound are per process; scale by
     # running more processes behind a balancer.

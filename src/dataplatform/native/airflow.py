@@ -24,6 +24,7 @@ import logging
 import os
 import shlex
 import sys
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -113,6 +114,15 @@ class AirflowSettings(_SecretsGuard):
         return base64.urlsafe_b64encode(self.derived_key("fernet")).decode()
 
 
+#: The keys derived from `AIRFLOW_SECRET_KEY`, by name (`dataplatform airflow-key <name>`):
+#: the values of `airflow.cfg`'s core.fernet_key, api.secret_key and api_auth.jwt_secret.
+AIRFLOW_KEYS: dict[str, Callable[[AirflowSettings], str]] = {
+    "fernet": lambda settings: settings.fernet_key(),
+    "api-session": lambda settings: settings.derived_key("api-session").hex(),
+    "jwt": lambda settings: settings.derived_key("jwt").hex(),
+}
+
+
 @cache
 def get_airflow_settings() -> AirflowSettings:
     """Cached `AirflowSettings`."""
@@ -174,7 +184,7 @@ def render_config(
             "parallelism": str(settings.parallelism),
             "load_examples": "False",
             "dags_are_paused_at_creation": str(settings.dags_paused_at_creation),
-            "fernet_key": settings.fernet_key(),
+            "fernet_key": AIRFLOW_KEYS["fernet"](settings),
             "simple_auth_manager_users": f"{settings.admin_user}:admin",
             "simple_auth_manager_passwords_file": str(home / "passwords.json"),
             # Tasks report back to the API server; the default URL assumes port 8080.
@@ -191,10 +201,10 @@ def render_config(
             "port": str(settings.port),
             "workers": "1",
             "base_url": settings.base_url,
-            "secret_key": settings.derived_key("api-session").hex(),
+            "secret_key": AIRFLOW_KEYS["api-session"](settings),
             "expose_config": "False",
         },
-        "api_auth": {"jwt_secret": settings.derived_key("jwt").hex()},
+        "api_auth": {"jwt_secret": AIRFLOW_KEYS["jwt"](settings)},
         "dag_processor": {
             # New DAG files appear within ~30 s; each file is re-parsed once a minute, which
             # keeps the processor's CPU use low on a small shared machine.

@@ -7,6 +7,7 @@ its idempotent init step (roles and databases, topics, bucket).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -27,7 +28,7 @@ from dataplatform.native.services import (
     services_for,
     wait_until,
 )
-from dataplatform.settings import Track, env_file
+from dataplatform.settings import TRACKS, Track, env_file
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +116,29 @@ def preflight(ctx: Context, track: Track) -> list[Problem]:
     return problems
 
 
+def track_path(ctx: Context) -> Path:
+    """`data/run/track`: the track `up` started last, read by `status` and `doctor`."""
+    return ctx.runtime.run_dir / "track"
+
+
+def running_track(ctx: Context) -> Track | None:
+    """The track of the running platform, or None when nothing runs."""
+    if not supervisor.is_running(ctx):
+        return None
+    try:
+        value = track_path(ctx).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    return next((track for track in TRACKS if track == value), None)
+
+
 def up(ctx: Context, track: Track, *, progress: Callable[[str], None] = log.info) -> None:
-    """Start the track's services in dependency order; fail fast with the fix."""
+    """Start the track's services in dependency order; fail fast with the fix.
+
+    The started track decides every service's environment (the ingestor's sink, which
+    downstream services to expect), whatever `DATAPLATFORM_TRACK` in `.env` says.
+    """
+    ctx = dataclasses.replace(ctx, track=track)
     problems = preflight(ctx, track)
     if problems:
         raise PlatformError(
@@ -127,6 +149,7 @@ def up(ctx: Context, track: Track, *, progress: Callable[[str], None] = log.info
         if service.prepare:
             service.prepare(ctx)
     supervisor.start_daemon(ctx)
+    track_path(ctx).write_text(track, encoding="utf-8")
     for service in services_for(track):
         started = time.monotonic()
         _start(ctx, service, progress)

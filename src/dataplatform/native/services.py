@@ -238,8 +238,6 @@ def _pg_initialise(ctx: Context) -> None:
     import psycopg
     from psycopg import sql
 
-    from dataplatform.reference import seed_reference_data
-
     pg = ctx.postgres
     if not pg.password.get_secret_value():
         raise PlatformError("POSTGRES_PASSWORD is empty: run `dataplatform env init` first")
@@ -258,8 +256,14 @@ def _pg_initialise(ctx: Context) -> None:
                         sql.Identifier(db), sql.Identifier(pg.user)
                     )
                 )
+    _pg_seed(ctx)
+
+
+def _pg_seed(ctx: Context) -> None:
+    from dataplatform.reference import seed_reference_data
+
     # Currencies and FX rates the curation job enriches transactions with.
-    seed_reference_data(pg)
+    seed_reference_data(ctx.postgres)
 
 
 def _pg_preflight(ctx: Context) -> str | None:
@@ -431,18 +435,156 @@ def java_problem(ctx: Context) -> str | None:
 
 # --------------------------------------------------------------------------- S3 (SeaweedFS)
 
-#: SeaweedFS `weed mini` opens several ports besides S3; pin them all to loopback and away
-#: from the platform's other ports (its volume server defaults to 8080, Spark's UI).
-SEAWEED_PORTS = {"master": 9333, "volume": 8380, "filer": 8888, "admin": 23646}
+#: SeaweedFS `weed mini` opens several ports besides S3 (each HTTP port has a gRPC twin). They
+#: are laid out relative to the S3 port, so a second platform with another S3 port gets its own
+#: set: with S3 on 9000 these are SeaweedFS's defaults (master 9333, filer 8888, admin 23646,
+#: gRPC = HTTP + 10000) except the volume server, moved off 8080 (Spark's UI) to 8380.
+SEAWEED_PORT_OFFSETS = {
+    "master": 333,
+    "master.grpc": 10333,
+    "volume": -620,
+    "volume.grpc": 9380,
+    "filer": -112,
+    "filer.grpc": 9888,
+    "admin": 14646,
+    "admin.grpc": 24646,
+    "s3.grpc": 10000,
+}
+
+
+def s3_port(ctx: Context) -> int:
+    """The S3 gateway's port, from `S3_ENDPOINT_URL`."""
+    return host_port(ctx.s3.endpoint_url.split("//", 1)[-1].rstrip("/"))[1]
+
+
+def seaweed_ports(ctx: Context) -> dict[str, int]:
+    """SeaweedFS's internal ports (`weed mini -<name>.port`), derived from the S3 port."""
+    base = s3_port(ctx)
+    return {name: base + offset for name, offset in SEAWEED_PORT_OFFSETS.items()}
 
 
 def _s3_ports(ctx: Context) -> tuple[int, ...]:
-    _, port = host_port(ctx.s3.endpoint_url.split("//", 1)[-1].rstrip("/"))
-    return (port, *SEAWEED_PORTS.values())
+    return (s3_port(ctx), *seaweed_ports(ctx).values())
 
 
 def _weed_binary() -> Path:
     return Path(sys.executable).parent / "weed"
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a secret file readable by its owner only, from its first byte.
+
+    A new file is created with mode 0600 and renamed over the old one, so the secret is never
+    readable by others, not even between a write and a chmod.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    staging.unlink(missing_ok=True)
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    staging.replace(path)
+
+
+#: SeaweedFS's JWT signing keys (security.toml), one per purpose: master <-> volume writes and
+#: reads, S3 gateway <-> filer writes and reads.
+SEAWEED_JWT_SECTIONS = (
+    "jwt.signing",
+    "jwt.signing.read",
+    "jwt.filer_signing",
+    "jwt.filer_signing.read",
+)
+
+
+#: The `[grpc.<component>]` sections of security.toml `weed mini` uses; `client` is what each of
+#: them presents when it dials another.
+SEAWEED_GRPC_COMPONENTS = ("master", "volume", "filer", "s3", "admin", "worker", "client")
+
+
+def _openssl(*args: str) -> None:
+    result = subprocess.run(
+        ["openssl", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        # Keys are created owner-only from their first byte.
+        preexec_fn=lambda: os.umask(0o077),
+    )
+    if result.returncode != 0:
+        raise PlatformError(f"openssl {args[0]} failed: {result.stderr.strip()}")
+
+
+def _seaweed_tls(ctx: Context) -> None:
+    """A private CA and one certificate for SeaweedFS's gRPC mutual TLS, made once.
+
+    They live in `data/run/s3/tls` (0700); only components holding the key can talk gRPC.
+    """
+    tls = ctx.conf_dir("s3") / "tls"
+    if (tls / "node.crt").exists() and (tls / "ca.crt").exists():
+        return
+    tls.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tls.chmod(0o700)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    _openssl(
+        "req", "-x509", *ec, "-days", "3650", "-subj", "/CN=dataplatform-seaweedfs-ca",
+        "-keyout", str(tls / "ca.key"), "-out", str(tls / "ca.crt"),
+    )  # fmt: skip
+    _openssl(
+        "req", *ec, "-subj", "/CN=seaweedfs", "-keyout", str(tls / "node.key"),
+        "-out", str(tls / "node.csr"),
+    )  # fmt: skip
+    extensions = tls / "node.ext"
+    extensions.write_text(
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
+        encoding="utf-8",
+    )
+    _openssl(
+        "x509", "-req", "-in", str(tls / "node.csr"), "-CA", str(tls / "ca.crt"),
+        "-CAkey", str(tls / "ca.key"), "-CAcreateserial", "-days", "3650",
+        "-extfile", str(extensions), "-out", str(tls / "node.crt"),
+    )  # fmt: skip
+
+
+def seaweed_security_toml(ctx: Context) -> str:
+    """SeaweedFS's `security.toml`: JWT keys on every internal HTTP listener.
+
+    Without it the master, volume server and filer answer anyone on the machine (the filer lists
+    `lakehouse/`, `_backups/` included). The keys are derived from `S3_SECRET_KEY` (HMAC, one
+    label per key), so they change with it and never sit in `.env` or the repository. The S3
+    gateway signs its own requests to the filer; the volume server and filer refuse the rest.
+    """
+    import hashlib
+    import hmac
+
+    secret = ctx.s3.secret_key.get_secret_value().encode()
+    lines = [
+        "# Rendered by `dataplatform up` from S3_SECRET_KEY at each start; do not edit.",
+    ]
+    for section in SEAWEED_JWT_SECTIONS:
+        key = hmac.new(secret, f"seaweedfs {section}".encode(), hashlib.sha256).hexdigest()
+        lines += [f"[{section}]", f'key = "{key}"', "expires_after_seconds = 10", ""]
+    tls = ctx.conf_dir("s3") / "tls"
+    lines += [
+        "# gRPC between the components: mutual TLS with a private CA (one certificate for all;",
+        "# SeaweedFS checks the CA, not host names). Without it the filer's gRPC port lists and",
+        "# reads every file to anyone on the machine.",
+        "[grpc]",
+        f'ca = "{tls / "ca.crt"}"',
+        "",
+    ]
+    for component in SEAWEED_GRPC_COMPONENTS:
+        lines += [f"[grpc.{component}]", f'cert = "{tls / "node.crt"}"']
+        lines += [f'key = "{tls / "node.key"}"', ""]
+    lines += [
+        "# No unauthenticated volume UI, and no directory listings from the filer.",
+        "[access]",
+        "ui = false",
+        "",
+        "[filer.expose_directory_metadata]",
+        "enabled = false",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def _s3_prepare(ctx: Context) -> None:
@@ -450,6 +592,7 @@ def _s3_prepare(ctx: Context) -> None:
 
     conf = ctx.conf_dir("s3")
     conf.mkdir(parents=True, exist_ok=True)
+    conf.chmod(0o700)
     identities = {
         "identities": [
             {
@@ -464,27 +607,35 @@ def _s3_prepare(ctx: Context) -> None:
             }
         ]
     }
-    target = conf / "identities.json"
-    target.write_text(json.dumps(identities), encoding="utf-8")
-    target.chmod(0o600)
+    write_private(conf / "identities.json", json.dumps(identities))
+    _seaweed_tls(ctx)
+    write_private(conf / "security.toml", seaweed_security_toml(ctx))
     ctx.service_dir("s3").mkdir(parents=True, exist_ok=True)
 
 
 def _s3_command(ctx: Context) -> list[str]:
-    host, port = host_port(ctx.s3.endpoint_url.split("//", 1)[-1].rstrip("/"))
+    host, _ = host_port(ctx.s3.endpoint_url.split("//", 1)[-1].rstrip("/"))
+    ports = seaweed_ports(ctx)
     return [
         str(_weed_binary()),
+        # security.toml (JWT keys) is read from here by the master, volume server and filer.
+        f"-config_dir={ctx.conf_dir('s3')}",
         "mini",
         f"-dir={ctx.service_dir('s3')}",
         f"-ip={host}",
         f"-ip.bind={host}",
         "-master.telemetry=false",
-        f"-master.port={SEAWEED_PORTS['master']}",
-        f"-volume.port={SEAWEED_PORTS['volume']}",
-        f"-filer.port={SEAWEED_PORTS['filer']}",
-        f"-admin.port={SEAWEED_PORTS['admin']}",
+        f"-master.port={ports['master']}",
+        f"-master.port.grpc={ports['master.grpc']}",
+        f"-volume.port={ports['volume']}",
+        f"-volume.port.grpc={ports['volume.grpc']}",
+        f"-filer.port={ports['filer']}",
+        f"-filer.port.grpc={ports['filer.grpc']}",
+        f"-admin.port={ports['admin']}",
+        f"-admin.port.grpc={ports['admin.grpc']}",
+        f"-s3.port.grpc={ports['s3.grpc']}",
         "-admin.ui=false",
-        f"-s3.port={port}",
+        f"-s3.port={s3_port(ctx)}",
         f"-s3.config={ctx.conf_dir('s3') / 'identities.json'}",
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
@@ -539,9 +690,23 @@ def _landing_healthy() -> bool:
     return landing_healthy()
 
 
+def ingestor_sink(track: Track) -> str:
+    """The ingestor's sink in a track: the Postgres outbox (starter) or Kafka (intermediate+)."""
+    return "postgres" if track == "starter" else "kafka"
+
+
 def _ingestor_environment(ctx: Context) -> dict[str, str]:
-    # The track decides the sink: an outbox in Postgres (starter) or Kafka (intermediate+).
-    return {"INGESTOR_SINK": "postgres" if ctx.track == "starter" else "kafka"}
+    return {"INGESTOR_SINK": ingestor_sink(ctx.track)}
+
+
+def track_environment(ctx: Context, service: Service) -> dict[str, str]:
+    """The environment a native service runs with: the started track's, whatever `.env` says.
+
+    `DATAPLATFORM_TRACK` in `.env` is only the default of `--track`; every process of a running
+    platform must agree with the track that was started (the ingestor's sink, which downstream
+    services to expect), so the started track is passed down explicitly.
+    """
+    return {"DATAPLATFORM_TRACK": ctx.track, **service.environment(ctx)}
 
 
 # --------------------------------------------------------------------------- registry
@@ -612,6 +777,16 @@ SERVICES: dict[str, Service] = {
             stop_wait_s=60,
         ),
     )
+}
+
+#: The part of each service's `initialise` that compose runs too, as its one-shot
+#: `<service>-init` (`dataplatform init <service>`): the same code prepares both runtimes. The
+#: rest of `initialise` has a compose counterpart of its own (Postgres roles and databases:
+#: the image's initdb; Airflow's objects: `airflow-init` and `AIRFLOW_CONN_*`/`AIRFLOW_VAR_*`).
+SHARED_INIT: dict[str, Callable[[Context], None]] = {
+    "postgres": _pg_seed,
+    "s3": _s3_initialise,
+    "kafka": _kafka_initialise,
 }
 
 #: Which services make up which track; each track includes the ones before it.

@@ -19,7 +19,14 @@ from typing import Any
 
 from supervisor.xmlrpc import SupervisorTransport
 
-from dataplatform.native.services import SERVICES, Context, PlatformError, runs_as_root, wait_until
+from dataplatform.native.services import (
+    SERVICES,
+    Context,
+    PlatformError,
+    runs_as_root,
+    track_environment,
+    wait_until,
+)
 
 
 def conf_path(ctx: Context) -> Path:
@@ -75,7 +82,7 @@ def render_config(ctx: Context) -> Path:
             "stdout_logfile_maxbytes": "20MB",
             "stdout_logfile_backups": "2",
         }
-        env = service.environment(ctx)
+        env = track_environment(ctx, service)
         if env:
             section["environment"] = ",".join(f'{k}="{v}"' for k, v in env.items())
         if service.run_as and runs_as_root():
