@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dataplatform import envfile
@@ -107,6 +107,11 @@ class PostgresSettings(_SecretsGuard):
         return f"jdbc:postgresql://{self.host}:{self.port}/{self.db}"
 
 
+def _empty_is_none(value: object) -> object:
+    """`NAME=` in `.env` means "unset" for optional numbers."""
+    return None if value == "" else value
+
+
 class KafkaSettings(BaseSettings):
     """Kafka: bootstrap servers and topic layout."""
 
@@ -115,8 +120,10 @@ class KafkaSettings(BaseSettings):
     bootstrap_servers: str = "127.0.0.1:9092"
     partitions: int = Field(default=3, ge=1)
     replication_factor: int = Field(default=1, ge=1)
-    #: `min.insync.replicas` of the platform's topics; unset: min(2, brokers, replication).
-    min_insync_replicas: int | None = Field(default=None, ge=1)
+    #: `min.insync.replicas` of the platform's topics; unset or empty: min(2, brokers, replication).
+    min_insync_replicas: Annotated[int | None, BeforeValidator(_empty_is_none)] = Field(
+        default=None, ge=1
+    )
     cluster_id: str = ""
 
     def topic_min_insync_replicas(self, brokers: int) -> int:
