@@ -18,19 +18,19 @@ from pyspark.sql import SparkSession
 from dataplatform.clients.s3 import delete_prefix
 from dataplatform.contracts import TRANSACTIONS
 from dataplatform.exporter import LakeExporter
-from dataplatform.lakelock import table_commit_lock
+from dataplatform.lakelock import CommitLockTimeoutError, table_commit_lock
 from dataplatform.settings import ExporterSettings, PostgresSettings, S3Settings
 from fastapi_app.testing import temporary_schema
 from pyspark_jobs.lake import Lake
-from tests.integration.lakehouse_support import delta_rs_version, lake, lake_spark
+from tests.integration.lakehouse_support import delta_rs_version, lake, lake_spark, wait_for
 from tests.integration.test_exporter_exactly_once import _bronze_ids, _insert_outbox
 
 __all__ = ["lake", "lake_spark"]
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-#: How long a blocked writer is watched not committing.
-BLOCKED_S = 6.0
+#: How long a writer queued on the lock is watched not committing.
+BLOCKED_S = 5.0
 
 
 class Background:
@@ -68,6 +68,18 @@ def held_by_sql(postgres: PostgresSettings, key: str) -> Iterator[None]:
         conn.rollback()
 
 
+def _waiting_for_lock(postgres: PostgresSettings, key: str) -> bool:
+    """Whether a session is queued on the advisory lock of `key` (not yet granted)."""
+    with psycopg.connect(postgres.conninfo()) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_locks"
+            " WHERE locktype = 'advisory' AND NOT granted AND objsubid = 1"
+            " AND ((classid::bigint << 32) | objid::bigint) = hashtextextended(%s, 0)",
+            (key,),
+        ).fetchone()
+    return bool(row and row[0])
+
+
 def _append(spark: SparkSession, uri: str, first: int) -> None:
     frame = spark.range(first, first + 10).withColumnRenamed("id", "n")
     frame.write.format("delta").mode("append").save(uri)
@@ -83,8 +95,11 @@ def test_spark_append_waits_for_table_commit_lock_then_commits(
 
     # Held from Python under the s3:// spelling: the key has no scheme, so Spark's s3a:// commit
     # to the same table must wait for it.
+    key = f"{lake.s3.bucket}/{lake.relative(table)}"
     with table_commit_lock(postgres_settings, lake.uri(table, scheme="s3")):
         writer = Background(lambda: _append(lake_spark, uri, 10))
+        # The append has written its data files and queues for the lock to put N.json.
+        wait_for(lambda: _waiting_for_lock(postgres_settings, key), 120, "Spark at the lock")
         time.sleep(BLOCKED_S)
         assert writer.running, "the append finished while another writer held the lock"
         assert delta_rs_version(lake, table) == 0, "Spark committed while the lock was held"
@@ -139,6 +154,7 @@ def test_exporter_write_waits_for_table_commit_lock_then_commits(
 
     with held_by_sql(postgres_settings, key):
         export = Background(exporter.export_once)
+        wait_for(lambda: _waiting_for_lock(postgres_settings, key), 60, "the exporter at the lock")
         time.sleep(BLOCKED_S)
         assert export.running, "the export finished while another writer held the lock"
         assert not DeltaTable.is_deltatable(uri, storage_options=options), (
@@ -146,3 +162,15 @@ def test_exporter_write_waits_for_table_commit_lock_then_commits(
         )
     export.join(120)
     assert sorted(_bronze_ids(exporter, s3_settings)) == sorted(expected)
+
+
+def test_table_commit_lock_held_elsewhere_times_out_naming_table(
+    postgres_settings: PostgresSettings,
+) -> None:
+    key = f"lakehouse/tests/{uuid.uuid4().hex[:12]}/bronze/finance/transactions"
+    with (
+        held_by_sql(postgres_settings, key),
+        pytest.raises(CommitLockTimeoutError, match=f"commit lock of Delta table {key}"),
+        table_commit_lock(postgres_settings, f"s3a://{key}/", timeout_s=1),
+    ):
+        pytest.fail("the lock was granted while another session held it")

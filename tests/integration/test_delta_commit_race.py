@@ -43,9 +43,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
 #: OPTIMIZE commits, each right after a landing commit, the test waits for.
 ROUNDS = 10
-#: Records produced every `PRODUCE_EVERY_S` while OPTIMIZE loops.
-CHUNK = 25
-PRODUCE_EVERY_S = 0.3
+#: Records produced every `PRODUCE_EVERY_S` while OPTIMIZE loops: a steady load that landing,
+#: reading up to `MAX_PER_BATCH` per micro-batch, keeps up with on a small machine.
+CHUNK = 20
+PRODUCE_EVERY_S = 0.5
+MAX_PER_BATCH = 1000
 
 
 def _operations(lake: Lake, table: str) -> list[str]:
@@ -90,7 +92,7 @@ def test_landing_under_load_with_optimize_loop_lands_every_offset_once(
                 "--trigger-interval-s",
                 "0.5",
                 "--max-offsets-per-trigger",
-                str(CHUNK),
+                str(MAX_PER_BATCH),
             ],
             tmp_path / "landing.log",
         )
