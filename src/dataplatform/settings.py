@@ -88,6 +88,9 @@ class PostgresSettings(_SecretsGuard):
     password: SecretStr = SecretStr("")
     db: str = "dataplatform"
     connect_timeout_s: int = 5
+    #: How long a Delta writer waits for a table's commit lock (`dataplatform.lakelock`)
+    #: before failing: longer than the longest delta-rs write that holds it.
+    commit_lock_timeout_s: float = Field(default=60.0, gt=0)
 
     def conninfo(self, *, dbname: str | None = None) -> str:
         """A libpq connection string for psycopg, every value quoted as libpq needs it."""
