@@ -32,7 +32,12 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from prometheus_client import Counter, Gauge, Histogram
 
 from dataplatform.contracts import ENTITIES, Entity
-from dataplatform.contracts.bronze import BRONZE_COLUMNS, BRONZE_PARTITION_COLUMNS, DeltaType
+from dataplatform.contracts.bronze import (
+    BRONZE_COLUMNS,
+    BRONZE_PARTITION_COLUMNS,
+    OUTBOX_EPOCH,
+    DeltaType,
+)
 from dataplatform.db.migrate import migrate, search_path
 from dataplatform.lakelock import table_commit_lock
 from dataplatform.settings import ExporterSettings, PostgresSettings, S3Settings
@@ -241,6 +246,9 @@ class LakeExporter:
             "ingested_at": ingested,
             "landed_at": [landed_at] * len(records),
             "ingest_date": [moment.date() for moment in ingested],
+            # The order token: outbox ids follow the order requests were accepted in.
+            "source_epoch": [OUTBOX_EPOCH] * len(records),
+            "source_offset": [r[0] for r in records],
         }
         table = pa.Table.from_pydict(columns, schema=self._schema)
         uri = self.table_uri(entity)
@@ -253,6 +261,8 @@ class LakeExporter:
                 table,
                 mode="append",
                 partition_by=list(BRONZE_PARTITION_COLUMNS),
+                # A bronze table from before the order token gains its nullable columns.
+                schema_mode="merge",
                 storage_options=options,
                 commit_properties=CommitProperties(
                     app_transactions=[Transaction(self.app_id(entity), version)]
