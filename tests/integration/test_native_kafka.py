@@ -8,7 +8,8 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from dataplatform.clients.kafka import ensure_topics, producer_config
 from dataplatform.native import supervisor
-from dataplatform.native.services import SERVICES, Context, wait_until
+from dataplatform.native.base import Context, wait_until
+from dataplatform.native.services import SERVICES
 from dataplatform.settings import KafkaSettings
 from tests.factories import unique
 

@@ -7,9 +7,8 @@ from `.env` on every `up`; the metadata database is the `airflow` database of th
 PostgreSQL. DAG tasks reach the platform's code only through the main virtualenv's executables
 (`spark-submit`, `dataplatform`), which are on the processes' `PATH` after Airflow's own.
 
-`services.py` imports this module at its end to register `AIRFLOW_SERVICES`, so nothing here
-imports `services.py` at module level: `AIRFLOW_SERVICES` is built on first access (PEP 562),
-which works whichever of the two modules is imported first.
+`services.py` imports `AIRFLOW_SERVICES` from here to register them; both build on the shared
+types of `base.py`, so this module never imports `services.py`.
 """
 
 from __future__ import annotations
@@ -27,13 +26,14 @@ import sys
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
 from pydantic import Field, SecretStr
 
 from dataplatform.files import write_private
+from dataplatform.native.base import Context, PlatformError, Service
 from dataplatform.settings import (
     PostgresSettings,
     _SecretsGuard,
@@ -41,9 +41,6 @@ from dataplatform.settings import (
     project_root,
     settings_config,
 )
-
-if TYPE_CHECKING:
-    from dataplatform.native.services import Context, Service
 
 log = logging.getLogger(__name__)
 
@@ -227,8 +224,6 @@ def write_config(home: Path, settings: AirflowSettings, postgres: PostgresSettin
     Idempotent: rewritten from `.env` each time, so `.env` stays the one place to change them.
     """
     if not settings.admin_password.get_secret_value() or not settings.secret_key.get_secret_value():
-        from dataplatform.native.services import PlatformError
-
         raise PlatformError(
             "AIRFLOW_ADMIN_PASSWORD or AIRFLOW_SECRET_KEY is empty: run `dataplatform env init`"
         )
@@ -437,9 +432,6 @@ def _preflight(ctx: Context) -> str | None:
 
 
 def _build_services() -> tuple[Service, ...]:
-    # Imported here, not at module level: services.py imports this module at its end.
-    from dataplatform.native.services import Service
-
     settings = get_airflow_settings
 
     def component(name: str, description: str, args: list[str], health_key: str) -> Service:
@@ -487,18 +479,5 @@ def _build_services() -> tuple[Service, ...]:
     )
 
 
-_services: tuple[Service, ...] | None = None
-
-
-def __getattr__(name: str) -> Any:
-    """Build `AIRFLOW_SERVICES` on first access (see the module docstring)."""
-    global _services
-    if name != "AIRFLOW_SERVICES":
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    if _services is None:
-        built = _build_services()
-        # Building may import services.py, which reads AIRFLOW_SERVICES (a nested call): keep
-        # the first tuple so both modules hold the same Service objects.
-        if _services is None:
-            _services = built
-    return _services
+#: Airflow's four processes, in start order; `services.py` registers them for the advanced track.
+AIRFLOW_SERVICES: tuple[Service, ...] = _build_services()

@@ -17,17 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dataplatform.native import supervisor
-from dataplatform.native.services import (
-    SERVICES,
-    TRACK_BUDGET,
-    TRACK_SERVICES,
-    Context,
-    PlatformError,
-    Service,
-    port_open,
-    services_for,
-    wait_until,
-)
+from dataplatform.native.base import Context, PlatformError, Service, port_open, wait_until
+from dataplatform.native.services import SERVICES, TRACK_BUDGET, TRACK_SERVICES, services_for
 from dataplatform.settings import TRACKS, Track, env_file
 
 log = logging.getLogger(__name__)

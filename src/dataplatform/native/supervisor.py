@@ -19,14 +19,8 @@ from typing import Any
 
 from supervisor.xmlrpc import SupervisorTransport
 
-from dataplatform.native.services import (
-    SERVICES,
-    Context,
-    PlatformError,
-    runs_as_root,
-    track_environment,
-    wait_until,
-)
+from dataplatform.native.base import Context, PlatformError, wait_until
+from dataplatform.native.services import SERVICES, runs_as_root, track_environment
 
 
 def conf_path(ctx: Context) -> Path:
