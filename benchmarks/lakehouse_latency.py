@@ -43,8 +43,8 @@ import httpx
 import pyarrow as pa
 from deltalake import DeltaTable
 
+from dataplatform.lake import default_heartbeat_path
 from dataplatform.settings import get_ingestor_settings, get_s3_settings
-from pyspark_jobs.lake import default_heartbeat_path
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"run {run}: tables built in {result['setup_s']:.1f} s at {store.uri('')}")
         if "spark" in engines:
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-            from pyspark_jobs.lake import start_job_session
+            from pyspark_jobs.launch import start_job_session
 
             t = time.perf_counter()
             spark = start_job_session("bench-merge")

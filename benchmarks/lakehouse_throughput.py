@@ -47,8 +47,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from deltalake import DeltaTable
 
 from dataplatform.clients.s3 import delete_prefix, s3_client
+from dataplatform.lake import read_heartbeat
 from dataplatform.settings import get_kafka_settings, get_s3_settings
-from pyspark_jobs.lake import read_heartbeat
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent

@@ -76,9 +76,10 @@ def measure(variant: str, rows: int, batches: int, warmup: int, prefix: str) -> 
     """One variant in this process: returns per-batch wall and CPU seconds."""
     from pyspark.sql import types as T
 
+    from dataplatform.lake import Lake
     from pyspark_jobs import transforms
-    from pyspark_jobs.lake import Lake, start_job_session
     from pyspark_jobs.landing import BatchWriter, TopicGuard, ensure_landing_tables
+    from pyspark_jobs.launch import start_job_session
 
     spark = start_job_session("landing-batch-cost", extra_conf=CONF.get(variant, {}))
     lake = Lake.load(prefix=prefix)

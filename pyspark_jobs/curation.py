@@ -57,16 +57,10 @@ from pyspark.sql.types import (
 )
 
 from dataplatform.contracts import Entity
+from dataplatform.lake import CURATION_STATE_TABLE, Lake, get_lakehouse_settings, select_entities
 from dataplatform.settings import PostgresSettings, get_postgres_settings
 from dataplatform.shutdown import exit_now
-from pyspark_jobs import transforms
-from pyspark_jobs.lake import (
-    CURATION_STATE_TABLE,
-    Lake,
-    get_lakehouse_settings,
-    select_entities,
-    start_job_session,
-)
+from pyspark_jobs import quality, transforms
 from pyspark_jobs.landing import (
     SchemaEvolutionError,
     ensure_landing_tables,
@@ -74,6 +68,7 @@ from pyspark_jobs.landing import (
     ensure_table_property,
     evolve_schema,
 )
+from pyspark_jobs.launch import start_job_session
 from pyspark_jobs.quality import (
     Expectation,
     ExpectationFailedError,
@@ -455,7 +450,7 @@ def curate_entity(
     # `drop` expectation refuses must not hide an older valid one.
     flagged = (
         typed.transform(_enrich, entity, reference, reporting_currency or _reporting_currency())
-        .transform(transforms.flag_expectations, expectations)
+        .transform(quality.flag_expectations, expectations)
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
     try:
@@ -469,7 +464,7 @@ def curate_entity(
         reason = F.concat(
             F.lit("failed expectation(s): "),
             F.array_join(
-                F.filter(F.col(transforms.FAILED_COLUMN), lambda n: n.isin(drop_names)), ", "
+                F.filter(F.col(quality.FAILED_COLUMN), lambda n: n.isin(drop_names)), ", "
             ),
         )
         dropped = transforms.to_quarantine(

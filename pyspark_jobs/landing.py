@@ -21,7 +21,7 @@ A topic recreated under the job (its Kafka topic id changed) or offsets that wen
 stop the job with `LandingDataLossError`, which says what happened and how to reset.
 
 Run: `dataplatform run landing`, or `spark-submit pyspark_jobs/landing.py [--available-now]`
-with the jars on its command line (see `pyspark_jobs.lake.spark_submit_argv`).
+with the jars on its command line (see `pyspark_jobs.launch.spark_submit_argv`).
 """
 
 from __future__ import annotations
@@ -50,10 +50,7 @@ from pyspark.sql.types import StructType
 
 from dataplatform.contracts import Entity
 from dataplatform.contracts.bronze import BRONZE_PARTITION_COLUMNS, OUTBOX_EPOCH
-from dataplatform.settings import KafkaSettings, get_kafka_settings
-from dataplatform.shutdown import exit_now
-from pyspark_jobs import transforms
-from pyspark_jobs.lake import (
+from dataplatform.lake import (
     Lake,
     QuarantineTable,
     default_heartbeat_path,
@@ -61,11 +58,14 @@ from pyspark_jobs.lake import (
     landing_job_name,
     quarantine_path,
     select_entities,
-    start_job_session,
     write_heartbeat,
 )
+from dataplatform.settings import KafkaSettings, get_kafka_settings
+from dataplatform.shutdown import exit_now
+from dataplatform.spark_settings import get_spark_settings
+from pyspark_jobs import transforms
+from pyspark_jobs.launch import start_job_session
 from pyspark_jobs.schemas import bronze_schema
-from pyspark_jobs.settings import get_spark_settings
 
 logger = logging.getLogger("pyspark_jobs.landing")
 

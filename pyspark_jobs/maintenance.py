@@ -24,14 +24,12 @@ from typing import Any
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
+from dataplatform.lake import MIN_RETENTION_HOURS, Lake, RetentionGuardError, check_retention
 from dataplatform.shutdown import exit_now
-from pyspark_jobs.lake import Lake, start_job_session
+from pyspark_jobs.launch import start_job_session
 
 logger = logging.getLogger("pyspark_jobs.maintenance")
 
-#: Delta's own default: readers and writers running longer than this (a long query, a
-#: stalled streaming batch) may still need files a shorter vacuum would delete.
-MIN_RETENTION_HOURS = 168
 
 #: Columns each table is most often filtered on; OPTIMIZE clusters files by them (Z-order),
 #: so a filter on any of them skips most files. Tables not listed are only compacted.
@@ -63,10 +61,6 @@ def default_optimize_where(table: str, where: str | None) -> str | None:
     if where:
         return where
     return CLOSED_BRONZE_PARTITIONS if table.startswith("bronze/") else None
-
-
-class RetentionGuardError(ValueError):
-    """VACUUM asked to keep less history than is safe, without `--force`."""
 
 
 def optimize(
@@ -115,23 +109,6 @@ def vacuum(
         spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
     DeltaTable.forPath(spark, lake.uri(table)).vacuum(retention_hours)
     return {"table": table, "retention_hours": retention_hours, "forced": force}
-
-
-def check_retention(table: str, retention_hours: float, *, force: bool) -> None:
-    """Refuse a VACUUM retention below `MIN_RETENTION_HOURS` unless forced.
-
-    Raises:
-        RetentionGuardError: `retention_hours` < 168 without `force`: a shorter retention can
-            delete files that a running reader, the streaming landing job or a time-travel
-            query (`restore`) still needs, and breaks restoring to versions older than it.
-    """
-    if retention_hours < MIN_RETENTION_HOURS and not force:
-        raise RetentionGuardError(
-            f"refusing to vacuum {table} with a retention of {retention_hours:g} h: below "
-            f"{MIN_RETENTION_HOURS} h (7 days) a concurrent reader or the streaming landing job "
-            "can lose files it is reading, and versions older than the retention can no longer "
-            "be restored or time-travelled to. Pass --force if you accept that."
-        )
 
 
 def history(spark: SparkSession, lake: Lake, table: str, *, limit: int = 20) -> dict[str, Any]:

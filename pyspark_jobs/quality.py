@@ -30,7 +30,7 @@ from typing import Literal
 import yaml
 from delta.tables import DeltaTable
 from pydantic import BaseModel, ConfigDict, Field
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
     LongType,
@@ -41,16 +41,14 @@ from pyspark.sql.types import (
 )
 
 from dataplatform.contracts import Entity
+from dataplatform.lake import EXPECTATION_RESULTS_TABLE, Lake, select_entities
 from dataplatform.shutdown import exit_now
-from pyspark_jobs import transforms
-from pyspark_jobs.lake import (
-    EXPECTATION_RESULTS_TABLE,
-    Lake,
-    select_entities,
-    start_job_session,
-)
+from pyspark_jobs.launch import start_job_session
 
 logger = logging.getLogger("pyspark_jobs.quality")
+
+#: Internal column: the names of the expectations a row failed.
+FAILED_COLUMN = "_failed_expectations"
 
 Action = Literal["warn", "drop", "fail"]
 Outcome = Literal["pass", "warn", "drop", "fail"]
@@ -135,14 +133,35 @@ def load_expectations(entity: Entity, directory: Path | None = None) -> list[Exp
     return suite.expectations
 
 
+def flag_expectations(df: DataFrame, expectations: Sequence[Expectation]) -> DataFrame:
+    """Add `_failed_expectations`: the names of the expectations each row fails.
+
+    A condition that evaluates to null counts as failed: an expectation must say explicitly
+    what it tolerates (e.g. `x IS NULL OR x > 0`).
+    """
+    failed = [
+        F.when(~F.coalesce(F.expr(item.condition), F.lit(False)), F.lit(item.name))
+        for item in expectations
+    ]
+    names = F.array(*failed) if failed else F.array().cast("array<string>")
+    return df.withColumn(FAILED_COLUMN, F.filter(names, lambda name: name.isNotNull()))
+
+
+def failing(df: DataFrame, names: Sequence[str]) -> Column:
+    """True for rows of a flagged DataFrame that fail any of `names`."""
+    if not names:
+        return F.lit(False)
+    return F.arrays_overlap(F.col(FAILED_COLUMN), F.array(*[F.lit(name) for name in names]))
+
+
 def evaluate(flagged: DataFrame, expectations: Sequence[Expectation]) -> list[ExpectationResult]:
     """Count, in one pass, the rows of a flagged DataFrame failing each expectation.
 
     Args:
-        flagged: Output of `transforms.flag_expectations`.
+        flagged: Output of `flag_expectations`.
         expectations: The expectations it was flagged with.
     """
-    failed = F.col(transforms.FAILED_COLUMN)
+    failed = F.col(FAILED_COLUMN)
     aggregates = [F.count(F.lit(1)).alias("_total")] + [
         F.sum(F.array_contains(failed, item.name).cast("long")).alias(f"_e{index}")
         for index, item in enumerate(expectations)
@@ -258,7 +277,7 @@ def check_silver(
     silver = spark.read.format("delta").load(lake.table("silver", entity))
     if curation_run_id is not None:
         silver = silver.where(F.col("curation_run_id") == curation_run_id)
-    results = evaluate(silver.transform(transforms.flag_expectations, expectations), expectations)
+    results = evaluate(silver.transform(flag_expectations, expectations), expectations)
     write_results(spark, lake, results, run_id=run_id, job="quality", table=table)
     if any(result.outcome == "fail" for result in results):
         raise ExpectationFailedError(failure_message(results, table=table, run_id=run_id))

@@ -24,7 +24,7 @@ from dataplatform.settings import (
     get_runtime_settings,
     get_s3_settings,
 )
-from pyspark_jobs.settings import SparkSettings, get_spark_settings
+from dataplatform.spark_settings import SparkSettings, get_spark_settings
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from pyspark.sql import Column, DataFrame, Window
@@ -41,14 +41,11 @@ from dataplatform.contracts.bronze import (
     HEADER_SOURCE_EPOCH,
     HEADER_SOURCE_OFFSET,
 )
+from pyspark_jobs.quality import failing
 from pyspark_jobs.schemas import contract_schema
 
-if TYPE_CHECKING:
-    from pyspark_jobs.quality import Expectation
-
-#: Internal columns: the check's result and the expectations a row failed.
+#: Internal column: the check's result.
 CHECK_COLUMN = "_check"
-FAILED_COLUMN = "_failed_expectations"
 
 #: What the contract check returns for one record.
 CHECK_SCHEMA = StructType(
@@ -482,27 +479,6 @@ def with_fx(
         F.col("_rate").alias("fx_rate"),
         converted.cast(REPORTING_AMOUNT_TYPE).alias("amount_reporting"),
     )
-
-
-def flag_expectations(df: DataFrame, expectations: Sequence[Expectation]) -> DataFrame:
-    """Add `_failed_expectations`: the names of the expectations each row fails.
-
-    A condition that evaluates to null counts as failed: an expectation must say explicitly
-    what it tolerates (e.g. `x IS NULL OR x > 0`).
-    """
-    failed = [
-        F.when(~F.coalesce(F.expr(item.condition), F.lit(False)), F.lit(item.name))
-        for item in expectations
-    ]
-    names = F.array(*failed) if failed else F.array().cast("array<string>")
-    return df.withColumn(FAILED_COLUMN, F.filter(names, lambda name: name.isNotNull()))
-
-
-def failing(df: DataFrame, names: Sequence[str]) -> Column:
-    """True for rows of a flagged DataFrame that fail any of `names`."""
-    if not names:
-        return F.lit(False)
-    return F.arrays_overlap(F.col(FAILED_COLUMN), F.array(*[F.lit(name) for name in names]))
 
 
 def daily_account_totals(silver: DataFrame) -> DataFrame:

@@ -1,7 +1,7 @@
 """Typed settings: env vars (listed in `.env.example`) -> pydantic-settings objects -> code.
 
 One class per deployable (`IngestorSettings`, `ExporterSettings`, `RuntimeSettings`; the Spark
-jobs' `SparkSettings` lives in `pyspark_jobs/settings.py`), each composed of the connection
+jobs' `SparkSettings` lives in `dataplatform/spark_settings.py`), each composed of the connection
 settings it needs. Nothing here is built at import time: call the cached `get_*_settings()`
 functions.
 """
@@ -324,15 +324,7 @@ class ExporterSettings(BaseSettings):
     batch_size: int = Field(default=10000, ge=1)
     #: Seconds between polls of the outbox when it is empty.
     poll_interval_s: float = Field(default=1.0, gt=0)
-    #: Prefix inside the bucket before `bronze/<domain>/<entity>` (empty in production; tests
-    #: use their own so they never touch the real tables).
-    lake_prefix: str = ""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-
-    def table_uri(self, s3: S3Settings, relative: str) -> str:
-        """`s3://<bucket>/[<lake_prefix>/]<relative>`."""
-        prefix = self.lake_prefix.strip("/")
-        return s3.lake_uri(f"{prefix}/{relative}" if prefix else relative)
 
 
 @cache

@@ -61,7 +61,7 @@ def test_generated_records_reach_bronze_through_the_running_exporter(
     exporter_env = {
         **os.environ,
         "INGEST_DB_SCHEMA": schema,
-        "EXPORTER_LAKE_PREFIX": lake_prefix,
+        "LAKEHOUSE_LAKE_PREFIX": lake_prefix,
         "EXPORTER_METRICS_PORT": str(metrics_port),
         "EXPORTER_POLL_INTERVAL_S": "0.5",
     }

@@ -27,10 +27,10 @@ from pyspark.sql import SparkSession
 
 from dataplatform import samples
 from dataplatform.contracts import TRANSACTIONS
+from dataplatform.lake import Lake
 from dataplatform.settings import KafkaSettings, PostgresSettings
 from fastapi_app.testing import LiveIngestor, create_api_key, live_ingestor, temporary_schema
 from pyspark_jobs import curation
-from pyspark_jobs.lake import Lake
 from tests.integration.lakehouse_support import (
     JobProcess,
     broker_pid,

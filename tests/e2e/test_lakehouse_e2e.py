@@ -26,11 +26,11 @@ from pyspark.sql import SparkSession
 
 from dataplatform import samples
 from dataplatform.contracts import CLAIMS, TRANSACTIONS
+from dataplatform.lake import Lake
 from dataplatform.reference import seed_rates
 from dataplatform.settings import KafkaSettings, PostgresSettings
 from fastapi_app.testing import create_api_key, live_ingestor, temporary_schema
 from pyspark_jobs import curation
-from pyspark_jobs.lake import Lake
 from tests.integration.lakehouse_support import (
     JobProcess,
     assert_engines_agree,

@@ -31,10 +31,11 @@ from pyspark.sql import SparkSession
 from dataplatform.clients.kafka import producer_config
 from dataplatform.clients.s3 import delete_prefix
 from dataplatform.contracts import Entity
+from dataplatform.lake import Lake
 from dataplatform.reference import seed_reference_data
 from dataplatform.settings import KafkaSettings, PostgresSettings, S3Settings, project_root
-from pyspark_jobs.lake import Lake, start_job_session
 from pyspark_jobs.landing import ensure_landing_tables
+from pyspark_jobs.launch import start_job_session
 from pyspark_jobs.schemas import bronze_schema
 
 ROOT = project_root()

@@ -15,10 +15,10 @@ import pytest
 from pyspark.sql import SparkSession
 
 from dataplatform.contracts import CLAIMS, TRANSACTIONS
+from dataplatform.lake import EXPECTATION_RESULTS_TABLE, Lake
 from dataplatform.reference import seed_rates
 from dataplatform.settings import PostgresSettings
 from pyspark_jobs import curation, quality
-from pyspark_jobs.lake import EXPECTATION_RESULTS_TABLE, Lake
 from tests.factories import claim, transaction
 from tests.integration.lakehouse_support import (
     assert_engines_agree,

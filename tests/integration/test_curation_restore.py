@@ -13,9 +13,9 @@ import pytest
 from pyspark.sql import SparkSession
 
 from dataplatform.contracts import TRANSACTIONS
+from dataplatform.lake import Lake
 from dataplatform.settings import PostgresSettings
 from pyspark_jobs import curation, maintenance, quality
-from pyspark_jobs.lake import Lake
 from tests.factories import transaction
 from tests.integration.lakehouse_support import (
     ROOT,

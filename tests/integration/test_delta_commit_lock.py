@@ -18,10 +18,10 @@ from pyspark.sql import SparkSession
 from dataplatform.clients.s3 import delete_prefix
 from dataplatform.contracts import TRANSACTIONS
 from dataplatform.exporter import LakeExporter
+from dataplatform.lake import Lake
 from dataplatform.lakelock import CommitLockTimeoutError, table_commit_lock
 from dataplatform.settings import ExporterSettings, PostgresSettings, S3Settings
 from fastapi_app.testing import temporary_schema
-from pyspark_jobs.lake import Lake
 from tests.integration.lakehouse_support import delta_rs_version, lake, lake_spark, wait_for
 from tests.integration.test_exporter_exactly_once import _bronze_ids, _insert_outbox
 
@@ -134,22 +134,24 @@ def test_spark_commit_lock_timeout_fails_commit_with_clear_error(
 @pytest.fixture
 def exporter_settings(
     s3_settings: S3Settings, postgres_settings: PostgresSettings
-) -> Iterator[ExporterSettings]:
+) -> Iterator[tuple[ExporterSettings, Lake]]:
     prefix = f"tests/{uuid.uuid4().hex[:12]}"
     with temporary_schema(postgres_settings) as schema:
-        yield ExporterSettings().model_copy(update={"db_schema": schema, "lake_prefix": prefix})
+        settings = ExporterSettings().model_copy(update={"db_schema": schema})
+        yield settings, Lake.load(prefix=prefix, s3=s3_settings)
     delete_prefix(s3_settings, prefix)
 
 
 def test_exporter_write_waits_for_table_commit_lock_then_commits(
     postgres_settings: PostgresSettings,
     s3_settings: S3Settings,
-    exporter_settings: ExporterSettings,
+    exporter_settings: tuple[ExporterSettings, Lake],
 ) -> None:
-    expected = _insert_outbox(postgres_settings, exporter_settings.db_schema, 25)
-    exporter = LakeExporter(postgres_settings, s3_settings, exporter_settings)
+    settings, exporter_lake = exporter_settings
+    expected = _insert_outbox(postgres_settings, settings.db_schema, 25)
+    exporter = LakeExporter(postgres_settings, exporter_lake, settings)
     uri = exporter.table_uri(TRANSACTIONS)
-    key = f"{s3_settings.bucket}/{exporter_settings.lake_prefix}/bronze/finance/transactions"
+    key = f"{s3_settings.bucket}/{exporter_lake.prefix}/bronze/finance/transactions"
     options = s3_settings.delta_storage_options()
 
     with held_by_sql(postgres_settings, key):

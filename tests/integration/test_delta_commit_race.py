@@ -22,8 +22,8 @@ from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
 from dataplatform.contracts import TRANSACTIONS
+from dataplatform.lake import Lake
 from dataplatform.settings import KafkaSettings
-from pyspark_jobs.lake import Lake
 from pyspark_jobs.maintenance import optimize
 from tests.factories import transaction
 from tests.integration.lakehouse_support import (

@@ -18,6 +18,7 @@ from dataplatform.contracts import CLAIMS, TRANSACTIONS
 from dataplatform.contracts.bronze import BRONZE_PARTITION_COLUMNS, OUTBOX_EPOCH
 from dataplatform.db.migrate import search_path
 from dataplatform.exporter import LakeExporter, bronze_arrow_schema
+from dataplatform.lake import Lake
 from dataplatform.settings import ExporterSettings, PostgresSettings, S3Settings
 from fastapi_app.testing import temporary_schema
 
@@ -33,12 +34,15 @@ def schema(postgres_settings: PostgresSettings) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(s3_settings: S3Settings, schema: str) -> Iterator[ExporterSettings]:
+def lake(s3_settings: S3Settings) -> Iterator[Lake]:
     prefix = f"tests/{uuid.uuid4().hex[:12]}"
-    yield ExporterSettings().model_copy(
-        update={"db_schema": schema, "lake_prefix": prefix, "batch_size": 40}
-    )
+    yield Lake.load(prefix=prefix, s3=s3_settings)
     delete_prefix(s3_settings, prefix)
+
+
+@pytest.fixture
+def settings(schema: str) -> ExporterSettings:
+    return ExporterSettings().model_copy(update={"db_schema": schema, "batch_size": 40})
 
 
 def _insert_outbox(
@@ -85,10 +89,11 @@ def test_crash_between_delta_commit_and_marking_exports_no_duplicates(
     s3_settings: S3Settings,
     schema: str,
     settings: ExporterSettings,
+    lake: Lake,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     expected = _insert_outbox(postgres_settings, schema, 30)
-    crashing = LakeExporter(postgres_settings, s3_settings, settings)
+    crashing = LakeExporter(postgres_settings, lake, settings)
 
     def crash(*_args: Any, **_kwargs: Any) -> int:
         raise Crash("killed after the Delta commit, before marking the rows")
@@ -100,7 +105,7 @@ def test_crash_between_delta_commit_and_marking_exports_no_duplicates(
     assert sorted(_bronze_ids(crashing, s3_settings)) == sorted(expected)
     assert _unexported(postgres_settings, schema) == 30
 
-    restarted = LakeExporter(postgres_settings, s3_settings, settings)
+    restarted = LakeExporter(postgres_settings, lake, settings)
     batches = restarted.export_once()
     assert [(b.entity, b.rows, b.recovered) for b in batches] == [
         ("finance.transactions", 30, True)
@@ -120,10 +125,11 @@ def test_crash_before_delta_commit_writes_the_batch_once_on_restart(
     s3_settings: S3Settings,
     schema: str,
     settings: ExporterSettings,
+    lake: Lake,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     expected = _insert_outbox(postgres_settings, schema, 12, entity="insurance.claims")
-    crashing = LakeExporter(postgres_settings, s3_settings, settings)
+    crashing = LakeExporter(postgres_settings, lake, settings)
 
     def crash(*_args: Any, **_kwargs: Any) -> int:
         raise Crash("killed after assigning the batch, before the Delta commit")
@@ -134,7 +140,7 @@ def test_crash_before_delta_commit_writes_the_batch_once_on_restart(
     # A row added meanwhile goes into a later batch, not into the one being retried.
     later = _insert_outbox(postgres_settings, schema, 3, entity="insurance.claims")
 
-    restarted = LakeExporter(postgres_settings, s3_settings, settings)
+    restarted = LakeExporter(postgres_settings, lake, settings)
     batches = restarted.export_once()
     assert [(b.version, b.rows) for b in batches if b.entity == "insurance.claims"] == [
         (1, 12),
@@ -154,9 +160,10 @@ def test_backlog_larger_than_a_batch_is_drained_in_several_commits(
     s3_settings: S3Settings,
     schema: str,
     settings: ExporterSettings,
+    lake: Lake,
 ) -> None:
     expected = _insert_outbox(postgres_settings, schema, 100)
-    exporter = LakeExporter(postgres_settings, s3_settings, settings)
+    exporter = LakeExporter(postgres_settings, lake, settings)
     batches = exporter.export_once()
     assert [b.rows for b in batches] == [40, 40, 20]
     ids = _bronze_ids(exporter, s3_settings)
@@ -169,8 +176,9 @@ def test_order_token_is_outbox_id_and_older_bronze_gains_its_columns(
     s3_settings: S3Settings,
     schema: str,
     settings: ExporterSettings,
+    lake: Lake,
 ) -> None:
-    exporter = LakeExporter(postgres_settings, s3_settings, settings)
+    exporter = LakeExporter(postgres_settings, lake, settings)
     # A bronze table from before the order token: the same columns without the last two.
     legacy = bronze_arrow_schema()
     legacy = legacy.remove(legacy.get_field_index("source_offset"))

@@ -17,6 +17,7 @@ from dataplatform.clients.s3 import delete_prefix
 from dataplatform.contracts import TRANSACTIONS
 from dataplatform.db.migrate import search_path
 from dataplatform.exporter import LakeExporter
+from dataplatform.lake import Lake
 from dataplatform.settings import ExporterSettings, PostgresSettings, S3Settings
 from fastapi_app.testing import (
     LiveIngestor,
@@ -62,10 +63,8 @@ def client(
 def exporter(
     postgres_settings: PostgresSettings, s3_settings: S3Settings, schema: str, lake_prefix: str
 ) -> LakeExporter:
-    settings = ExporterSettings().model_copy(
-        update={"db_schema": schema, "lake_prefix": lake_prefix}
-    )
-    return LakeExporter(postgres_settings, s3_settings, settings)
+    settings = ExporterSettings().model_copy(update={"db_schema": schema})
+    return LakeExporter(postgres_settings, Lake.load(prefix=lake_prefix, s3=s3_settings), settings)
 
 
 def _outbox_rows(

@@ -13,9 +13,9 @@ import pytest
 from pyspark.sql import SparkSession
 
 from dataplatform.contracts import CLAIMS, TRANSACTIONS, Entity
+from dataplatform.lake import Lake
 from dataplatform.settings import KafkaSettings, PostgresSettings
 from pyspark_jobs import curation, quality
-from pyspark_jobs.lake import Lake
 from pyspark_jobs.landing import LandingOptions, run_landing
 from tests.factories import claim, transaction
 from tests.integration.lakehouse_support import (

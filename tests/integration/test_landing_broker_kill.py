@@ -19,9 +19,9 @@ from pyspark.sql import SparkSession
 
 from dataplatform.clients.kafka import producer_config
 from dataplatform.contracts import TRANSACTIONS
+from dataplatform.lake import Lake
 from dataplatform.settings import KafkaSettings, PostgresSettings
 from pyspark_jobs import curation, quality
-from pyspark_jobs.lake import Lake
 from tests.factories import transaction
 from tests.integration.lakehouse_support import (
     JobProcess,

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from dataplatform.contracts import TRANSACTIONS
+from dataplatform.lake import Lake, landing_job_name
 from dataplatform.settings import KafkaSettings
-from pyspark_jobs.lake import Lake, landing_job_name
 from tests.factories import transaction
 from tests.integration.lakehouse_support import (
     JobProcess,

@@ -15,8 +15,8 @@ from confluent_kafka.admin import AdminClient
 from pyspark.sql import SparkSession
 
 from dataplatform.contracts import CLAIMS, TRANSACTIONS
+from dataplatform.lake import Lake
 from dataplatform.settings import KafkaSettings
-from pyspark_jobs.lake import Lake
 from pyspark_jobs.landing import LandingDataLossError, LandingOptions, run_landing
 from tests.factories import claim, transaction
 from tests.integration.lakehouse_support import (

@@ -45,7 +45,7 @@ from dataplatform.settings import (
     Track,
     get_runtime_settings,
 )
-from pyspark_jobs.settings import SparkSettings
+from dataplatform.spark_settings import SparkSettings
 
 TRACKS: list[Track] = ["starter", "intermediate", "advanced"]
 #: The file sets users and CI run: the plain file and the test overlay.

@@ -14,7 +14,7 @@ import pytest
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
-import pyspark_jobs.settings as spark_settings_module
+import dataplatform.spark_settings as spark_settings_module
 from dataplatform import settings as settings_module
 from dataplatform.composefiles import (
     BASE,

@@ -7,6 +7,7 @@ import pyarrow as pa
 from dataplatform.contracts import CLAIMS, TRANSACTIONS
 from dataplatform.contracts.bronze import BRONZE_COLUMNS
 from dataplatform.exporter import LakeExporter, bronze_arrow_schema
+from dataplatform.lake import Lake
 from dataplatform.settings import ExporterSettings, PostgresSettings, S3Settings
 
 
@@ -22,9 +23,10 @@ def test_bronze_arrow_schema_matches_bronze_columns() -> None:
     assert schema.field("kafka_offset").type == pa.int64()
 
 
-def _exporter(**overrides: object) -> LakeExporter:
-    settings = ExporterSettings().model_copy(update=overrides)
-    return LakeExporter(PostgresSettings(), S3Settings(bucket="lakehouse"), settings)
+def _exporter(*, lake_prefix: str = "", db_schema: str = "ingest") -> LakeExporter:
+    lake = Lake.load(prefix=lake_prefix, s3=S3Settings(bucket="lakehouse"))
+    settings = ExporterSettings().model_copy(update={"db_schema": db_schema})
+    return LakeExporter(PostgresSettings(), lake, settings)
 
 
 def test_table_uri_follows_the_lake_layout() -> None:

@@ -11,19 +11,19 @@ from pathlib import Path
 import pytest
 
 from dataplatform.contracts import CLAIMS, ENTITIES, TRANSACTIONS
-from dataplatform.reference import seed_rates
-from dataplatform.settings import S3Settings
-from pyspark_jobs.lake import (
+from dataplatform.lake import (
     Lake,
+    RetentionGuardError,
+    check_retention,
     entity_by_path,
     heartbeat_healthy,
-    jars_include_delta,
     read_heartbeat,
-    spark_submit_argv,
     write_heartbeat,
 )
+from dataplatform.reference import seed_rates
+from dataplatform.settings import S3Settings
 from pyspark_jobs.landing import LandingDataLossError, explain_failure, reset_instructions
-from pyspark_jobs.maintenance import RetentionGuardError, check_retention
+from pyspark_jobs.launch import jars_include_delta, spark_submit_argv
 from pyspark_jobs.quality import load_expectations
 
 S3 = S3Settings(bucket="lakehouse")

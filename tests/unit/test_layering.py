@@ -36,22 +36,9 @@ AIRFLOW_ALIASES = ("common",)
 
 #: Imports that break the rules today, as (importer, imported) module pairs; each is removed as
 #: its breach is fixed. It must end empty.
-ALLOWED_BREACHES: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("dataplatform.cli.jobs", "pyspark_jobs.landing"),
-        ("dataplatform.cli.jobs", "pyspark_jobs.curation"),
-        ("dataplatform.cli.jobs", "pyspark_jobs.lake"),
-        ("dataplatform.cli.lake", "pyspark_jobs.lake"),
-        ("dataplatform.cli.lake", "pyspark_jobs.maintenance"),
-        ("dataplatform.cli.run", "fastapi_app.app.core.telemetry"),
-    }
-)
+ALLOWED_BREACHES: frozenset[tuple[str, str]] = frozenset()
 #: Import loops tolerated today, each as the sorted tuple of its modules; must end empty.
-ALLOWED_LOOPS: frozenset[tuple[str, ...]] = frozenset(
-    {
-        ("pyspark_jobs.quality", "pyspark_jobs.transforms"),
-    }
-)
+ALLOWED_LOOPS: frozenset[tuple[str, ...]] = frozenset()
 
 
 @dataclass(frozen=True)

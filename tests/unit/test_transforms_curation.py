@@ -13,7 +13,7 @@ from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from dataplatform.contracts import CLAIMS, TRANSACTIONS
-from pyspark_jobs import transforms
+from pyspark_jobs import quality, transforms
 from pyspark_jobs.quality import Expectation, evaluate, load_expectations
 from pyspark_jobs.schemas import bronze_schema
 from tests.factories import claim, transaction
@@ -218,7 +218,7 @@ def test_latest_valid_per_key_newer_dropped_version_keeps_older_valid(
         _typed(spark, [(valid, T0, "i1"), (future, T0, "i2")])
         .withColumn("currency_minor_units", F.lit(2))
         .withColumn("amount_reporting", F.col("amount"))
-        .transform(transforms.flag_expectations, expectations)
+        .transform(quality.flag_expectations, expectations)
     )
 
     latest = transforms.latest_valid_per_key(flagged, TRANSACTIONS, drop_names).collect()
@@ -366,10 +366,10 @@ def test_flag_expectations_names_failures_null_counts_as_failed(spark: SparkSess
         "id string, amount decimal(18,6), currency_minor_units int",
     )
 
-    flagged = rows.transform(transforms.flag_expectations, EXPECTATIONS)
+    flagged = rows.transform(quality.flag_expectations, EXPECTATIONS)
 
     assertDataFrameEqual(
-        flagged.select("id", transforms.FAILED_COLUMN),
+        flagged.select("id", quality.FAILED_COLUMN),
         [
             Row(id="1", _failed_expectations=[]),
             Row(id="2", _failed_expectations=["small", "precise"]),

@@ -24,6 +24,7 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from dataplatform.contracts import Entity, exactjson
+from dataplatform.logs import current_trace
 from dataplatform.settings import IngestorSettings
 from fastapi_app.app.api.errors import ApiError, ErrorDict, validation_details, validation_message
 from fastapi_app.app.core.publisher import Publisher, SinkOverloaded, SinkUnavailable
@@ -35,7 +36,7 @@ from fastapi_app.app.core.store import (
     ReceiptView,
     entity_label,
 )
-from fastapi_app.app.core.telemetry import INFLIGHT, RECORDS, SINK_ERRORS, current_trace
+from fastapi_app.app.core.telemetry import INFLIGHT, RECORDS, SINK_ERRORS
 
 log = logging.getLogger(__name__)
 

@@ -1,21 +1,22 @@
 """The Spark jobs as CLI commands: `dataplatform run landing` and `dataplatform run curation`.
 
-Each command runs the job in this process (PySpark starts the JVM with the Maven-resolved
-jars) and ends the process with the job's exit code (`dataplatform.shutdown.exit_now`); the same
-jobs run under `spark-submit` with `pyspark_jobs.lake.spark_submit_argv`.
+Each command replaces this process with `python -m pyspark_jobs.<job>` (same pid, so signals and
+the exit code are the job's own; PySpark starts the JVM with the Maven-resolved jars); the same
+jobs run under `spark-submit` with `pyspark_jobs.launch.spark_submit_argv`.
 The native runtime runs `dataplatform run landing` as a managed service and probes it with
 `landing_healthy()`: the heartbeat file the job rewrites after every micro-batch.
 """
 
 from __future__ import annotations
 
-import logging
+import os
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
-from dataplatform.shutdown import exit_now
+from dataplatform.lake import heartbeat_healthy
 
 EntityOption = Annotated[
     list[str] | None,
@@ -27,9 +28,10 @@ PrefixOption = Annotated[
 ]
 
 
-def _job_logs() -> None:
-    """Show the job's progress lines: the CLI's own logging defaults to warnings only."""
-    logging.getLogger("pyspark_jobs").setLevel(logging.INFO)
+def _exec_job(module: str, argv: list[str]) -> NoReturn:
+    """Become `python -m <module> <argv>`: the job logs its own progress and owns the process."""
+    command = [sys.executable, "-m", module, *argv]
+    os.execv(command[0], command)  # noqa: S606 (replaces this process on purpose)
 
 
 def _entities(entity: list[str] | None) -> list[str]:
@@ -47,8 +49,6 @@ def landing(
     ] = None,
 ) -> None:
     """Streaming landing: Kafka -> bronze Delta (exactly once), bad records -> quarantine."""
-    from pyspark_jobs.landing import main
-
     argv = _entities(entity)
     if available_now:
         argv.append("--available-now")
@@ -56,8 +56,7 @@ def landing(
         argv += ["--lake-prefix", lake_prefix]
     if heartbeat_path is not None:
         argv += ["--heartbeat-path", str(heartbeat_path)]
-    _job_logs()
-    exit_now(main(argv))
+    _exec_job("pyspark_jobs.landing", argv)
 
 
 def curation(
@@ -71,8 +70,6 @@ def curation(
     ] = None,
 ) -> None:
     """Curation: new bronze versions -> silver (MERGE) -> gold, with expectations."""
-    from pyspark_jobs.curation import main
-
     argv = _entities(entity)
     if run_id is not None:
         argv += ["--run-id", run_id]
@@ -80,12 +77,9 @@ def curation(
         argv += ["--lake-prefix", lake_prefix]
     if from_bronze_version is not None:
         argv += ["--from-bronze-version", str(from_bronze_version)]
-    _job_logs()
-    exit_now(main(argv))
+    _exec_job("pyspark_jobs.curation", argv)
 
 
 def landing_healthy() -> bool:
     """The `landing` service's readiness probe: a fresh `running` heartbeat."""
-    from pyspark_jobs.lake import heartbeat_healthy
-
     return heartbeat_healthy()

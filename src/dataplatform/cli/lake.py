@@ -48,7 +48,7 @@ def _delta_table(table: str, prefix: str | None) -> Any:
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
-    from pyspark_jobs.lake import Lake
+    from dataplatform.lake import Lake
 
     lake = Lake.load(prefix=prefix)
     uri = lake.uri(table, scheme="s3")
@@ -135,7 +135,7 @@ def vacuum(
     lake_prefix: PrefixOption = None,
 ) -> None:
     """Delete files older versions no longer need; refuses < 168 h without --force."""
-    from pyspark_jobs.maintenance import RetentionGuardError, check_retention
+    from dataplatform.lake import RetentionGuardError, check_retention
 
     try:
         check_retention(table, retention_hours, force=force)
@@ -169,7 +169,7 @@ def reset_landing(
 ) -> None:
     """Delete an entity's landing checkpoint (after a recreated topic; see docs/LAKEHOUSE.md)."""
     from dataplatform.clients.s3 import delete_prefix
-    from pyspark_jobs.lake import (
+    from dataplatform.lake import (
         Lake,
         entity_by_path,
         heartbeat_healthy,
@@ -229,7 +229,7 @@ def replay(
 
     from dataplatform.clients.kafka import producer_config
     from dataplatform.contracts.bronze import HEADER_SOURCE_EPOCH, HEADER_SOURCE_OFFSET
-    from pyspark_jobs.lake import QUARANTINE_TABLE_OF_STAGE, entity_by_path, quarantine_path
+    from dataplatform.lake import QUARANTINE_TABLE_OF_STAGE, entity_by_path, quarantine_path
 
     try:
         chosen = entity_by_path(entity)

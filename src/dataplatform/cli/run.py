@@ -17,7 +17,6 @@ from dataplatform.settings import (
     get_exporter_settings,
     get_ingestor_settings,
     get_postgres_settings,
-    get_s3_settings,
 )
 
 run_app = typer.Typer(
@@ -58,7 +57,7 @@ def run_ingestor(
     """The FastAPI ingestor under uvicorn (uvloop + httptools), JSON logs to stderr."""
     import uvicorn
 
-    from fastapi_app.app.core.telemetry import configure_logging
+    from dataplatform.logs import configure_logging
 
     if kafka_sink_if_host:
         os.environ["INGESTOR_SINK"] = sink_for_network(kafka_sink_if_host)
@@ -90,11 +89,12 @@ def run_exporter(
     from prometheus_client import start_http_server
 
     from dataplatform.exporter import LakeExporter
-    from fastapi_app.app.core.telemetry import configure_logging
+    from dataplatform.lake import Lake
+    from dataplatform.logs import configure_logging
 
     settings = get_exporter_settings()
     configure_logging(settings.log_level)
-    exporter = LakeExporter(get_postgres_settings(), get_s3_settings(), settings)
+    exporter = LakeExporter(get_postgres_settings(), Lake.load(), settings)
     if once:
         exporter.migrate()
         for batch in exporter.export_once():

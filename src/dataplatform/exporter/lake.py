@@ -39,8 +39,9 @@ from dataplatform.contracts.bronze import (
     DeltaType,
 )
 from dataplatform.db.migrate import migrate, search_path
+from dataplatform.lake import Lake
 from dataplatform.lakelock import table_commit_lock
-from dataplatform.settings import ExporterSettings, PostgresSettings, S3Settings
+from dataplatform.settings import ExporterSettings, PostgresSettings
 
 log = logging.getLogger(__name__)
 
@@ -101,18 +102,22 @@ def _label(entity: Entity) -> str:
 class LakeExporter:
     """Drains the outbox of one Postgres schema into the bronze tables."""
 
-    def __init__(
-        self, postgres: PostgresSettings, s3: S3Settings, settings: ExporterSettings
-    ) -> None:
-        """Configure; nothing connects until `export_once()`."""
+    def __init__(self, postgres: PostgresSettings, lake: Lake, settings: ExporterSettings) -> None:
+        """Configure; nothing connects until `export_once()`.
+
+        Args:
+            postgres: Where the outbox is.
+            lake: Where the bronze tables are (`Lake.load()`: `LAKEHOUSE_LAKE_PREFIX`).
+            settings: The exporter's own settings.
+        """
         self._postgres = postgres
-        self._s3 = s3
+        self._lake = lake
         self._settings = settings
         self._schema = bronze_arrow_schema()
 
     def table_uri(self, entity: Entity) -> str:
         """`s3://<bucket>/[<prefix>/]bronze/<domain>/<entity>`."""
-        return self._settings.table_uri(self._s3, entity.table_path("bronze"))
+        return self._lake.table("bronze", entity, scheme="s3")
 
     def app_id(self, entity: Entity) -> str:
         """Delta app-transaction id: one per outbox (schema) and entity."""
@@ -153,7 +158,7 @@ class LakeExporter:
 
     def _delta_txn_version(self, entity: Entity) -> int | None:
         uri = self.table_uri(entity)
-        options = self._s3.delta_storage_options()
+        options = self._lake.s3.delta_storage_options()
         if not DeltaTable.is_deltatable(uri, storage_options=options):
             return None
         return DeltaTable(uri, storage_options=options).transaction_version(self.app_id(entity))
@@ -252,7 +257,7 @@ class LakeExporter:
         }
         table = pa.Table.from_pydict(columns, schema=self._schema)
         uri = self.table_uri(entity)
-        options = self._s3.delta_storage_options()
+        options = self._lake.s3.delta_storage_options()
         # delta-rs picks the version and puts `N.json` inside Rust: the lock spans the whole
         # write so no Spark commit to the same table can land in between.
         with table_commit_lock(self._postgres, uri):

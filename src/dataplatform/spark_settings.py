@@ -1,8 +1,8 @@
 """Settings of the Spark jobs: env vars `SPARK_*` (listed in `.env.example`) -> `SparkSettings`.
 
-Connection settings (S3, Kafka, Postgres) come from `dataplatform.settings`; this class holds
-only what is specific to running Spark. Nothing is built at import time: call
-`get_spark_settings()`.
+Spark-free, so the CLI and the lake layout (`dataplatform.lake`) read them too. Connection
+settings (S3, Kafka, Postgres) come from `dataplatform.settings`; this class holds only what is
+specific to running Spark. Nothing is built at import time: call `get_spark_settings()`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
-from dataplatform.settings import S3Settings, settings_config
+from dataplatform.settings import settings_config
 
 #: The levels `SparkContext.setLogLevel` accepts.
 SparkLogLevel = Literal["ALL", "DEBUG", "ERROR", "FATAL", "INFO", "OFF", "TRACE", "WARN"]
@@ -43,20 +43,6 @@ class SparkSettings(BaseSettings):
     #: The Spark UI costs a port and memory; turn it on when debugging a job.
     ui_enabled: bool = False
     log_level: SparkLogLevel = "WARN"
-
-    def checkpoint_location(self, job: str, s3: S3Settings) -> str:
-        """The checkpoint folder of one streaming query: `<checkpoint_root>/<job>`.
-
-        Args:
-            job: The query's stable name; changing it restarts the query from scratch.
-            s3: Where the lake lives, used when `checkpoint_root` is not set.
-
-        Returns:
-            A URI Spark can write to, `s3a://<bucket>/_checkpoints/<job>` by default.
-        """
-        if self.checkpoint_root:
-            return f"{self.checkpoint_root.rstrip('/')}/{job}"
-        return s3.lake_uri(f"_checkpoints/{job}", scheme="s3a")
 
 
 @cache
