@@ -1,17 +1,37 @@
-"""Error answers: one JSON shape (`ErrorResponse`) for every 4xx and 5xx."""
+"""Error answers: one JSON shape (`ErrorResponse`) for every 4xx and 5xx.
+
+The services raise their own exceptions (`services/errors.py`); this module alone decides the
+HTTP status and headers each one answers with.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-ErrorDict = dict[str, Any]
+from fastapi_app.app.services.errors import (
+    ErrorDict,
+    IngestError,
+    InvalidJson,
+    KeyConflict,
+    RecordRejected,
+    SinkUnavailable,
+    TooLarge,
+    validation_message,
+)
+
+#: The status each refusal of the services answers with (the most specific class wins).
+STATUS_OF_ERROR: dict[type[IngestError], int] = {
+    InvalidJson: 400,
+    KeyConflict: 409,
+    TooLarge: 413,
+    RecordRejected: 422,
+    SinkUnavailable: 503,
+}
 
 
 class ApiError(Exception):
@@ -48,37 +68,16 @@ def error_response(
     )
 
 
-def validation_details(exc: ValidationError, *, prefix: Sequence[str | int]) -> list[ErrorDict]:
-    """pydantic's errors as `ErrorDetail` dicts, `loc` prefixed (e.g. `["body", 3]`).
-
-    The input values are left out: they can be large or sensitive.
-    """
-    return [
-        {"loc": [*prefix, *err["loc"]], "msg": err["msg"], "type": err["type"]}
-        for err in exc.errors(include_url=False, include_input=False, include_context=False)
-    ]
-
-
-def validation_message(details: Sequence[ErrorDict], *, title: str, skip: int = 1) -> str:
-    """`"2 validation errors for <title>: timestamp: ...; amount: ..."`.
-
-    Args:
-        details: The errors.
-        title: What was validated (the contract's name).
-        skip: Leading `loc` items that are not field names (`body`, a batch index).
-    """
-    count = len(details)
-    parts = []
-    for item in details:
-        field = ".".join(str(p) for p in item["loc"][skip:]) or "body"
-        parts.append(f"{field}: {item['msg']}")
-    plural = "" if count == 1 else "s"
-    return f"{count} validation error{plural} for {title}: " + "; ".join(parts)
-
-
 async def _api_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     return error_response(exc.status_code, exc.message, exc.detail, exc.headers)
+
+
+async def _ingest_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, IngestError)
+    status = next(STATUS_OF_ERROR[kind] for kind in type(exc).__mro__ if kind in STATUS_OF_ERROR)
+    headers = None if exc.retry_after_s is None else {"Retry-After": str(exc.retry_after_s)}
+    return error_response(status, exc.message, exc.detail, headers)
 
 
 async def _request_validation_error(_request: Request, exc: Exception) -> Response:
@@ -103,5 +102,6 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
 def install_error_handlers(app: FastAPI) -> None:
     """Route every error through `ErrorResponse`."""
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(IngestError, _ingest_error)
     app.add_exception_handler(RequestValidationError, _request_validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -12,15 +12,12 @@ from dataplatform.contracts import Entity
 from dataplatform.settings import IngestorSettings
 from fastapi_app.app.api.deps import batch_format, get_service, read_body, require_json
 from fastapi_app.app.api.errors import ErrorDict
+from fastapi_app.app.api.receipt_bodies import receipt_dict
 from fastapi_app.app.core.security import Principal
 from fastapi_app.app.core.store import entity_label
 from fastapi_app.app.core.telemetry import BATCH_SIZE
 from fastapi_app.app.models import ErrorResponse
-from fastapi_app.app.services.ingest import (
-    parse_batch,
-    parse_record,
-    receipt_dict,
-)
+from fastapi_app.app.services.ingest import parse_batch, parse_record
 
 log = logging.getLogger(__name__)
 

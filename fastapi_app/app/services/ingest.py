@@ -26,8 +26,8 @@ from pydantic import ValidationError
 from dataplatform.contracts import Entity, exactjson
 from dataplatform.logs import current_trace
 from dataplatform.settings import IngestorSettings
-from fastapi_app.app.api.errors import ApiError, ErrorDict, validation_details, validation_message
-from fastapi_app.app.core.publisher import Publisher, SinkOverloaded, SinkUnavailable
+from fastapi_app.app.core.publisher import Publisher, SinkOverloaded
+from fastapi_app.app.core.publisher import SinkUnavailable as SinkDown
 from fastapi_app.app.core.security import Principal
 from fastapi_app.app.core.store import (
     Candidate,
@@ -37,6 +37,19 @@ from fastapi_app.app.core.store import (
     entity_label,
 )
 from fastapi_app.app.core.telemetry import INFLIGHT, RECORDS, SINK_ERRORS
+from fastapi_app.app.services.errors import (
+    ErrorDict,
+    IngestError,
+    InvalidJson,
+    KeyConflict,
+    KeyInProgress,
+    Overloaded,
+    RecordRejected,
+    SinkUnavailable,
+    TooLarge,
+    validation_details,
+    validation_message,
+)
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +117,8 @@ def parse_record(entity: Entity, body: bytes) -> Parsed:
     """Parse the body of a single-record endpoint.
 
     Raises:
-        ApiError: 400 for invalid JSON, 422 naming every invalid field (a repeated key too).
+        InvalidJson: The body is not valid JSON.
+        RecordRejected: Naming every invalid field (a repeated key too).
     """
     title = entity.model.__name__
     try:
@@ -113,13 +127,13 @@ def parse_record(entity: Entity, body: bytes) -> Parsed:
     except exactjson.ExactJsonError as exc:
         detail = [_json_error(exc, loc=["body"])]
         if exc.kind == "duplicate_key":
-            raise ApiError(422, validation_message(detail, title=title), detail=detail) from None
-        raise ApiError(400, f"request body is not valid JSON: {exc}", detail=detail) from None
+            raise RecordRejected(validation_message(detail, title=title), detail=detail) from None
+        raise InvalidJson(f"request body is not valid JSON: {exc}", detail=detail) from None
     try:
         cand = _candidate(entity, obj, payload, prefix=["body"])
     except _Rejected as rejected:
-        raise ApiError(
-            422, validation_message(rejected.details, title=title), detail=rejected.details
+        raise RecordRejected(
+            validation_message(rejected.details, title=title), detail=rejected.details
         ) from None
     return Parsed([(0, cand)], [], cand.payload_sha256, 1)
 
@@ -137,12 +151,11 @@ def _json_items(body: bytes) -> list[tuple[int, Any]]:
     try:
         array = exactjson.loads_array(body)
     except exactjson.ExactJsonError as exc:
-        raise ApiError(
-            400, f"request body is not valid JSON: {exc}", detail=[_json_error(exc, loc=["body"])]
+        raise InvalidJson(
+            f"request body is not valid JSON: {exc}", detail=[_json_error(exc, loc=["body"])]
         ) from None
     except TypeError:
-        raise ApiError(
-            400,
+        raise InvalidJson(
             "a JSON batch must be an array of records (or send NDJSON with "
             "Content-Type: application/x-ndjson)",
             detail=[{"loc": ["body"], "msg": "Input should be a valid array", "type": "list_type"}],
@@ -160,20 +173,19 @@ def parse_batch(
     limit is exceeded.
 
     Raises:
-        ApiError: 400 (the array is not valid JSON / not an array), 413 (too many records or a
-            record too large), 422 (no records).
+        InvalidJson: The array is not valid JSON, or not an array.
+        TooLarge: Too many records, or a record too large.
+        RecordRejected: No records.
     """
     items = _json_items(body) if fmt == "json" else list(_ndjson_lines(body))
     if len(items) > settings.max_batch_records:
-        raise ApiError(
-            413,
+        raise TooLarge(
             f"batch has {len(items)} records; "
             f"the limit is {settings.max_batch_records} per request",
             detail=[{"loc": ["body"], "msg": "too many records", "type": "batch_too_large"}],
         )
     if not items:
-        raise ApiError(
-            422,
+        raise RecordRejected(
             "1 validation error for batch: body: the batch holds no records",
             detail=[{"loc": ["body"], "msg": "the batch holds no records", "type": "too_short"}],
         )
@@ -215,8 +227,7 @@ def _decoded_value(obj: Any, *, loc: list[str | int]) -> tuple[Any, bytes]:
 
 def _check_record_size(size: int, index: int, limit: int) -> None:
     if size > limit:
-        raise ApiError(
-            413,
+        raise TooLarge(
             f"record {index} is {size} bytes; the limit is {limit} bytes per record",
             detail=[
                 {"loc": ["body", index], "msg": "record too large", "type": "record_too_large"}
@@ -241,13 +252,13 @@ class IngestService:
         #: Idempotency-Key releases still running (kept referenced until done).
         self._background: set[asyncio.Task[None]] = set()
 
-    def _unavailable(self, reason: str, message: str) -> ApiError:
+    def _unavailable(self, reason: str, message: str) -> SinkUnavailable:
         SINK_ERRORS.labels(self.publisher.sink, reason).inc()
-        return ApiError(
-            503,
+        error = Overloaded if reason == "overloaded" else SinkUnavailable
+        return error(
             message,
             detail=[{"loc": ["sink", self.publisher.sink], "msg": message, "type": reason}],
-            headers={"Retry-After": str(self.settings.retry_after_s)},
+            retry_after_s=self.settings.retry_after_s,
         )
 
     def check_capacity(self) -> None:
@@ -277,9 +288,10 @@ class IngestService:
         a failed one (4xx, 503) frees the key it claimed, so a corrected retry may use it.
 
         Raises:
-            ApiError: 409 (the `Idempotency-Key` is bound to a different request, or the same
-                request is still running under it), 503 (the sink or the store failed or timed
-                out, or too many records are in flight).
+            KeyConflict: The `Idempotency-Key` is bound to a different request
+                (`KeyInProgress`: the same request is still running under it).
+            SinkUnavailable: The sink or the store failed or timed out (`Overloaded`: too many
+                records are in flight).
         """
         label = entity_label(entity)
         if parsed.rejected:
@@ -321,7 +333,7 @@ class IngestService:
 
     def _answer(self, exc: BaseException) -> BaseException:
         """The error a failed ingest answers with; its causes are logged, never shown."""
-        if isinstance(exc, ApiError | asyncio.CancelledError | KeyboardInterrupt | SystemExit):
+        if isinstance(exc, IngestError | asyncio.CancelledError | KeyboardInterrupt | SystemExit):
             return exc
         if isinstance(exc, SinkOverloaded):
             return self._unavailable(
@@ -332,8 +344,8 @@ class IngestService:
                 "timeout",
                 f"the sink did not acknowledge within {self.settings.sink_timeout_s:g}s",
             )
-        log.warning("ingest failed: %s", exc, exc_info=not isinstance(exc, SinkUnavailable))
-        kind = "sink" if isinstance(exc, SinkUnavailable) else "store or sink"
+        log.warning("ingest failed: %s", exc, exc_info=not isinstance(exc, SinkDown))
+        kind = "sink" if isinstance(exc, SinkDown) else "store or sink"
         return self._unavailable(
             "unavailable", f"the {kind} is unavailable; retry after the Retry-After delay"
         )
@@ -344,7 +356,8 @@ class IngestService:
         """Bind `key` to this request; the earlier outcome when it is a replay.
 
         Raises:
-            ApiError: 409 when the key is bound to another request or still in progress.
+            KeyConflict: The key is bound to another request (`KeyInProgress`: or still in
+                progress).
         """
         claim = await self.store.claim_idempotency_key(
             principal=principal.name, key=key, route=route, request_sha256=parsed.request_sha256
@@ -356,17 +369,20 @@ class IngestService:
             if len(receipts) == len(parsed.valid):
                 return Outcome(receipts, [True] * len(receipts))
             raise _key_error(
+                KeyConflict,
                 "the receipts of this Idempotency-Key were pruned; send the request with a new key",
                 "idempotency_key_expired",
             )
         if claim.state == "in_progress":
             raise _key_error(
+                KeyInProgress,
                 "a request with this Idempotency-Key is still in progress; retry after the "
                 "Retry-After delay to get its receipts",
                 "idempotency_key_in_progress",
                 retry_after_s=self.settings.retry_after_s,
             )
         raise _key_error(
+            KeyConflict,
             "this Idempotency-Key was already used for a different request; "
             "use a new key for a new request",
             "idempotency_key_conflict",
@@ -440,38 +456,11 @@ class IngestService:
             await asyncio.wait(tasks, timeout=self.settings.sink_timeout_s)
 
 
-def _key_error(message: str, kind: str, *, retry_after_s: int | None = None) -> ApiError:
-    return ApiError(
-        409,
+def _key_error(
+    error: type[KeyConflict], message: str, kind: str, *, retry_after_s: int | None = None
+) -> KeyConflict:
+    return error(
         message,
         detail=[{"loc": ["header", "Idempotency-Key"], "msg": message, "type": kind}],
-        headers=None if retry_after_s is None else {"Retry-After": str(retry_after_s)},
+        retry_after_s=retry_after_s,
     )
-
-
-def receipt_dict(receipt: Receipt, *, duplicate: bool) -> dict[str, Any]:
-    """`IngestReceipt` as a dict (serialised by orjson)."""
-    return {
-        "ingest_id": receipt.ingest_id,
-        "entity": receipt.entity,
-        "record_key": receipt.record_key,
-        "status": receipt.status,
-        "duplicate": duplicate,
-        "received_at": receipt.received_at,
-        "durable_at": receipt.durable_at,
-        "destination": destination_dict(receipt),
-    }
-
-
-def destination_dict(receipt: Receipt) -> dict[str, Any] | None:
-    """`Destination` as a dict; None until the sink acknowledged."""
-    if receipt.status != "durable":
-        return None
-    return {
-        "sink": receipt.sink,
-        "topic": receipt.kafka_topic,
-        "partition": receipt.kafka_partition,
-        "offset": receipt.kafka_offset,
-        "table": "outbox" if receipt.outbox_id is not None else None,
-        "outbox_id": receipt.outbox_id,
-    }

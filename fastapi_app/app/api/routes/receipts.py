@@ -12,8 +12,8 @@ from fastapi import APIRouter, Response
 from fastapi_app.app.api.deps import PrincipalDep, ServiceDep
 from fastapi_app.app.api.errors import ApiError
 from fastapi_app.app.api.ingesting import SECURITY
+from fastapi_app.app.api.receipt_bodies import destination_dict
 from fastapi_app.app.models import ErrorResponse, ReceiptStatusOut
-from fastapi_app.app.services.ingest import destination_dict
 
 log = logging.getLogger(__name__)
 
