@@ -22,7 +22,7 @@ from dataplatform.contracts import ENTITIES
 from dataplatform.db.migrate import migrate
 from dataplatform.settings import IngestorSettings, get_kafka_settings, get_postgres_settings
 from fastapi_app.app.api.errors import install_error_handlers
-from fastapi_app.app.api.routes import claims, receipts, root, transactions
+from fastapi_app.app.api.routes import entities, receipts, root
 from fastapi_app.app.core.config import get_settings
 from fastapi_app.app.core.publisher import Publisher
 from fastapi_app.app.core.security import ApiKeyAuthenticator, RateLimiter
@@ -129,8 +129,8 @@ def create_app(
         rate=settings.rate_limit_per_s, burst=settings.rate_limit_burst
     )
     app.include_router(root.router)
-    app.include_router(transactions.build_router(settings))
-    app.include_router(claims.build_router(settings))
+    for spec in entities.ENTITY_ROUTES:
+        app.include_router(entities.build_router(spec, settings))
     app.include_router(receipts.router)
     install_error_handlers(app)
     app.add_middleware(TelemetryMiddleware)

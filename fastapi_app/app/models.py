@@ -98,44 +98,45 @@ class IngestReceipt(ReceiptBase):
     )
 
 
-class TransactionIngested(IngestReceipt):
-    """Answer of `POST /ingest-financial-transaction/`: the seed's message plus the receipt."""
+def _ingested_model(
+    name: str, path: str, key_field: str, message: str, key: str, entity: str
+) -> type[IngestReceipt]:
+    """The answer of one entity's single-record endpoint: the seed's message, its key field
+    (`transaction_id`, `claim_id`) and the receipt."""
+    example = {
+        "message": message,
+        key_field: key,
+        **_RECEIPT_EXAMPLE,
+        "entity": entity,
+        "record_key": key,
+    }
+    namespace = {
+        "__doc__": f"Answer of `POST {path}`: the seed's message plus the receipt.",
+        "__module__": __name__,
+        "__qualname__": name,
+        "__annotations__": {"message": str, key_field: str},
+        "model_config": ConfigDict(json_schema_extra={"examples": [example]}),
+    }
+    model: type[IngestReceipt] = type(name, (IngestReceipt,), namespace)
+    return model
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "message": "Financial transaction ingested successfully",
-                    "transaction_id": "FT-20240101120000-1234",
-                    **_RECEIPT_EXAMPLE,
-                }
-            ]
-        }
-    )
 
-    message: str
-    transaction_id: str
-
-
-class ClaimIngested(IngestReceipt):
-    """Answer of `POST /ingest-insurance-claim/`: the seed's message plus the receipt."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "message": "Insurance claim ingested successfully",
-                    "claim_id": "IC-20240101120000-1234",
-                    **_RECEIPT_EXAMPLE,
-                    "entity": "insurance.claims",
-                    "record_key": "IC-20240101120000-1234",
-                }
-            ]
-        }
-    )
-
-    message: str
-    claim_id: str
+TransactionIngested = _ingested_model(
+    "TransactionIngested",
+    "/ingest-financial-transaction/",
+    "transaction_id",
+    "Financial transaction ingested successfully",
+    "FT-20240101120000-1234",
+    "finance.transactions",
+)
+ClaimIngested = _ingested_model(
+    "ClaimIngested",
+    "/ingest-insurance-claim/",
+    "claim_id",
+    "Insurance claim ingested successfully",
+    "IC-20240101120000-1234",
+    "insurance.claims",
+)
 
 
 class RecordResult(BaseModel):
