@@ -79,6 +79,31 @@ install_debian_packages() {
   fi
 }
 
+# Prometheus and promtool from Debian (the advanced track's metrics store; the rule tests run
+# promtool). Debian's own prometheus service would listen on 9090: keep it stopped and disabled,
+# the platform runs Prometheus under its supervisor on the port the settings name.
+install_prometheus() {
+  if [ ! -x /usr/bin/prometheus ] || [ ! -x /usr/bin/promtool ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "missing Debian package: prometheus — run: sudo apt-get install -y --no-install-recommends prometheus" >&2
+      exit 1
+    fi
+    echo "    installing prometheus"
+    apt-get update -qq
+    # No recommends: they add node-exporter, another system service on a fixed port.
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  else
+    echo "    prometheus $(/usr/bin/prometheus --version 2>&1 | awk 'NR==1 {print $3}') is installed"
+  fi
+  if [ "$(id -u)" -eq 0 ]; then
+    if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+      systemctl disable --now prometheus >/dev/null 2>&1 || true
+    elif [ -x /etc/init.d/prometheus ]; then
+      /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+    fi
+  fi
+}
+
 install_python() {
   if ! command -v "$PYTHON" >/dev/null; then
     echo "Python 3.11 is required ($PYTHON not found): install it, or set PYTHON=/path/to/python3.11" >&2
@@ -138,6 +163,7 @@ postgres_can_reach_data() {
 }
 
 step "Debian packages (Java 17, Maven, PostgreSQL)" install_debian_packages
+step "Prometheus and promtool (Debian)" install_prometheus
 step "Python virtualenv .venv" install_python
 step "Airflow in .venv-airflow (its own pins: constraints-airflow.txt)" bash src/dataplatform/native/airflow_install.sh
 step "JVM jars (Kafka broker, Spark/Delta/s3a) into .jars" resolve_jars

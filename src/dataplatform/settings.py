@@ -335,3 +335,26 @@ def get_ingestor_settings() -> IngestorSettings:
 def get_exporter_settings() -> ExporterSettings:
     """Cached `ExporterSettings`."""
     return ExporterSettings()
+
+
+class PrometheusSettings(BaseSettings):
+    """Prometheus (advanced track): where it listens and how long it keeps samples."""
+
+    model_config = settings_config("PROMETHEUS_")
+
+    host: str = "127.0.0.1"
+    port: int = 9090
+    #: How often every target is scraped and every rule evaluated.
+    scrape_interval: str = "15s"
+    retention: str = "15d"
+
+    @property
+    def base_url(self) -> str:
+        """The URL of its HTTP API (`/api/v1/query`, `/-/ready`)."""
+        return f"http://{self.host}:{self.port}"
+
+
+@cache
+def get_prometheus_settings() -> PrometheusSettings:
+    """Cached `PrometheusSettings`."""
+    return PrometheusSettings()

@@ -29,6 +29,7 @@ from dataplatform.settings import (
     IngestorSettings,
     KafkaSettings,
     PostgresSettings,
+    PrometheusSettings,
     S3Settings,
 )
 
@@ -75,7 +76,6 @@ PLANNED: dict[str, set[str]] = {
     "intermediate": set(),
     "advanced": {
         "otel-collector",
-        "prometheus",
         "marquez",
         "mongodb",
     },
@@ -137,6 +137,7 @@ NATIVE_PORTS: dict[str, int] = {
     "ingestor": IngestorSettings.model_fields["port"].default,
     "lake-exporter": ExporterSettings.model_fields["metrics_port"].default,
     "airflow-apiserver": AirflowSettings.model_fields["port"].default,
+    "prometheus": PrometheusSettings.model_fields["port"].default,
 }
 
 

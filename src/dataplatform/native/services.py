@@ -33,8 +33,10 @@ from dataplatform.settings import (
     get_ingestor_settings,
     get_kafka_settings,
     get_postgres_settings,
+    get_prometheus_settings,
     get_runtime_settings,
     get_s3_settings,
+    project_root,
 )
 
 
@@ -709,6 +711,63 @@ def track_environment(ctx: Context, service: Service) -> dict[str, str]:
     return {"DATAPLATFORM_TRACK": ctx.track, **service.environment(ctx)}
 
 
+# --------------------------------------------------------------------------- Prometheus
+
+#: Debian's `prometheus` package (2.42), installed by quick_start.sh; its own service (Debian's
+#: unit on port 9090) stays stopped: the platform runs Prometheus under its supervisor.
+PROMETHEUS = Path("/usr/bin/prometheus")
+PROMTOOL = Path("/usr/bin/promtool")
+#: The SLO rules both runtimes load (compose mounts the same folder).
+RULES_DIR = project_root() / "observability" / "rules"
+
+
+def render_prometheus_config(ctx: Context) -> Path:
+    """Write `data/run/prometheus/prometheus.yml`: scrape the platform's native processes."""
+    prometheus = get_prometheus_settings()
+    ingestor = get_ingestor_settings()
+    exporter = get_exporter_settings()
+    return _render(
+        "dataplatform.native.prometheus",
+        "prometheus.yml",
+        ctx.conf_dir("prometheus") / "prometheus.yml",
+        scrape_interval=prometheus.scrape_interval,
+        rules_dir=RULES_DIR,
+        prometheus=f"{prometheus.host}:{prometheus.port}",
+        ingestor=f"{ingestor.host}:{ingestor.port}",
+        lake_exporter=f"{exporter.host}:{exporter.metrics_port}",
+    )
+
+
+def _prometheus_prepare(ctx: Context) -> None:
+    config = render_prometheus_config(ctx)
+    ctx.service_dir("prometheus").mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [str(PROMTOOL), "check", "config", str(config)], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise PlatformError(f"promtool refused {config}:\n{result.stdout}{result.stderr}")
+
+
+def _prometheus_command(ctx: Context) -> list[str]:
+    prometheus = get_prometheus_settings()
+    return [
+        str(PROMETHEUS),
+        f"--config.file={ctx.conf_dir('prometheus') / 'prometheus.yml'}",
+        f"--storage.tsdb.path={ctx.service_dir('prometheus')}",
+        f"--storage.tsdb.retention.time={prometheus.retention}",
+        f"--web.listen-address={prometheus.host}:{prometheus.port}",
+    ]
+
+
+def _prometheus_preflight(_ctx: Context) -> str | None:
+    if not (PROMETHEUS.exists() and PROMTOOL.exists()):
+        return (
+            f"{PROMETHEUS} not found: run ./quick_start.sh, or "
+            "`apt-get install -y --no-install-recommends prometheus`"
+        )
+    return None
+
+
 # --------------------------------------------------------------------------- registry
 
 SERVICES: dict[str, Service] = {
@@ -776,6 +835,15 @@ SERVICES: dict[str, Service] = {
             depends_on=("kafka", "s3"),
             stop_wait_s=60,
         ),
+        Service(
+            name="prometheus",
+            description="Prometheus (Debian): scrapes the platform, evaluates the SLO rules",
+            ports=lambda _ctx: (get_prometheus_settings().port,),
+            command=_prometheus_command,
+            probe=lambda _ctx: _http_ok(f"{get_prometheus_settings().base_url}/-/ready"),
+            prepare=_prometheus_prepare,
+            preflight=(_prometheus_preflight,),
+        ),
     )
 }
 
@@ -793,7 +861,7 @@ SHARED_INIT: dict[str, Callable[[Context], None]] = {
 TRACK_SERVICES: dict[Track, tuple[str, ...]] = {
     "starter": ("postgres", "s3", "ingestor", "lake-exporter"),
     "intermediate": ("postgres", "s3", "kafka", "ingestor", "lake-exporter", "landing"),
-    "advanced": ("postgres", "s3", "kafka", "ingestor", "lake-exporter", "landing"),
+    "advanced": ("postgres", "s3", "kafka", "ingestor", "lake-exporter", "landing", "prometheus"),
 }
 
 #: Memory (GiB) and free disk (GiB) a track needs on this machine.

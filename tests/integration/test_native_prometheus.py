@@ -1,0 +1,96 @@
+"""The native `prometheus` service (Debian's Prometheus) as `dataplatform up` runs it: its
+rendered config passes promtool, it binds loopback, loads the SLO rules, scrapes the platform's
+metrics endpoints and evaluates the recording rules on what it scraped.
+
+Runs its own Prometheus on a free port in a temporary data folder (never the platform's 9090),
+with the lake exporter's real metrics served from this process.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client import start_http_server
+
+from dataplatform import settings
+from dataplatform.exporter.lake import BACKLOG
+from dataplatform.native.services import SERVICES, Context, wait_until
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _clear_settings() -> None:
+    for name in dir(settings):
+        getter = getattr(settings, name)
+        if name.startswith("get_") and hasattr(getter, "cache_clear"):
+            getter.cache_clear()
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, int]]:
+    """A native Prometheus started from the service definition; yields (base URL, exporter port)."""
+    exporter_port = _free_port()
+    monkeypatch.setenv("DATAPLATFORM_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("PROMETHEUS_PORT", str(_free_port()))
+    monkeypatch.setenv("PROMETHEUS_SCRAPE_INTERVAL", "1s")
+    monkeypatch.setenv("EXPORTER_METRICS_PORT", str(exporter_port))
+    monkeypatch.setenv("INGESTOR_PORT", str(_free_port()))  # nothing listens: target down
+    _clear_settings()
+    ctx = Context.load("advanced")
+    service = SERVICES["prometheus"]
+    assert all(check(ctx) is None for check in service.preflight)
+    service.prepare(ctx)  # type: ignore[misc]
+    log = (tmp_path / "prometheus.log").open("w")
+    process = subprocess.Popen(service.command(ctx), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        assert wait_until(lambda: service.probe(ctx), timeout_s=60), (
+            tmp_path / "prometheus.log"
+        ).read_text()
+        yield settings.get_prometheus_settings().base_url, exporter_port
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+        monkeypatch.undo()
+        _clear_settings()
+
+
+def _query(base_url: str, promql: str) -> list[dict]:
+    response = httpx.get(f"{base_url}/api/v1/query", params={"query": promql}, timeout=5)
+    response.raise_for_status()
+    return response.json()["data"]["result"]
+
+
+def test_native_prometheus_loads_slo_rules_and_scrapes_platform(
+    prometheus: tuple[str, int],
+) -> None:
+    base_url, exporter_port = prometheus
+    assert base_url.startswith("http://127.0.0.1:")
+    start_http_server(exporter_port, addr="127.0.0.1")
+    BACKLOG.labels("transactions").set(12345)
+
+    groups = httpx.get(f"{base_url}/api/v1/rules", timeout=5).json()["data"]["groups"]
+    alerts = {
+        rule["name"] for group in groups for rule in group["rules"] if rule["type"] == "alerting"
+    }
+    assert {"IngestLatencyP99High", "ConsumerLagHigh", "IngestorDown"} <= alerts
+
+    deadline = time.monotonic() + 60
+    lag: list[dict] = []
+    while time.monotonic() < deadline and not lag:
+        lag = _query(base_url, "platform:consumer_lag_records:max")
+        time.sleep(1)
+    assert lag and float(lag[0]["value"][1]) == 12345
+
+    up = {s["metric"]["job"]: s["value"][1] for s in _query(base_url, "up")}
+    assert up == {"prometheus": "1", "lake-exporter": "1", "ingestor": "0"}
