@@ -358,3 +358,24 @@ class PrometheusSettings(BaseSettings):
 def get_prometheus_settings() -> PrometheusSettings:
     """Cached `PrometheusSettings`."""
     return PrometheusSettings()
+
+
+class CollectorSettings(BaseSettings):
+    """The OpenTelemetry Collector (advanced track): its OTLP listeners."""
+
+    model_config = settings_config("OTELCOL_")
+
+    host: str = "127.0.0.1"
+    grpc_port: int = 4317
+    http_port: int = 4318
+
+    @property
+    def otlp_http_url(self) -> str:
+        """What OTEL_EXPORTER_OTLP_ENDPOINT names for an OTLP/HTTP exporter."""
+        return f"http://{self.host}:{self.http_port}"
+
+
+@cache
+def get_collector_settings() -> CollectorSettings:
+    """Cached `CollectorSettings`."""
+    return CollectorSettings()

@@ -75,7 +75,6 @@ PLANNED: dict[str, set[str]] = {
     "starter": set(),
     "intermediate": set(),
     "advanced": {
-        "otel-collector",
         "marquez",
         "mongodb",
     },

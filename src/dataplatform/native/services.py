@@ -29,6 +29,7 @@ from dataplatform.settings import (
     RuntimeSettings,
     S3Settings,
     Track,
+    get_collector_settings,
     get_exporter_settings,
     get_ingestor_settings,
     get_kafka_settings,
@@ -698,7 +699,16 @@ def ingestor_sink(track: Track) -> str:
 
 
 def _ingestor_environment(ctx: Context) -> dict[str, str]:
-    return {"INGESTOR_SINK": ingestor_sink(ctx.track)}
+    environment = {"INGESTOR_SINK": ingestor_sink(ctx.track)}
+    if "otel-collector" in TRACK_SERVICES[ctx.track]:
+        # Traces go to the track's collector (standard OTEL_* variables; default: none).
+        environment |= {
+            "OTEL_SERVICE_NAME": "ingestor",
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": get_collector_settings().otlp_http_url,
+        }
+    return environment
 
 
 def track_environment(ctx: Context, service: Service) -> dict[str, str]:
@@ -764,6 +774,43 @@ def _prometheus_preflight(_ctx: Context) -> str | None:
         return (
             f"{PROMETHEUS} not found: run ./quick_start.sh, or "
             "`apt-get install -y --no-install-recommends prometheus`"
+        )
+    return None
+
+
+# ------------------------------------------------------------------- OpenTelemetry Collector
+
+#: The collector configuration compose's Alloy runs too.
+COLLECTOR_CONFIG = project_root() / "observability" / "otelcol.yaml"
+
+
+def collector_binary() -> Path:
+    """The platform's collector, built by quick_start.sh from tools/otelcol into the venv."""
+    return Path(sys.executable).parent / "otelcol"
+
+
+def _collector_environment(_ctx: Context) -> dict[str, str]:
+    collector = get_collector_settings()
+    return {
+        "OTELCOL_OTLP_GRPC_ENDPOINT": f"{collector.host}:{collector.grpc_port}",
+        "OTELCOL_OTLP_HTTP_ENDPOINT": f"{collector.host}:{collector.http_port}",
+    }
+
+
+def _collector_probe(_ctx: Context) -> bool:
+    try:
+        # The OTLP/HTTP receiver answers a GET on its traces path with 405: it is serving.
+        response = httpx.get(f"{get_collector_settings().otlp_http_url}/v1/traces", timeout=2)
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 405
+
+
+def _collector_preflight(_ctx: Context) -> str | None:
+    if not collector_binary().exists():
+        return (
+            f"OpenTelemetry Collector not found at {collector_binary()}: run ./quick_start.sh "
+            "(it builds tools/otelcol with Go)"
         )
     return None
 
@@ -844,6 +891,18 @@ SERVICES: dict[str, Service] = {
             prepare=_prometheus_prepare,
             preflight=(_prometheus_preflight,),
         ),
+        Service(
+            name="otel-collector",
+            description="OpenTelemetry Collector: OTLP traces and logs from the platform",
+            ports=lambda _ctx: (
+                get_collector_settings().grpc_port,
+                get_collector_settings().http_port,
+            ),
+            command=lambda _ctx: [str(collector_binary()), f"--config={COLLECTOR_CONFIG}"],
+            probe=_collector_probe,
+            environment=_collector_environment,
+            preflight=(_collector_preflight,),
+        ),
     )
 }
 
@@ -861,7 +920,16 @@ SHARED_INIT: dict[str, Callable[[Context], None]] = {
 TRACK_SERVICES: dict[Track, tuple[str, ...]] = {
     "starter": ("postgres", "s3", "ingestor", "lake-exporter"),
     "intermediate": ("postgres", "s3", "kafka", "ingestor", "lake-exporter", "landing"),
-    "advanced": ("postgres", "s3", "kafka", "ingestor", "lake-exporter", "landing", "prometheus"),
+    "advanced": (
+        "postgres",
+        "s3",
+        "kafka",
+        "otel-collector",
+        "ingestor",
+        "lake-exporter",
+        "landing",
+        "prometheus",
+    ),
 }
 
 #: Memory (GiB) and free disk (GiB) a track needs on this machine.
