@@ -125,6 +125,7 @@ step "Debian packages (Java 17, Maven, PostgreSQL)" install_debian_packages
 step "Python virtualenv .venv" install_python
 step "Airflow in .venv-airflow (its own pins: constraints-airflow.txt)" bash src/dataplatform/native/airflow_install.sh
 step "JVM jars (Kafka broker, Spark/Delta/s3a) into .jars" resolve_jars
+step "checkers for the tests (checkov in .venv-checkov; actionlint, tofu in .tools/bin)" bash tools/install.sh
 step "secrets in .env" "$VENV/bin/dataplatform" env init
 step "data folder reachable by PostgreSQL" postgres_can_reach_data
 

@@ -25,6 +25,7 @@ locals {
 }
 
 resource "aws_security_group" "spark" {
+  #checkov:skip=CKV2_AWS_5:Attached through the EMR Serverless application's network_configuration, which this graph check does not follow.
   name        = "${var.name_prefix}-spark"
   description = "EMR Serverless jobs: outbound to MSK, RDS and AWS APIs"
   vpc_id      = var.vpc_id
