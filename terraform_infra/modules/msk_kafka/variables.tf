@@ -21,7 +21,7 @@ variable "client_security_group_ids" {
 
 variable "kafka_version" {
   type        = string
-  description = "Apache Kafka version of the cluster (the native broker runs Kafka 3.9 in KRaft mode)."
+  description = "Apache Kafka version of the cluster (natively Kafka 4.1 in KRaft mode; the clients speak to either, so take the newest version MSK offers)."
   default     = "3.9.x"
 }
 
