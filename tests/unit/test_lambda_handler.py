@@ -261,7 +261,12 @@ def test_lambda_answers_missing_api_key_like_server(paths: Paths, rng: random.Ra
 def test_lambda_answers_repeat_and_receipt_lookup_like_server(
     paths: Paths, rng: random.Random
 ) -> None:
-    request = Request("POST", "/ingest-financial-transaction/", _json(samples.transaction(rng)))
+    request = Request(
+        "POST",
+        "/ingest-financial-transaction/",
+        _json(samples.transaction(rng)),
+        headers={"Idempotency-Key": "retry-16-1"},
+    )
     server_first, function_first = paths.both(request)
     server_repeat, function_repeat = paths.both(request)
     assert server_repeat.body["duplicate"] is True
