@@ -248,7 +248,7 @@ def test_checkov_reports_no_failure() -> None:
 
 def test_tofu_fmt_reports_no_difference() -> None:
     if not TOFU.exists():
-        pytest.skip(f"{TOFU} missing: no Go toolchain when tools/install.sh ran (docs/CLOUD.md)")
+        pytest.skip(f"{TOFU} missing: run `bash tools/install.sh` (needs Go 1.24+; docs/CLOUD.md)")
     result = subprocess.run(
         [str(TOFU), "fmt", "-check", "-recursive", "-diff", str(INFRA)],
         capture_output=True,

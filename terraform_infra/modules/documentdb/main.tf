@@ -24,7 +24,7 @@ data "aws_iam_policy_document" "kms" {
     resources = ["*"]
     principals {
       type        = "Service"
-      identifiers = ["logs.${data.aws_region.current.name}.amazonaws.com"]
+      identifiers = ["logs.${data.aws_region.current.region}.amazonaws.com"]
     }
   }
 }
@@ -51,7 +51,7 @@ resource "aws_security_group" "docdb" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "mongodb" {
-  for_each                     = toset(var.client_security_group_ids)
+  for_each                     = var.client_security_group_ids
   security_group_id            = aws_security_group.docdb.id
   description                  = "MongoDB wire protocol from a platform component"
   referenced_security_group_id = each.value

@@ -14,9 +14,9 @@ variable "subnet_ids" {
 }
 
 variable "client_security_group_ids" {
-  type        = list(string)
-  description = "Security groups allowed to connect on the MongoDB port (the Spark jobs reading documents/<kind>)."
-  default     = []
+  type        = map(string)
+  description = "Security groups allowed to connect on the MongoDB port (the Spark jobs reading documents/<kind>), by component name (static keys: the rules are planned before the groups exist)."
+  default     = {}
 }
 
 variable "port" {

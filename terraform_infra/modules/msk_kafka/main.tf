@@ -35,7 +35,7 @@ resource "aws_security_group" "msk" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "iam_listener" {
-  for_each                     = toset(var.client_security_group_ids)
+  for_each                     = var.client_security_group_ids
   security_group_id            = aws_security_group.msk.id
   description                  = "Kafka clients, SASL/IAM over TLS"
   referenced_security_group_id = each.value

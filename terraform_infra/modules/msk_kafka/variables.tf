@@ -14,9 +14,9 @@ variable "subnet_ids" {
 }
 
 variable "client_security_group_ids" {
-  type        = list(string)
-  description = "Security groups of the clients (ingestor Lambda, Spark jobs) allowed to reach the brokers' IAM listener."
-  default     = []
+  type        = map(string)
+  description = "Security groups of the clients (ingestor Lambda, Spark jobs) allowed to reach the brokers' IAM listener, by component name (static keys: the rules are planned before the groups exist)."
+  default     = {}
 }
 
 variable "kafka_version" {

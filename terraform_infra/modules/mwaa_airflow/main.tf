@@ -8,7 +8,7 @@ data "aws_partition" "current" {}
 
 locals {
   environment_name = "${var.name_prefix}-airflow"
-  environment_arn  = "arn:${data.aws_partition.current.partition}:airflow:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:environment/${local.environment_name}"
+  environment_arn  = "arn:${data.aws_partition.current.partition}:airflow:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:environment/${local.environment_name}"
 }
 
 data "aws_iam_policy_document" "kms" {
@@ -30,7 +30,7 @@ data "aws_iam_policy_document" "kms" {
     resources = ["*"]
     principals {
       type        = "Service"
-      identifiers = ["logs.${data.aws_region.current.name}.amazonaws.com"]
+      identifiers = ["logs.${data.aws_region.current.region}.amazonaws.com"]
     }
   }
 }
@@ -48,7 +48,8 @@ resource "aws_s3_bucket" "dags" {
   #checkov:skip=CKV_AWS_144:The DAGs are rebuilt from git in any region; replication adds nothing to recovery.
   #checkov:skip=CKV2_AWS_62:MWAA polls the bucket; nothing consumes event notifications.
   #checkov:skip=CKV2_AWS_61:Versions are what MWAA pins requirements.txt to; old ones are few and small, and are kept deliberately for rollback.
-  bucket_prefix = "${var.name_prefix}-dags-"
+  # MWAA accepts only buckets whose name starts with "airflow-".
+  bucket_prefix = "airflow-${var.name_prefix}-"
   tags          = var.tags
 }
 
@@ -144,7 +145,7 @@ data "aws_iam_policy_document" "mwaa" {
       "logs:GetLogGroupFields",
       "logs:GetQueryResults",
     ]
-    resources = ["arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:log-group:airflow-${local.environment_name}-*"]
+    resources = ["arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:log-group:airflow-${local.environment_name}-*"]
   }
   statement {
     # Metric publishing takes no resource ARN.
@@ -162,7 +163,7 @@ data "aws_iam_policy_document" "mwaa" {
       "sqs:ReceiveMessage",
       "sqs:SendMessage",
     ]
-    resources = ["arn:${data.aws_partition.current.partition}:sqs:${data.aws_region.current.name}:*:airflow-celery-*"]
+    resources = ["arn:${data.aws_partition.current.partition}:sqs:${data.aws_region.current.region}:*:airflow-celery-*"]
   }
   statement {
     sid       = "Keys"

@@ -14,9 +14,9 @@ variable "subnet_ids" {
 }
 
 variable "client_security_group_ids" {
-  type        = list(string)
-  description = "Security groups allowed to connect on the Postgres port (ingestor, Spark jobs, Airflow)."
-  default     = []
+  type        = map(string)
+  description = "Security groups allowed to connect on the Postgres port (ingestor, Spark jobs, Airflow), by component name (static keys: the rules are planned before the groups exist)."
+  default     = {}
 }
 
 variable "port" {
