@@ -63,12 +63,14 @@ build_actionlint() {
 }
 
 # `go install module@version` refuses OpenTofu: its go.mod has a replace directive (for its HCL
-# fork). Building inside the module, where the directive applies, gives the same binary.
+# fork). Building inside the module, where the directive applies, gives the same binary; the
+# ldflag drops the "-dev" marker, as OpenTofu's release builds do.
 build_tofu() {
   local dir
   dir=$("$GO" mod download -json "github.com/opentofu/opentofu@$TOFU_VERSION" \
     | "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
-  (cd "$dir" && "$GO" build -trimpath -o "$TOOLS/tofu" ./cmd/tofu)
+  (cd "$dir" && "$GO" build -trimpath -ldflags "-X github.com/opentofu/opentofu/version.dev=no" \
+    -o "$TOOLS/tofu" ./cmd/tofu)
 }
 
 install_checkov

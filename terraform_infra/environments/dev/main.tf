@@ -59,7 +59,7 @@ module "msk" {
     ingestor = module.ingestor.security_group_id
     spark    = module.spark.security_group_id
   }
-  tags                       = local.tags
+  tags = local.tags
 }
 
 module "topics" {
