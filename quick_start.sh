@@ -58,10 +58,12 @@ stamp() {
 install_debian_packages() {
   local missing=()
   command -v java >/dev/null && java -version 2>&1 | grep -q 'version "17' || missing+=(openjdk-17-jre-headless)
+  # javac builds the Delta log store with the commit lock (pyspark_jobs/logstore).
+  command -v javac >/dev/null || missing+=(openjdk-17-jdk-headless)
   command -v mvn >/dev/null || missing+=(maven)
   [ -x /usr/lib/postgresql/15/bin/postgres ] || missing+=(postgresql)
   if [ ${#missing[@]} -eq 0 ]; then
-    echo "    java 17, maven and postgresql are installed"
+    echo "    java 17 (with javac), maven and postgresql are installed"
     return
   fi
   if [ "$(id -u)" -ne 0 ]; then
@@ -165,6 +167,22 @@ build_otelcol() {
   stamp otelcol "${sources[@]}"
 }
 
+# The Delta log store that takes each table's commit lock (docs/LAKEHOUSE.md), compiled against
+# delta-storage (.jars/spark) and Hadoop's API (pyspark's jars) into .jars/spark with the rest.
+build_logstore() {
+  local jar=.jars/spark/dataplatform-delta-logstore.jar
+  local sources; mapfile -t sources < <(find pyspark_jobs/logstore -type f | sort)
+  if fresh logstore "${sources[@]}" pyspark_jobs/pom.xml && [ -f "$jar" ]; then
+    echo "    $jar is up to date"
+    return
+  fi
+  local pyspark_jars
+  pyspark_jars=$("$VENV/bin/python" -c 'import pathlib, pyspark; print(pathlib.Path(pyspark.__file__).parent / "jars")')
+  rm -f "$jar"
+  bash pyspark_jobs/logstore/build.sh .jars/spark .jars/spark "$pyspark_jars"
+  stamp logstore "${sources[@]}" pyspark_jobs/pom.xml
+}
+
 # PostgreSQL refuses to run as root: when we are root, the postgres user must be able to reach
 # data/. Grant it traverse (x) on the parent folders that lack it, nothing more.
 postgres_can_reach_data() {
@@ -187,6 +205,8 @@ step "Airflow in .venv-airflow (its own pins: constraints-airflow.txt)" bash src
 step "JVM jars (Kafka broker, Spark/Delta/s3a) into .jars" resolve_jars
 step "compose-resolve (compose's loader, for the compose checks) into .venv/bin" build_compose_resolve
 step "OpenTelemetry Collector (tools/otelcol) into .venv/bin" build_otelcol
+step "Delta log store with the commit lock (javac) into .jars/spark" build_logstore
+step "checkers for the tests (checkov in .venv-checkov; actionlint, tofu in .tools/bin)" bash tools/install.sh
 step "secrets in .env" "$VENV/bin/dataplatform" env init
 step "data folder reachable by PostgreSQL" postgres_can_reach_data
 

@@ -3,7 +3,8 @@
 
 Daily upkeep of every bronze and silver Delta table with `pyspark_jobs/maintenance.py`:
 
-1. `optimize --table <layer>/<domain>/<entity>`: compacts small files;
+1. `optimize --table <layer>/<domain>/<entity>`: compacts small files (bronze: only its closed
+   `ingest_date` partitions, before today, so the landing job's partition is left alone);
 2. `vacuum --table ... --retention-hours 168`: removes files no longer referenced, keeping
    seven days of time travel (the job refuses a shorter retention);
 3. `history --table ...`: logs the table's latest commits into the task log.

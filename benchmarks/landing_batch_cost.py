@@ -118,7 +118,9 @@ def measure(variant: str, rows: int, batches: int, warmup: int, prefix: str) -> 
     source = spark.createDataFrame(data, schema).repartition(3).cache()
     source.count()
     # The topic guard is not measured: it checked the topic id a moment ago.
-    guard = TopicGuard(spark, get_kafka_settings(), TRANSACTIONS, TRANSACTIONS.topic, "", 1e9)
+    guard = TopicGuard(
+        spark, get_kafka_settings(), TRANSACTIONS, TRANSACTIONS.topic, "", 1e9, lake, epoch=1
+    )
     guard._checked_at = time.monotonic()
     writer = BatchWriter(lake, TRANSACTIONS, guard, query_id="bench")
     writer.started.set()
@@ -127,7 +129,7 @@ def measure(variant: str, rows: int, batches: int, warmup: int, prefix: str) -> 
     for batch_id in range(warmup + batches):
         began, cpu = time.monotonic(), tree_cpu_s(os.getpid())
         if variant == "no-txn":
-            checked = source.transform(transforms.kafka_to_checked, TRANSACTIONS)
+            checked = source.transform(transforms.kafka_to_checked, TRANSACTIONS, epoch=1)
             checked.coalesce(1).transform(transforms.to_bronze).write.format("delta").mode(
                 "append"
             ).save(bronze_uri)

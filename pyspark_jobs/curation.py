@@ -8,18 +8,20 @@ Per entity it reads only the bronze versions no earlier run has processed (the c
 feed between the last processed version, recorded in `_state/curation_runs`, and the current
 one), then:
 
-1. re-checks every payload against the contract and parses it into typed columns (failures go
-   to quarantine, stage `curation`);
-2. keeps the latest version of each key in the batch (event time, then `ingested_at`, then
-   `ingest_id`, a total order, so every run picks the same winner);
-3. enriches transactions with minor units and FX rates read from Postgres over JDBC;
-4. evaluates the entity's expectations (warn / drop to quarantine / fail the run) and records
-   the results in `_quality/expectation_results`;
-5. MERGEs into silver, updating a key only when the incoming version is newer, so replaying a
-   batch changes nothing;
-6. recomputes the gold aggregates of every day the batch touched (including the days rows
-   moved away from), replacing exactly those days;
-7. records the processed version range, so the next run starts after it.
+1. re-checks every payload against the contract (exact decimals) and parses it into typed
+   columns (failures go to `quarantine/curation/...`, stage `curation`);
+2. enriches transactions with minor units and FX rates read from Postgres over JDBC;
+3. evaluates the entity's expectations on every version (warn / drop to quarantine, stage
+   `expectation` / fail the run) and records the results in `_quality/expectation_results`;
+4. keeps, per key, the latest *valid* version: the greatest (event time, order token
+   `(source_epoch, source_offset)`), among versions no `drop` expectation refused;
+5. MERGEs into silver, updating a key only when the incoming version is newer by the same
+   order, so replaying a batch changes nothing;
+6. recomputes the gold aggregates of every day changed in silver since the last run whose gold
+   step finished (the days rows moved to and away from), reading silver as of this run's MERGE;
+7. records the processed bronze version range and the silver version gold is complete for,
+   only after gold succeeded: a run that fails in the gold step is redone in full by the
+   next run, which finds the days of the earlier MERGE in the change feed.
 
 A run with no new bronze version writes nothing: every table keeps its version.
 
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -65,9 +68,11 @@ from pyspark_jobs.lake import (
     start_job_session,
 )
 from pyspark_jobs.landing import (
+    SchemaEvolutionError,
     ensure_landing_tables,
     ensure_quarantine_table,
     ensure_table_property,
+    evolve_schema,
 )
 from pyspark_jobs.quality import (
     Expectation,
@@ -113,14 +118,15 @@ STATE_SCHEMA = StructType(
         StructField("rows_read", LongType(), nullable=False),
         StructField("rows_quarantined", LongType(), nullable=False),
         StructField("rows_merged", LongType(), nullable=False),
+        # Gold is complete for silver up to this version (the run's own MERGE).
         StructField("silver_version", LongType(), nullable=True),
         StructField("finished_at", TimestampType(), nullable=False),
+        # The first silver version whose changes this run recomputed gold for.
+        StructField("silver_version_from", LongType(), nullable=True),
     ]
 )
 
-
-class SchemaEvolutionError(RuntimeError):
-    """The contract changed in a way silver cannot follow without a migration."""
+__all__ = ["SchemaEvolutionError", "curate_entity", "evolve_schema", "main"]
 
 
 @dataclass(frozen=True)
@@ -155,66 +161,6 @@ class CurationResult:
 # --------------------------------------------------------------------------- tables
 
 
-def evolve_schema(spark: SparkSession, uri: str, desired: StructType, *, table: str) -> list[str]:
-    """Bring a table's schema in line with `desired`, when that is safe.
-
-    New nullable columns are added and NOT NULL columns the contract made optional are
-    relaxed: both keep every existing row valid. Anything else (a changed type, a new required
-    column, a required column that disappeared) is refused: rows already in the table could
-    not satisfy it, and rewriting history is a migration, not a side effect of a run.
-
-    Args:
-        spark: The session.
-        uri: The Delta table.
-        desired: The schema the job writes.
-        table: The table's name for messages.
-
-    Returns:
-        The DDL statements applied.
-
-    Raises:
-        SchemaEvolutionError: The change is incompatible; the message says why and how to
-            migrate.
-    """
-    current = {f.name: f for f in spark.read.format("delta").load(uri).schema.fields}
-    wanted = {f.name: f for f in desired.fields}
-    problems, statements = [], []
-    target = f"delta.`{uri}`"
-    for name, new in wanted.items():
-        old = current.get(name)
-        if old is None:
-            if not new.nullable:
-                problems.append(
-                    f"new column {name} is required (NOT NULL) but existing rows have no value"
-                )
-                continue
-            statements.append(
-                f"ALTER TABLE {target} ADD COLUMNS (`{name}` {new.dataType.simpleString()})"
-            )
-        elif old.dataType != new.dataType:
-            problems.append(
-                f"column {name} is {old.dataType.simpleString()} in {table} but "
-                f"{new.dataType.simpleString()} in the contract"
-            )
-        elif not old.nullable and new.nullable:
-            statements.append(f"ALTER TABLE {target} ALTER COLUMN `{name}` DROP NOT NULL")
-    for name, old in current.items():
-        if name not in wanted and not old.nullable:
-            problems.append(f"required column {name} of {table} is no longer in the contract")
-    if problems:
-        raise SchemaEvolutionError(
-            f"incompatible schema change for {table}: "
-            + "; ".join(problems)
-            + ". Adding optional fields is automatic; for this change publish a new contract "
-            "version (a new topic `<domain>.<entity>.v<N+1>` and tables), or migrate the table "
-            "explicitly and backfill it from bronze."
-        )
-    for statement in statements:
-        logger.warning("schema evolution of %s: %s", table, statement)
-        spark.sql(statement)
-    return statements
-
-
 def ensure_curation_tables(spark: SparkSession, lake: Lake, entity: Entity) -> None:
     """Create silver, gold, quarantine and state tables if missing; evolve silver's schema."""
     silver = lake.table("silver", entity)
@@ -240,13 +186,10 @@ def ensure_curation_tables(spark: SparkSession, lake: Lake, entity: Entity) -> N
         .partitionedBy("event_date")
         .execute()
     )
-    ensure_quarantine_table(spark, lake, entity)
-    (
-        DeltaTable.createIfNotExists(spark)
-        .location(lake.uri(CURATION_STATE_TABLE))
-        .addColumns(STATE_SCHEMA)
-        .execute()
-    )
+    ensure_quarantine_table(spark, lake, entity, "curation")
+    state = lake.uri(CURATION_STATE_TABLE)
+    DeltaTable.createIfNotExists(spark).location(state).addColumns(STATE_SCHEMA).execute()
+    evolve_schema(spark, state, STATE_SCHEMA, table=CURATION_STATE_TABLE)
 
 
 def table_version(lake: Lake, table: str) -> int:
@@ -255,27 +198,43 @@ def table_version(lake: Lake, table: str) -> int:
     return delta.version() if delta is not None else -1
 
 
-def last_processed_version(lake: Lake, entity: Entity) -> int:
-    """The last bronze version a finished run processed (-1 if none)."""
+def _last_run(lake: Lake, entity: Entity) -> dict[str, Any] | None:
+    """The state row of the last finished run of `entity`, if any."""
     delta = lake.delta_rs(CURATION_STATE_TABLE)
     if delta is None:
-        return -1
+        return None
     name = f"{entity.domain}/{entity.name}"
     runs = delta.to_pyarrow_table(
-        columns=["bronze_version_to", "finished_at"], filters=[("entity", "=", name)]
+        columns=["bronze_version_to", "silver_version", "finished_at"],
+        filters=[("entity", "=", name)],
     ).to_pylist()
-    if not runs:
-        return -1
-    return int(max(runs, key=lambda run: run["finished_at"])["bronze_version_to"])
+    return max(runs, key=lambda run: run["finished_at"]) if runs else None
 
 
-def _merge_metrics(lake: Lake, table: str) -> tuple[int, dict[str, Any]]:
-    """The version and operation metrics of a table's latest commit."""
+def last_processed_version(lake: Lake, entity: Entity) -> int:
+    """The last bronze version a finished run processed (-1 if none)."""
+    run = _last_run(lake, entity)
+    return int(run["bronze_version_to"]) if run else -1
+
+
+def last_gold_silver_version(lake: Lake, entity: Entity) -> int | None:
+    """The silver version gold was last completed for (None before the first run)."""
+    run = _last_run(lake, entity)
+    if run is None or run["silver_version"] is None:
+        return None
+    return int(run["silver_version"])
+
+
+def _own_commit(lake: Lake, table: str, after: int, marker: str) -> tuple[int, dict[str, Any]]:
+    """The version and operation metrics of the commit after `after` tagged `marker` (this
+    run's MERGE), or `(-1, {})` when the MERGE committed nothing."""
     delta = lake.delta_rs(table)
     if delta is None:
         return -1, {}
-    commit = delta.history(1)[0]
-    return delta.version(), dict(commit.get("operationMetrics") or {})
+    for commit in delta.history(max(delta.version() - after, 1)):
+        if commit.get("userMetadata") == marker and int(commit.get("version", -1)) > after:
+            return int(commit["version"]), dict(commit.get("operationMetrics") or {})
+    return -1, {}
 
 
 def read_bronze_changes(spark: SparkSession, uri: str, after: int, upto: int) -> DataFrame:
@@ -355,7 +314,7 @@ def _enrich(
 def _quarantine(spark: SparkSession, lake: Lake, entity: Entity, rows: DataFrame) -> None:
     """Insert quarantine rows not already there (reruns of a batch add nothing)."""
     (
-        DeltaTable.forPath(spark, lake.table("quarantine", entity))
+        DeltaTable.forPath(spark, lake.quarantine(entity, "curation"))
         .alias("q")
         .merge(rows.alias("n"), "q.quarantine_id = n.quarantine_id")
         .whenNotMatchedInsertAll()
@@ -363,38 +322,64 @@ def _quarantine(spark: SparkSession, lake: Lake, entity: Entity, rows: DataFrame
     )
 
 
-def _merge_silver(spark: SparkSession, uri: str, entity: Entity, batch: DataFrame) -> None:
+#: Spark conf whose value Delta records as the next commits' `userMetadata`.
+_USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
+
+
+def _merge_silver(
+    spark: SparkSession, uri: str, entity: Entity, batch: DataFrame, *, marker: str
+) -> None:
+    """MERGE `batch` into silver, tagging the commit with `marker` (its `userMetadata`), so
+    the run finds its own commit in the history whatever else committed after it."""
     columns = [f.name for f in transforms.silver_schema(entity).fields]
     assignments: dict[str, str | Column] = {name: f"s.`{name}`" for name in columns}
-    (
-        DeltaTable.forPath(spark, uri)
-        .alias("t")
-        .merge(batch.alias("s"), f"t.`{entity.key_field}` = s.`{entity.key_field}`")
-        .whenMatchedUpdate(condition=transforms.newer_than(entity), set=assignments)
-        .whenNotMatchedInsert(values=assignments)
-        .execute()
-    )
+    spark.conf.set(_USER_METADATA, marker)
+    try:
+        (
+            DeltaTable.forPath(spark, uri)
+            .alias("t")
+            .merge(batch.alias("s"), f"t.`{entity.key_field}` = s.`{entity.key_field}`")
+            .whenMatchedUpdate(condition=transforms.newer_than(entity), set=assignments)
+            .whenNotMatchedInsert(values=assignments)
+            .execute()
+        )
+    finally:
+        spark.conf.unset(_USER_METADATA)
 
 
-def _changed_dates(spark: SparkSession, uri: str, version: int) -> list[date]:
-    """Days whose gold rows can change: every event date in the change feed of one silver
-    commit, before (pre-image) and after the MERGE, so a record moved to another day updates
-    both days."""
+def changed_dates(spark: SparkSession, uri: str, first: int, last: int) -> list[date]:
+    """Days whose gold rows can change: every event date in the change feed of silver
+    versions `first..last`, before (pre-image) and after each change, so a record moved to
+    another day updates both days."""
+    if last < first:
+        return []
     changes = (
         spark.read.format("delta")
         .option("readChangeFeed", "true")
-        .option("startingVersion", version)
-        .option("endingVersion", version)
+        .option("startingVersion", first)
+        .option("endingVersion", last)
         .load(uri)
     )
-    return sorted(row["event_date"] for row in changes.select("event_date").distinct().collect())
+    dates = changes.select("event_date").distinct().collect()
+    return sorted(row["event_date"] for row in dates if row["event_date"] is not None)
 
 
-def recompute_gold(spark: SparkSession, lake: Lake, entity: Entity, days: Sequence[date]) -> None:
-    """Replace the gold rows of `days` with aggregates recomputed from silver."""
+def recompute_gold(
+    spark: SparkSession,
+    lake: Lake,
+    entity: Entity,
+    days: Sequence[date],
+    *,
+    silver_version: int | None = None,
+) -> None:
+    """Replace the gold rows of `days` with aggregates recomputed from silver (as of
+    `silver_version`, by default the latest)."""
     if not days:
         return
-    silver = spark.read.format("delta").load(lake.table("silver", entity))
+    reader = spark.read.format("delta")
+    if silver_version is not None:
+        reader = reader.option("versionAsOf", silver_version)
+    silver = reader.load(lake.table("silver", entity))
     listed = ", ".join(f"DATE'{day.isoformat()}'" for day in days)
     predicate = f"event_date IN ({listed})"
     aggregates = silver.where(predicate).transform(transforms.GOLD_TRANSFORMS[entity.domain])
@@ -466,21 +451,21 @@ def curate_entity(
     rows_read = checked.count()
     refused = transforms.to_quarantine(checked, stage="curation", run_id=run_id)
     typed = checked.transform(transforms.parse_checked, entity, run_id=run_id)
-    latest = (
-        typed.transform(transforms.latest_per_key, entity)
-        .transform(_enrich, entity, reference, reporting_currency or _reporting_currency())
+    # Expectations judge every version before the latest is picked: a newer version that a
+    # `drop` expectation refuses must not hide an older valid one.
+    flagged = (
+        typed.transform(_enrich, entity, reference, reporting_currency or _reporting_currency())
         .transform(transforms.flag_expectations, expectations)
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
     try:
         table = entity.table_path("silver")
-        results = evaluate(latest, expectations)
+        results = evaluate(flagged, expectations)
         write_results(spark, lake, results, run_id=run_id, job="curation", table=table)
         if any(result.outcome == "fail" for result in results):
             raise ExpectationFailedError(failure_message(results, table=table, run_id=run_id))
 
         drop_names = [item.name for item in expectations if item.action == "drop"]
-        dropped_filter = transforms.failing(latest, drop_names)
         reason = F.concat(
             F.lit("failed expectation(s): "),
             F.array_join(
@@ -488,7 +473,7 @@ def curate_entity(
             ),
         )
         dropped = transforms.to_quarantine(
-            latest.where(dropped_filter),
+            flagged.where(transforms.failing(flagged, drop_names)),
             stage="expectation",
             reason=reason,
             run_id=run_id,
@@ -502,16 +487,23 @@ def curate_entity(
 
         silver_table = entity.table_path("silver")
         version_before = table_version(lake, silver_table)
+        gold_done = last_gold_silver_version(lake, entity)
+        marker = f"curation:{run_id}:{uuid.uuid4()}"
         merge_started = time.monotonic()
-        _merge_silver(spark, silver_uri, entity, latest.where(~dropped_filter))
+        latest = transforms.latest_valid_per_key(flagged, entity, drop_names)
+        _merge_silver(spark, silver_uri, entity, latest, marker=marker)
         merge_seconds = time.monotonic() - merge_started
-        silver_version, metrics = _merge_metrics(lake, silver_table)
-        merged_anything = silver_version > version_before
-        rows_merged = int(metrics.get("numSourceRows", 0)) if merged_anything else 0
-        days = _changed_dates(spark, silver_uri, silver_version) if merged_anything else []
-        recompute_gold(spark, lake, entity, days)
+        merge_version, metrics = _own_commit(lake, silver_table, version_before, marker)
+        rows_merged = int(metrics.get("numSourceRows", 0))
+        # Gold is brought up to this run's MERGE (or to what the run saw when the MERGE
+        # committed nothing), from the last version gold was completed for: that includes the
+        # MERGE of an earlier run whose gold step failed.
+        silver_version = merge_version if merge_version >= 0 else version_before
+        first = gold_done + 1 if gold_done is not None else _first_feed_version(lake, silver_table)
+        days = changed_dates(spark, silver_uri, first, silver_version)
+        recompute_gold(spark, lake, entity, days, silver_version=silver_version)
     finally:
-        latest.unpersist()
+        flagged.unpersist()
         checked.unpersist()
 
     state = spark.createDataFrame(
@@ -526,6 +518,7 @@ def curate_entity(
                 rows_merged,
                 silver_version,
                 datetime.now(UTC),
+                first,
             )
         ],
         STATE_SCHEMA,
@@ -559,6 +552,17 @@ def curate_entity(
         extra={"run_id": run_id, "entity": name},
     )
     return result
+
+
+def _first_feed_version(lake: Lake, table: str) -> int:
+    """The first silver version to read changes from when no run has completed gold yet: the
+    one after the table's creation (the change feed is on from its first commit)."""
+    delta = lake.delta_rs(table)
+    if delta is None:
+        return 0
+    history = delta.history()
+    created = [int(c["version"]) for c in history if c.get("operation") == "CREATE TABLE"]
+    return (max(created) + 1) if created else 0
 
 
 def _reporting_currency() -> str:

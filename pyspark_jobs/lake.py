@@ -35,7 +35,20 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Layer = Literal["bronze", "silver", "gold", "quarantine"]
+Layer = Literal["bronze", "silver", "gold"]
+
+#: Quarantine tables are split by the job writing them, so no two jobs append to one table:
+#: `quarantine/landing/<domain>/<entity>` (landing: contract failures straight from Kafka) and
+#: `quarantine/curation/<domain>/<entity>` (curation: contract re-check and `drop`
+#: expectations).
+QuarantineTable = Literal["landing", "curation"]
+QUARANTINE_TABLES: tuple[QuarantineTable, ...] = ("landing", "curation")
+#: The `stage` column of a quarantine row -> the table it is in.
+QUARANTINE_TABLE_OF_STAGE: dict[str, QuarantineTable] = {
+    "landing": "landing",
+    "curation": "curation",
+    "expectation": "curation",
+}
 
 #: Gold products per domain: `gold/<domain>/<product>`.
 GOLD_PRODUCTS: dict[str, str] = {
@@ -46,6 +59,13 @@ GOLD_PRODUCTS: dict[str, str] = {
 #: The per-run expectation results and the curation job's processed-version log.
 EXPECTATION_RESULTS_TABLE = "_quality/expectation_results"
 CURATION_STATE_TABLE = "_state/curation_runs"
+#: Landing's registry of Kafka topic ids and their order-token epochs, one file per entity.
+SOURCE_EPOCHS_DIR = "_state/source_epochs"
+
+
+def quarantine_path(entity: Entity, table: QuarantineTable) -> str:
+    """`quarantine/<table>/<domain>/<entity>`: the quarantine table written by `table`'s job."""
+    return f"quarantine/{table}/{entity.domain}/{entity.name}"
 
 
 class LakehouseSettings(BaseSettings):
@@ -134,6 +154,16 @@ class Lake:
     def table(self, layer: Layer, entity: Entity, *, scheme: Literal["s3", "s3a"] = "s3a") -> str:
         """The URI of an entity's table in `layer`."""
         return self.uri(entity.table_path(layer), scheme=scheme)
+
+    def quarantine(
+        self, entity: Entity, table: QuarantineTable, *, scheme: Literal["s3", "s3a"] = "s3a"
+    ) -> str:
+        """The URI of the entity's quarantine table written by `table`'s job."""
+        return self.uri(quarantine_path(entity, table), scheme=scheme)
+
+    def source_epochs(self, entity: Entity) -> str:
+        """The URI (s3a) of the entity's epoch registry file."""
+        return self.uri(f"{SOURCE_EPOCHS_DIR}/{entity.domain}/{entity.name}.json")
 
     def gold(self, entity: Entity, *, scheme: Literal["s3", "s3a"] = "s3a") -> str:
         """The URI of the domain's gold product fed by `entity`."""

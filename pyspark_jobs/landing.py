@@ -2,7 +2,14 @@
 
 One streaming query per entity, each with its own checkpoint on S3. Every micro-batch is
 checked against the entity's contract; valid records are appended to bronze with their ingest
-metadata, the others to `quarantine/<domain>/<entity>` with the reason, never dropped.
+metadata and order token, the others to `quarantine/landing/<domain>/<entity>` with the reason,
+never dropped.
+
+Order token: each record's `(source_epoch, source_offset)` is the topic's epoch and the Kafka
+offset. The epoch of a topic comes from a small registry in the lake
+(`_state/source_epochs/<domain>/<entity>.json`, written by this job only): the first topic id
+landing sees gets 1, each later one (a recreated topic, landed after `reset-landing`) the next
+number, so versions accepted after a topic was recreated sort after every earlier one.
 
 Exactly once: the Kafka offsets of a micro-batch are logged in the checkpoint before the batch
 runs, so a batch replayed after a crash reads the same records; both Delta appends carry
@@ -39,17 +46,20 @@ from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
+from pyspark.sql.types import StructType
 
 from dataplatform.contracts import Entity
-from dataplatform.contracts.bronze import BRONZE_PARTITION_COLUMNS
+from dataplatform.contracts.bronze import BRONZE_PARTITION_COLUMNS, OUTBOX_EPOCH
 from dataplatform.settings import KafkaSettings, get_kafka_settings
 from dataplatform.shutdown import exit_now
 from pyspark_jobs import transforms
 from pyspark_jobs.lake import (
     Lake,
+    QuarantineTable,
     default_heartbeat_path,
     get_lakehouse_settings,
     landing_job_name,
+    quarantine_path,
     select_entities,
     start_job_session,
     write_heartbeat,
@@ -81,6 +91,10 @@ class LandingDataLossError(RuntimeError):
     """A topic was recreated or its offsets went backwards: continuing could lose records."""
 
 
+class SchemaEvolutionError(RuntimeError):
+    """The contract changed in a way a table cannot follow without a migration."""
+
+
 def reset_instructions(entity: Entity, checkpoint: str) -> str:
     """How to recover once the cause of a `LandingDataLossError` is understood."""
     path = f"{entity.domain}/{entity.name}"
@@ -97,39 +111,106 @@ def reset_instructions(entity: Entity, checkpoint: str) -> str:
 # --------------------------------------------------------------------------- tables
 
 
+def evolve_schema(spark: SparkSession, uri: str, desired: StructType, *, table: str) -> list[str]:
+    """Bring a table's schema in line with `desired`, when that is safe.
+
+    New nullable columns are added and NOT NULL columns the contract made optional are
+    relaxed: both keep every existing row valid. Anything else (a changed type, a new required
+    column, a required column that disappeared) is refused: rows already in the table could
+    not satisfy it, and rewriting history is a migration, not a side effect of a run.
+
+    Args:
+        spark: The session.
+        uri: The Delta table.
+        desired: The schema the job writes.
+        table: The table's name for messages.
+
+    Returns:
+        The DDL statements applied.
+
+    Raises:
+        SchemaEvolutionError: The change is incompatible; the message says why and how to
+            migrate.
+    """
+    current = {f.name: f for f in spark.read.format("delta").load(uri).schema.fields}
+    wanted = {f.name: f for f in desired.fields}
+    problems, statements = [], []
+    target = f"delta.`{uri}`"
+    for name, new in wanted.items():
+        old = current.get(name)
+        if old is None:
+            if not new.nullable:
+                problems.append(
+                    f"new column {name} is required (NOT NULL) but existing rows have no value"
+                )
+                continue
+            statements.append(
+                f"ALTER TABLE {target} ADD COLUMNS (`{name}` {new.dataType.simpleString()})"
+            )
+        elif old.dataType != new.dataType:
+            problems.append(
+                f"column {name} is {old.dataType.simpleString()} in {table} but "
+                f"{new.dataType.simpleString()} in the contract"
+            )
+        elif not old.nullable and new.nullable:
+            statements.append(f"ALTER TABLE {target} ALTER COLUMN `{name}` DROP NOT NULL")
+    for name, old in current.items():
+        if name not in wanted and not old.nullable:
+            problems.append(f"required column {name} of {table} is no longer in the contract")
+    if problems:
+        raise SchemaEvolutionError(
+            f"incompatible schema change for {table}: "
+            + "; ".join(problems)
+            + ". Adding optional fields is automatic; for this change publish a new contract "
+            "version (a new topic `<domain>.<entity>.v<N+1>` and tables), or migrate the table "
+            "explicitly and backfill it from bronze."
+        )
+    for statement in statements:
+        logger.warning("schema evolution of %s: %s", table, statement)
+        spark.sql(statement)
+    return statements
+
+
 def ensure_landing_tables(spark: SparkSession, lake: Lake, entity: Entity) -> None:
-    """Create the entity's bronze and quarantine tables if missing.
+    """Create the entity's bronze and landing quarantine tables if missing.
 
     Created from the schemas rather than by the first write, so the NOT NULL columns stay
     NOT NULL. Bronze has the change data feed on: curation reads only the versions it has not
-    processed yet. Both get `LAKEHOUSE_BRONZE_CHECKPOINT_INTERVAL`, also on existing tables.
+    processed yet. A bronze table from before the order token gains its two nullable columns.
+    Both get `LAKEHOUSE_BRONZE_CHECKPOINT_INTERVAL`, also on existing tables.
     """
     interval = str(get_lakehouse_settings().bronze_checkpoint_interval)
+    bronze = lake.table("bronze", entity)
     (
         DeltaTable.createIfNotExists(spark)
-        .location(lake.table("bronze", entity))
+        .location(bronze)
         .addColumns(bronze_schema())
         .partitionedBy(*BRONZE_PARTITION_COLUMNS)
         .property("delta.enableChangeDataFeed", "true")
         .property(CHECKPOINT_INTERVAL, interval)
         .execute()
     )
+    evolve_schema(spark, bronze, bronze_schema(), table=entity.table_path("bronze"))
     ensure_table_property(spark, lake, entity.table_path("bronze"), CHECKPOINT_INTERVAL, interval)
-    ensure_quarantine_table(spark, lake, entity)
+    ensure_quarantine_table(spark, lake, entity, "landing")
     ensure_table_property(
-        spark, lake, entity.table_path("quarantine"), CHECKPOINT_INTERVAL, interval
+        spark, lake, quarantine_path(entity, "landing"), CHECKPOINT_INTERVAL, interval
     )
 
 
-def ensure_quarantine_table(spark: SparkSession, lake: Lake, entity: Entity) -> None:
-    """Create `quarantine/<domain>/<entity>` if missing."""
+def ensure_quarantine_table(
+    spark: SparkSession, lake: Lake, entity: Entity, table: QuarantineTable
+) -> None:
+    """Create `quarantine/<table>/<domain>/<entity>` if missing (evolve it if older)."""
+    uri = lake.quarantine(entity, table)
     (
         DeltaTable.createIfNotExists(spark)
-        .location(lake.table("quarantine", entity))
+        .location(uri)
         .addColumns(transforms.QUARANTINE_SCHEMA)
         .partitionedBy("quarantine_date")
         .execute()
     )
+    evolve_schema(spark, uri, transforms.QUARANTINE_SCHEMA, table=quarantine_path(entity, table))
 
 
 def ensure_table_property(
@@ -201,6 +282,39 @@ def topic_ids(kafka: KafkaSettings, topics: Sequence[str]) -> dict[str, str]:
     return found
 
 
+def register_epoch(
+    spark: SparkSession, lake: Lake, entity: Entity, topic: str, topic_id: str
+) -> int:
+    """The order-token epoch of a Kafka topic id, registering it (next number) if new.
+
+    The registry lists the topic ids landing has read for the entity, in the order it first
+    saw them; the n-th has epoch n (the starter's outbox is `OUTBOX_EPOCH`, 0). Only the
+    landing job writes it, one query per entity.
+
+    Args:
+        spark: The session (the file is written through Hadoop's file system, like the
+            checkpoint's).
+        lake: Where the registry lives.
+        entity: Whose topic.
+        topic: The topic's name (recorded for people reading the file).
+        topic_id: Kafka's id of the topic.
+
+    Returns:
+        The epoch, >= 1.
+    """
+    uri = lake.source_epochs(entity)
+    text = read_checkpoint_file(spark, uri)
+    registered: list[dict[str, Any]] = json.loads(text)["topics"] if text else []
+    for item in registered:
+        if item["topic_id"] == topic_id:
+            return int(item["epoch"])
+    epoch = max([OUTBOX_EPOCH, *(int(item["epoch"]) for item in registered)]) + 1
+    registered.append({"topic": topic, "topic_id": topic_id, "epoch": epoch})
+    write_checkpoint_file(spark, uri, json.dumps({"topics": registered}, indent=1))
+    logger.info("%s: topic %s (id %s) has order-token epoch %d", uri, topic, topic_id, epoch)
+    return epoch
+
+
 @dataclass
 class TopicGuard:
     """Stops the landing of a topic whose id no longer matches its checkpoint's.
@@ -216,6 +330,9 @@ class TopicGuard:
     topic: str
     checkpoint: str
     interval_s: float
+    lake: Lake
+    #: The order-token epoch of the topic id the checkpoint belongs to (set by `start`).
+    epoch: int = -1
     _expected: str | None = None
     _checked_at: float = field(default=0.0)
 
@@ -235,9 +352,12 @@ class TopicGuard:
         if stored is None:
             write_checkpoint_file(self.spark, self.ids_file, json.dumps({self.topic: current}))
             self._expected = current
-            return
-        self._expected = json.loads(stored).get(self.topic)
-        self._compare(current)
+        else:
+            self._expected = json.loads(stored).get(self.topic)
+            self._compare(current)
+        self.epoch = register_epoch(
+            self.spark, self.lake, self.entity, self.topic, self._expected or current
+        )
 
     def check(self) -> None:
         """Re-check the topic id, at most every `interval_s` seconds."""
@@ -330,9 +450,9 @@ class BatchWriter:
         self.guard.check()
         phases.mark("guard")
         app_id = f"{landing_job_name(self.entity)}-{self.query_id}"
-        checked = batch.transform(transforms.kafka_to_checked, self.entity).persist(
-            StorageLevel.MEMORY_AND_DISK
-        )
+        checked = batch.transform(
+            transforms.kafka_to_checked, self.entity, epoch=self.guard.epoch
+        ).persist(StorageLevel.MEMORY_AND_DISK)
         try:
             error = F.col(f"{transforms.CHECK_COLUMN}.error")
             outcome = [
@@ -389,7 +509,10 @@ class BatchWriter:
         )
 
     def _append(self, df: DataFrame, layer: str, app_id: str, batch_id: int) -> None:
-        uri = self.lake.table(layer, self.entity)  # type: ignore[arg-type]
+        if layer == "quarantine":
+            uri = self.lake.quarantine(self.entity, "landing")
+        else:
+            uri = self.lake.table("bronze", self.entity)
         (
             df.write.format("delta")
             .mode("append")
@@ -549,7 +672,13 @@ def start_landing(
         checkpoint = lake.checkpoint(name)
         topic = topic_of(entity, options.topic_prefix)
         guard = TopicGuard(
-            spark, kafka, entity, topic, checkpoint, interval_s=settings.topic_check_interval_s
+            spark,
+            kafka,
+            entity,
+            topic,
+            checkpoint,
+            interval_s=settings.topic_check_interval_s,
+            lake=lake,
         )
         guard.start()
         writer = BatchWriter(lake, entity, guard, pause_after_write_s=options.pause_after_write_s)

@@ -44,6 +44,27 @@ ZORDER_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: Bronze OPTIMIZE without `--where` compacts only closed `ingest_date` partitions (before
+#: today, UTC): landing appends to today's every second, and rewriting its files again and
+#: again would only compete with landing for the table's commit lock and for S3.
+CLOSED_BRONZE_PARTITIONS = "ingest_date < current_date()"
+
+
+def default_optimize_where(table: str, where: str | None) -> str | None:
+    """The partition predicate OPTIMIZE uses: `where` if given, closed days for bronze.
+
+    Args:
+        table: `<layer>/<domain>/<entity>`.
+        where: The operator's predicate, if any (it wins, e.g. to compact today on purpose).
+
+    Returns:
+        The predicate, or None for the whole table.
+    """
+    if where:
+        return where
+    return CLOSED_BRONZE_PARTITIONS if table.startswith("bronze/") else None
+
+
 class RetentionGuardError(ValueError):
     """VACUUM asked to keep less history than is safe, without `--force`."""
 
@@ -57,12 +78,14 @@ def optimize(
         spark: The session.
         lake: Where the table is.
         table: `<layer>/<domain>/<entity>`.
-        where: Optional partition predicate (e.g. `ingest_date >= '2024-01-01'`).
+        where: Optional partition predicate (e.g. `ingest_date >= '2024-01-01'`); bronze
+            defaults to its closed partitions (`default_optimize_where`).
 
     Returns:
-        The table, the Z-order columns and Delta's OPTIMIZE metrics.
+        The table, the predicate, the Z-order columns and Delta's OPTIMIZE metrics.
     """
     builder = DeltaTable.forPath(spark, lake.uri(table)).optimize()
+    where = default_optimize_where(table, where)
     if where:
         builder = builder.where(where)
     columns = ZORDER_COLUMNS.get(table, ())
@@ -71,6 +94,7 @@ def optimize(
     stats = row.asDict(recursive=True) if row else {}
     return {
         "table": table,
+        "where": where,
         "zorder_by": list(columns),
         "files_added": stats.get("numFilesAdded"),
         "files_removed": stats.get("numFilesRemoved"),

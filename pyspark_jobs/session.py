@@ -4,7 +4,8 @@ The JVM jars Spark needs beyond the pyspark wheel (Delta, the Kafka source, hado
 Postgres driver) are resolved by Maven from `pyspark_jobs/pom.xml` into
 `<DATAPLATFORM_JARS_DIR>/spark` and passed as `spark.jars`. Ivy (`spark.jars.packages`,
 `configure_spark_with_delta_pip`) is not used: it ignores Maven mirrors and would download at
-every cold start.
+every cold start. The same folder holds the project's own Delta log store
+(`pyspark_jobs/logstore`, built by `quick_start.sh`), which takes each table's commit lock.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ from urllib.parse import urlsplit
 
 from pyspark.sql import SparkSession
 
-from dataplatform.settings import S3Settings, get_runtime_settings, get_s3_settings
+from dataplatform.settings import (
+    PostgresSettings,
+    S3Settings,
+    get_postgres_settings,
+    get_runtime_settings,
+    get_s3_settings,
+)
 from pyspark_jobs.settings import SparkSettings, get_spark_settings
 
 logger = logging.getLogger(__name__)
@@ -27,8 +34,18 @@ RESOLVE_JARS_COMMAND = (
     "-DincludeScope=runtime -DoutputDirectory={jars_dir}"
 )
 
+#: The log store for s3a:// tables: Delta's S3 store plus the table's cross-process commit lock
+#: around each put of `_delta_log/N.json` (pyspark_jobs/logstore, docs/LAKEHOUSE.md).
+LOCKED_LOG_STORE = "dataplatform.delta.PostgresLockedS3LogStore"
+
 #: Conf keys whose values are never logged.
-_SECRET_KEYS = frozenset({"spark.hadoop.fs.s3a.access.key", "spark.hadoop.fs.s3a.secret.key"})
+_SECRET_KEYS = frozenset(
+    {
+        "spark.hadoop.fs.s3a.access.key",
+        "spark.hadoop.fs.s3a.secret.key",
+        "spark.hadoop.dataplatform.lakelock.jdbc.password",
+    }
+)
 
 
 class SparkJarsMissingError(RuntimeError):
@@ -90,10 +107,32 @@ def s3a_conf(settings: S3Settings) -> dict[str, str]:
     }
 
 
+def commit_lock_conf(postgres: PostgresSettings) -> dict[str, str]:
+    """The log store with the commit lock, and where it finds the lock (as Spark conf keys).
+
+    Args:
+        postgres: The database holding the advisory locks (the password goes into the Hadoop
+            conf, as the S3 secret does; it is never logged).
+
+    Returns:
+        Spark conf keys and values.
+    """
+    return {
+        "spark.delta.logStore.s3a.impl": LOCKED_LOG_STORE,
+        "spark.hadoop.dataplatform.lakelock.jdbc.url": postgres.jdbc_url(),
+        "spark.hadoop.dataplatform.lakelock.jdbc.user": postgres.user,
+        "spark.hadoop.dataplatform.lakelock.jdbc.password": postgres.password.get_secret_value(),
+        "spark.hadoop.dataplatform.lakelock.timeout.ms": str(
+            int(postgres.commit_lock_timeout_s * 1000)
+        ),
+    }
+
+
 def session_conf(
     app_name: str,
     *,
     s3: S3Settings,
+    postgres: PostgresSettings,
     spark: SparkSettings,
     jars: list[Path],
     master: str | None = None,
@@ -104,6 +143,7 @@ def session_conf(
     Args:
         app_name: `spark.app.name`.
         s3: The S3 endpoint for s3a.
+        postgres: Where the tables' commit locks live.
         spark: Master, memory, partitions, UI and the other Spark settings.
         jars: The jars to pass as `spark.jars`.
         master: Overrides `spark.master`.
@@ -145,6 +185,7 @@ def session_conf(
             for io in ("Read", "Write")
         },
         **s3a_conf(s3),
+        **commit_lock_conf(postgres),
     }
     conf.update(extra_conf or {})
     return conf
@@ -180,6 +221,7 @@ def build_spark_session(
     conf = session_conf(
         app_name,
         s3=s3,
+        postgres=get_postgres_settings(),
         spark=spark_settings,
         jars=spark_jars(),
         master=master,

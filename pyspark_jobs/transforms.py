@@ -7,7 +7,11 @@ writes a table, so each is unit-tested on tiny inline DataFrames. Jobs chain the
 The contract check runs the pydantic model itself in a Python UDF instead of re-implementing
 it as Spark expressions: Spark's JSON reader silently rounds decimals beyond the column's scale
 and turns unparsable values into nulls, while the contract must refuse both, exactly as the
-ingestor does. It costs a few microseconds per record.
+ingestor does. It decodes with `dataplatform.contracts.exactjson` (numbers from their text, a
+repeated key refused), never pydantic's JSON mode, which reads numbers through floats. It costs
+a few microseconds per record.
+
+Versions of one record key are ordered by (event time, order token): see `recency_order`.
 """
 
 from __future__ import annotations
@@ -30,8 +34,13 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from dataplatform.contracts import Entity
-from dataplatform.contracts.bronze import BRONZE_COLUMNS, HEADER_INGEST_ID
+from dataplatform.contracts import Entity, exactjson
+from dataplatform.contracts.bronze import (
+    BRONZE_COLUMNS,
+    HEADER_INGEST_ID,
+    HEADER_SOURCE_EPOCH,
+    HEADER_SOURCE_OFFSET,
+)
 from pyspark_jobs.schemas import contract_schema
 
 if TYPE_CHECKING:
@@ -66,6 +75,9 @@ QUARANTINE_SCHEMA = StructType(
         StructField("run_id", StringType(), nullable=True),
         StructField("quarantined_at", TimestampType(), nullable=False),
         StructField("quarantine_date", DateType(), nullable=False),
+        # The record's order token, kept so a replay puts it back in its place.
+        StructField("source_epoch", LongType(), nullable=True),
+        StructField("source_offset", LongType(), nullable=True),
     ]
 )
 
@@ -104,7 +116,8 @@ def check_record(
         key: The Kafka message key (the natural key, UTF-8), if any.
         value: The raw record bytes (UTF-8 JSON).
         normalize: Also return the record re-serialised by the contract (UTC timestamps,
-            upper-case currency, decimals as strings), for typed parsing downstream.
+            upper-case currency, decimals as strings with their exact digits), for typed
+            parsing downstream (`from_json` reads a decimal string exactly).
 
     Returns:
         `(payload, record_key, normalized, error)`: the payload as text (base64 if it is not
@@ -121,9 +134,17 @@ def check_record(
         encoded = "base64:" + base64.b64encode(bytes(value)).decode("ascii")
         return encoded, None, None, f"payload is not UTF-8 ({exc.reason} at byte {exc.start})"
     try:
-        record = model.model_validate_json(payload)
+        record = exactjson.validate(model, payload)
+    except exactjson.ExactJsonError as exc:
+        reason = f"record: {exc}" if exc.kind == "duplicate_key" else f"record: Invalid JSON: {exc}"
+        return payload, None, None, reason[:_MAX_REASON_CHARS]
     except ValidationError as exc:
         return payload, None, None, _describe(exc)
+    except Exception as exc:
+        # A contract whose validator raises something else would otherwise fail the whole
+        # micro-batch on every restart; the record belongs in quarantine with the reason.
+        reason = f"record: the contract check raised {type(exc).__name__}: {exc}"
+        return payload, None, None, reason[:_MAX_REASON_CHARS]
     record_key = str(getattr(record, key_field))
     if key is not None:
         message_key = bytes(key).decode("utf-8", errors="replace")
@@ -147,31 +168,46 @@ def contract_check_udf(entity: Entity, *, normalize: bool) -> Callable[..., Colu
 # --------------------------------------------------------------------------- landing
 
 
-def kafka_to_checked(df: DataFrame, entity: Entity) -> DataFrame:
-    """Kafka rows -> rows with ingest metadata and the contract check's result.
+def _header(name: str) -> Column:
+    """The first value of the Kafka header `name` as text (null when absent)."""
+    found = F.filter("headers", lambda h: h["key"] == name)
+    return F.element_at(found, 1)["value"].cast("string")
+
+
+def kafka_to_checked(df: DataFrame, entity: Entity, *, epoch: int) -> DataFrame:
+    """Kafka rows -> rows with ingest metadata, order token and the contract check's result.
 
     The ingest id comes from the `ingest_id` header; a message without one (produced by
     something other than the ingestor) gets a stable id from its coordinates, so a replayed
-    micro-batch produces the same ids.
+    micro-batch produces the same ids. The order token is `(epoch, offset)`, except for a
+    record replayed from quarantine, which carries its original token in the
+    `source_epoch`/`source_offset` headers and keeps it.
 
     Args:
         df: Rows of Spark's Kafka source with headers (`includeHeaders`).
         entity: The entity the topic carries.
+        epoch: The topic's epoch (see `dataplatform.contracts.bronze`).
 
     Returns:
-        `ingest_id, kafka_topic, kafka_partition, kafka_offset, ingested_at` plus the
-        `_check` struct of `CHECK_SCHEMA`.
+        `ingest_id, kafka_topic, kafka_partition, kafka_offset, ingested_at, source_epoch,
+        source_offset` plus the `_check` struct of `CHECK_SCHEMA`.
     """
-    header = F.filter("headers", lambda h: h["key"] == HEADER_INGEST_ID)
     coordinates = F.concat_ws(":", F.lit("kafka"), "topic", "partition", "offset")
     check = contract_check_udf(entity, normalize=False)
+    replayed_epoch = _header(HEADER_SOURCE_EPOCH).cast("long")
+    replayed_offset = _header(HEADER_SOURCE_OFFSET).cast("long")
+    replayed = replayed_epoch.isNotNull() & replayed_offset.isNotNull()
     return df.select(
-        F.coalesce(F.element_at(header, 1)["value"].cast("string"), coordinates).alias("ingest_id"),
+        F.coalesce(_header(HEADER_INGEST_ID), coordinates).alias("ingest_id"),
         F.col("topic").alias("kafka_topic"),
         F.col("partition").cast("int").alias("kafka_partition"),
         F.col("offset").cast("long").alias("kafka_offset"),
         # The Kafka timestamp is set when the ingestor's producer accepted the record.
         F.col("timestamp").alias("ingested_at"),
+        F.when(replayed, replayed_epoch).otherwise(F.lit(epoch).cast("long")).alias("source_epoch"),
+        F.when(replayed, replayed_offset)
+        .otherwise(F.col("offset").cast("long"))
+        .alias("source_offset"),
         check(F.col("key"), F.col("value")).alias(CHECK_COLUMN),
     )
 
@@ -190,6 +226,8 @@ def to_bronze(df: DataFrame) -> DataFrame:
         "ingested_at": F.col("ingested_at"),
         "landed_at": F.current_timestamp(),
         "ingest_date": F.to_date("ingested_at"),
+        "source_epoch": F.col("source_epoch"),
+        "source_offset": F.col("source_offset"),
     }
     return df.where(F.col(f"{CHECK_COLUMN}.error").isNull()).select(
         *[columns[name].alias(name) for name, *_ in BRONZE_COLUMNS]
@@ -241,6 +279,8 @@ def to_quarantine(
         F.lit(run_id).cast("string").alias("run_id"),
         now.alias("quarantined_at"),
         F.to_date(now).alias("quarantine_date"),
+        F.col("source_epoch").cast("long").alias("source_epoch"),
+        F.col("source_offset").cast("long").alias("source_offset"),
     )
 
 
@@ -258,6 +298,8 @@ def silver_base_schema(entity: Entity) -> StructType:
         StructField("kafka_topic", StringType(), nullable=True),
         StructField("kafka_partition", IntegerType(), nullable=True),
         StructField("kafka_offset", LongType(), nullable=True),
+        StructField("source_epoch", LongType(), nullable=True),
+        StructField("source_offset", LongType(), nullable=True),
         StructField("bronze_version", LongType(), nullable=False),
         StructField("curation_run_id", StringType(), nullable=False),
         StructField("curated_at", TimestampType(), nullable=False),
@@ -316,6 +358,8 @@ def parse_checked(df: DataFrame, entity: Entity, *, run_id: str) -> DataFrame:
         "kafka_topic",
         "kafka_partition",
         "kafka_offset",
+        F.col("source_epoch").cast("long").alias("source_epoch"),
+        F.col("source_offset").cast("long").alias("source_offset"),
         F.col("_commit_version").cast("long").alias("bronze_version"),
         F.lit(run_id).alias("curation_run_id"),
         F.current_timestamp().alias("curated_at"),
@@ -324,30 +368,62 @@ def parse_checked(df: DataFrame, entity: Entity, *, run_id: str) -> DataFrame:
     )
 
 
+#: What a null part of the order token counts as: older than every real token (epochs and
+#: offsets are >= 0), so rows landed before the token existed never win over rows with one.
+_NO_TOKEN = -1
+
+
 def recency_order(entity: Entity, *, prefix: str = "") -> list[Column]:
-    """Columns that order versions of one record, newest first: event time, then
-    `ingested_at`, then `ingest_id` (a total order, so every run picks the same winner)."""
+    """Columns that order versions of one record, newest first: event time, then the order
+    token `(source_epoch, source_offset)`, the order in which the platform accepted them.
+
+    `ingested_at` and ids are not part of the order. `ingest_id` comes last only to make the
+    order total among rows with the same token (one record landed twice, or rows from before
+    the token, whose null token sorts oldest), so every run picks the same winner.
+    """
     return [
         F.col(f"{prefix}{entity.event_time_field}").desc(),
-        F.col(f"{prefix}ingested_at").desc(),
+        F.coalesce(F.col(f"{prefix}source_epoch"), F.lit(_NO_TOKEN)).desc(),
+        F.coalesce(F.col(f"{prefix}source_offset"), F.lit(_NO_TOKEN)).desc(),
         F.col(f"{prefix}ingest_id").desc(),
     ]
 
 
 def latest_per_key(df: DataFrame, entity: Entity) -> DataFrame:
-    """Keep one row per natural key: the latest event (see `recency_order`)."""
+    """Keep one row per natural key: the latest version (see `recency_order`)."""
     window = Window.partitionBy(entity.key_field).orderBy(*recency_order(entity))
     return df.withColumn("_rank", F.row_number().over(window)).where("_rank = 1").drop("_rank")
 
 
+def latest_valid_per_key(df: DataFrame, entity: Entity, drop_names: Sequence[str]) -> DataFrame:
+    """Keep one row per key: the latest version that fails none of the `drop` expectations.
+
+    Validity is decided before recency: a newer version an expectation drops (it goes to
+    quarantine) must not hide an older valid one.
+
+    Args:
+        df: Rows flagged by `flag_expectations`.
+        entity: Whose key and event time apply.
+        drop_names: The names of the entity's `drop` expectations.
+    """
+    return df.where(~failing(df, drop_names)).transform(latest_per_key, entity)
+
+
 def newer_than(entity: Entity, source: str = "s", target: str = "t") -> str:
-    """SQL condition: the `source` row is a later version than the `target` row."""
+    """SQL condition: the `source` row is a later version than the `target` row, by event
+    time then order token (a null token is the oldest), as `recency_order`. An equal token is
+    not newer: replaying a batch changes nothing."""
     ts = entity.event_time_field
+
+    def token(alias: str) -> str:
+        return (
+            f"named_struct('e', coalesce({alias}.source_epoch, {_NO_TOKEN}), "
+            f"'o', coalesce({alias}.source_offset, {_NO_TOKEN}))"
+        )
+
     return (
         f"({source}.{ts} > {target}.{ts}) OR "
-        f"({source}.{ts} = {target}.{ts} AND {source}.ingested_at > {target}.ingested_at) OR "
-        f"({source}.{ts} = {target}.{ts} AND {source}.ingested_at = {target}.ingested_at "
-        f"AND {source}.ingest_id > {target}.ingest_id)"
+        f"({source}.{ts} = {target}.{ts} AND {token(source)} > {token(target)})"
     )
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dataplatform import envfile
@@ -88,6 +88,9 @@ class PostgresSettings(_SecretsGuard):
     password: SecretStr = SecretStr("")
     db: str = "dataplatform"
     connect_timeout_s: int = 5
+    #: How long a Delta writer waits for a table's commit lock (`dataplatform.lakelock`)
+    #: before failing: longer than the longest delta-rs write that holds it.
+    commit_lock_timeout_s: float = Field(default=60.0, gt=0)
 
     def conninfo(self, *, dbname: str | None = None) -> str:
         """A libpq connection string for psycopg, every value quoted as libpq needs it."""
@@ -107,6 +110,11 @@ class PostgresSettings(_SecretsGuard):
         return f"jdbc:postgresql://{self.host}:{self.port}/{self.db}"
 
 
+def _empty_is_none(value: object) -> object:
+    """`NAME=` in `.env` means "unset" for optional numbers."""
+    return None if value == "" else value
+
+
 class KafkaSettings(BaseSettings):
     """Kafka: bootstrap servers and topic layout."""
 
@@ -115,8 +123,10 @@ class KafkaSettings(BaseSettings):
     bootstrap_servers: str = "127.0.0.1:9092"
     partitions: int = Field(default=3, ge=1)
     replication_factor: int = Field(default=1, ge=1)
-    #: `min.insync.replicas` of the platform's topics; unset: min(2, brokers, replication).
-    min_insync_replicas: int | None = Field(default=None, ge=1)
+    #: `min.insync.replicas` of the platform's topics; unset or empty: min(2, brokers, replication).
+    min_insync_replicas: Annotated[int | None, BeforeValidator(_empty_is_none)] = Field(
+        default=None, ge=1
+    )
     cluster_id: str = ""
 
     def topic_min_insync_replicas(self, brokers: int) -> int:

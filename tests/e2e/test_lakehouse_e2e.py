@@ -172,7 +172,7 @@ def test_api_to_gold_exactly_one_silver_row_per_key_and_gold_sums(
 
     # Quarantine: the smuggled record, with the reason.
     quarantined = assert_engines_agree(
-        lake_spark, lake, "quarantine/finance/transactions", ["quarantine_id"]
+        lake_spark, lake, "quarantine/landing/finance/transactions", ["quarantine_id"]
     )
     [bad] = [row for row in quarantined if row["ingest_id"] == smuggled_ingest_id]
     assert bad["stage"] == "landing"

@@ -119,7 +119,8 @@ def write_bronze(
         spark: The session.
         lake: Where bronze is.
         entity: Whose table.
-        records: `(record, ingested_at)`; each gets a fresh ingest id and the next offset.
+        records: `(record, ingested_at)`; each gets a fresh ingest id and the next offset,
+            its order token being `(1, offset)`.
 
     Returns:
         The bronze version written.
@@ -140,6 +141,8 @@ def write_bronze(
             ingested_at,
             datetime.now(UTC),
             ingested_at.date(),
+            1,
+            start + offset,
         )
         for offset, (record, ingested_at) in enumerate(records)
     ]

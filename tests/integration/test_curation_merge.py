@@ -4,6 +4,7 @@ every table read back with delta-rs as well."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -37,7 +38,7 @@ T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 TABLES = (
     "silver/finance/transactions",
     "gold/finance/daily_account_totals",
-    "quarantine/finance/transactions",
+    "quarantine/curation/finance/transactions",
     EXPECTATION_RESULTS_TABLE,
 )
 
@@ -308,3 +309,63 @@ def test_curate_fail_expectation_merges_nothing_and_quality_job_exits_nonzero(
         )
         == 0
     )
+
+
+def test_curate_newer_version_dropped_by_expectation_keeps_older_valid_one(
+    lake_spark: SparkSession, lake: Lake, reference: curation.Reference
+) -> None:
+    # Finding 3: one batch with the same id dated 2024 and 2205 (fails the `drop`
+    # expectation event_time_not_in_future): the 2024 version must be in silver.
+    valid = transaction(transaction_id="X", timestamp="2024-03-01T10:00:00", amount="10")
+    future = transaction(transaction_id="X", timestamp="2205-03-01T10:00:00", amount="20")
+    write_bronze(lake_spark, lake, TRANSACTIONS, [(valid, T0), (future, T0)])
+
+    result = _curate(lake_spark, lake, reference, "x1")
+
+    assert (result.rows_quarantined, result.rows_merged) == (1, 1)
+    silver = assert_engines_agree(lake_spark, lake, TABLES[0], ["transaction_id"])
+    assert [(r["transaction_id"], r["amount"], r["event_date"]) for r in silver] == [
+        ("X", Decimal("10"), date(2024, 3, 1))
+    ]
+    quarantined = assert_engines_agree(lake_spark, lake, TABLES[2], ["quarantine_id"])
+    assert [
+        (r["record_key"], r["stage"], json.loads(r["payload"])["timestamp"]) for r in quarantined
+    ] == [("X", "expectation", "2205-03-01T10:00:00")]
+
+
+def test_curate_gold_failure_is_recomputed_by_the_retry(
+    lake_spark: SparkSession,
+    lake: Lake,
+    reference: curation.Reference,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Finding 9: the gold step fails after the silver MERGE committed.
+    records = [
+        transaction(transaction_id="G1", amount="10", currency="EUR", account_id="ACC-G"),
+        transaction(transaction_id="G2", amount="2.5", currency="EUR", account_id="ACC-G"),
+    ]
+    write_bronze(lake_spark, lake, TRANSACTIONS, [(record, T0) for record in records])
+    real_recompute = curation.recompute_gold
+
+    def gold_step_fails(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("injected: the gold step failed")
+
+    monkeypatch.setattr(curation, "recompute_gold", gold_step_fails)
+    with pytest.raises(RuntimeError, match="injected"):
+        _curate(lake_spark, lake, reference, "g1")
+    monkeypatch.setattr(curation, "recompute_gold", real_recompute)
+    merged_by_failed_run = delta_rs_version(lake, TABLES[0])
+    assert len(assert_engines_agree(lake_spark, lake, TABLES[0], ["transaction_id"])) == 2
+    assert curation.last_processed_version(lake, TRANSACTIONS) == -1
+
+    retry = _curate(lake_spark, lake, reference, "g2")
+
+    assert retry.affected_dates == 1
+    assert retry.silver_version is not None and retry.silver_version >= merged_by_failed_run
+    gold = assert_engines_agree(
+        lake_spark, lake, TABLES[1], ["event_date", "account_id", "currency"]
+    )
+    assert [
+        (r["event_date"], r["account_id"], r["transaction_count"], r["total_amount"]) for r in gold
+    ] == [(date(2024, 3, 1), "ACC-G", 2, Decimal("12.5"))]
+    assert curation.last_processed_version(lake, TRANSACTIONS) == retry.bronze_version_to

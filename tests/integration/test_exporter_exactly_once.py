@@ -10,13 +10,14 @@ from typing import Any
 import orjson
 import psycopg
 import pytest
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
 
 from dataplatform import samples
 from dataplatform.clients.s3 import delete_prefix
 from dataplatform.contracts import CLAIMS, TRANSACTIONS
+from dataplatform.contracts.bronze import BRONZE_PARTITION_COLUMNS, OUTBOX_EPOCH
 from dataplatform.db.migrate import search_path
-from dataplatform.exporter import LakeExporter
+from dataplatform.exporter import LakeExporter, bronze_arrow_schema
 from dataplatform.settings import ExporterSettings, PostgresSettings, S3Settings
 from fastapi_app.testing import temporary_schema
 
@@ -161,3 +162,36 @@ def test_backlog_larger_than_a_batch_is_drained_in_several_commits(
     ids = _bronze_ids(exporter, s3_settings)
     assert sorted(ids) == sorted(expected)
     assert exporter.export_once() == []
+
+
+def test_order_token_is_outbox_id_and_older_bronze_gains_its_columns(
+    postgres_settings: PostgresSettings,
+    s3_settings: S3Settings,
+    schema: str,
+    settings: ExporterSettings,
+) -> None:
+    exporter = LakeExporter(postgres_settings, s3_settings, settings)
+    # A bronze table from before the order token: the same columns without the last two.
+    legacy = bronze_arrow_schema()
+    legacy = legacy.remove(legacy.get_field_index("source_offset"))
+    legacy = legacy.remove(legacy.get_field_index("source_epoch"))
+    write_deltalake(
+        exporter.table_uri(TRANSACTIONS),
+        legacy.empty_table(),
+        partition_by=list(BRONZE_PARTITION_COLUMNS),
+        storage_options=s3_settings.delta_storage_options(),
+    )
+    _insert_outbox(postgres_settings, schema, 7)
+
+    exporter.export_once()
+
+    table = DeltaTable(
+        exporter.table_uri(TRANSACTIONS), storage_options=s3_settings.delta_storage_options()
+    )
+    rows = table.to_pyarrow_table(columns=["outbox_id", "source_epoch", "source_offset"])
+    tokens = rows.to_pylist()
+    assert len(tokens) == 7
+    assert all(
+        row["source_epoch"] == OUTBOX_EPOCH and row["source_offset"] == row["outbox_id"]
+        for row in tokens
+    )

@@ -77,7 +77,7 @@ def test_landing_bad_records_quarantined_with_reason(
     assert len(claims_bronze) == 3
 
     quarantined = assert_engines_agree(
-        lake_spark, lake, "quarantine/finance/transactions", ["quarantine_id"]
+        lake_spark, lake, "quarantine/landing/finance/transactions", ["quarantine_id"]
     )
     by_ingest_id = {row["ingest_id"]: row for row in quarantined}
     assert sorted(by_ingest_id) == sorted(bad_ids)
@@ -95,6 +95,41 @@ def test_landing_bad_records_quarantined_with_reason(
     assert beat["status"] == "stopped"
     assert beat["lake_prefix"] == lake.prefix
     assert beat["queries"]["landing-finance-transactions"]["num_input_rows"] == 13
+
+
+def test_landing_out_of_range_timestamp_and_repeated_key_quarantined_job_keeps_landing(
+    lake_spark: SparkSession, lake: Lake, kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    # Findings 4 and 6, straight on the topic: a timestamp outside years 1-9999 once in UTC
+    # and a repeated key ("last wins" would ingest 1000000).
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    late = transaction(timestamp="9999-12-31T23:59:59-01:00")
+    early = transaction(timestamp="0001-01-01T00:00:00+01:00")
+    twice = json.dumps(transaction(amount=1)).replace(
+        '"amount": 1', '"amount": 1, "amount": 1000000'
+    )
+    after = [transaction() for _ in range(3)]
+    heartbeat = tmp_path / "heartbeat.json"
+    with kafka_topic(kafka_settings, prefix + TRANSACTIONS.topic) as topic:
+        bad_ids = produce(
+            kafka_settings, topic, [late, early, twice.encode()], key_field="transaction_id"
+        )
+        produce(kafka_settings, topic, after, key_field="transaction_id")
+
+        _land(lake_spark, lake, prefix, heartbeat)
+
+    quarantined = assert_engines_agree(
+        lake_spark, lake, "quarantine/landing/finance/transactions", ["quarantine_id"]
+    )
+    reasons = {row["ingest_id"]: row["reason"] for row in quarantined}
+    assert sorted(reasons) == sorted(bad_ids)
+    assert reasons[bad_ids[0]].startswith("timestamp:")
+    assert reasons[bad_ids[1]].startswith("timestamp:")
+    assert reasons[bad_ids[2]] == "record: the key 'amount' appears more than once in one object"
+    assert all(row["source_epoch"] == 1 for row in quarantined)
+    bronze = assert_engines_agree(lake_spark, lake, "bronze/finance/transactions", ["ingest_id"])
+    assert sorted(row["record_key"] for row in bronze) == sorted(r["transaction_id"] for r in after)
+    assert json.loads(heartbeat.read_text())["status"] == "stopped"
 
 
 def test_landing_recreated_topic_stops_with_reset_instructions(
@@ -148,6 +183,11 @@ def test_landing_recreated_topic_stops_with_reset_instructions(
     assert sorted(row["record_key"] for row in bronze) == sorted(
         r["transaction_id"] for r in first + second
     )
+    # The recreated topic is a new epoch of the order token: its offsets restart at 0 but
+    # its versions sort after every version of the first topic.
+    epochs = {row["record_key"]: row["source_epoch"] for row in bronze}
+    assert {epochs[r["transaction_id"]] for r in first} == {1}
+    assert {epochs[r["transaction_id"]] for r in second} == {2}
 
 
 def test_landing_truncated_topic_stops_with_data_loss_error(

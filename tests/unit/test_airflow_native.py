@@ -104,9 +104,17 @@ def test_write_config_is_private_and_readable_by_airflow(
     assert passwords == {"ops": "s3cret"}
 
 
-def test_write_config_refuses_missing_secrets(tmp_path: Path, postgres: PostgresSettings) -> None:
+def test_write_config_refuses_missing_secrets(
+    tmp_path: Path, postgres: PostgresSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from dataplatform.native.services import PlatformError
 
+    # Production (the default) refuses the empty secret when the settings are built...
+    monkeypatch.setenv("DATAPLATFORM_ENV", "production")
+    with pytest.raises(ValueError, match="dataplatform env init"):
+        airflow.AirflowSettings(secret_key="")
+    # ...and development, which allows placeholders elsewhere, when the config is written.
+    monkeypatch.setenv("DATAPLATFORM_ENV", "development")
     with pytest.raises(PlatformError, match="dataplatform env init"):
         airflow.write_config(tmp_path, airflow.AirflowSettings(secret_key=""), postgres)
 

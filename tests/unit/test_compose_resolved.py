@@ -451,6 +451,7 @@ def test_openmetadata_fernet_key_from_env_file() -> None:
 def test_airflow_secrets_derived_as_natively(monkeypatch: pytest.MonkeyPatch) -> None:
     services = _services(resolve("advanced"))
     monkeypatch.setenv("AIRFLOW_SECRET_KEY", "a-root-secret")
+    monkeypatch.setenv("DATAPLATFORM_ENV", "development")  # about derivation, not secrets
     native_airflow.get_airflow_settings.cache_clear()
     settings = native_airflow.AirflowSettings(_env_file=None)  # type: ignore[call-arg]
     config = native_airflow.render_config(Path("/airflow"), settings, _pg())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -13,7 +14,7 @@ from pyspark.sql import functions as F
 
 from dataplatform.contracts import CLAIMS, TRANSACTIONS
 from pyspark_jobs import transforms
-from pyspark_jobs.quality import Expectation, evaluate
+from pyspark_jobs.quality import Expectation, evaluate, load_expectations
 from pyspark_jobs.schemas import bronze_schema
 from tests.factories import claim, transaction
 from tests.unit.spark_fixtures import assertDataFrameEqual, spark
@@ -23,24 +24,35 @@ __all__ = ["spark"]
 T0 = datetime(2024, 3, 1, 12, 0)
 
 
-def _bronze(spark: SparkSession, records: list[tuple[dict[str, Any], datetime, str]]) -> DataFrame:
-    """Bronze rows (record, ingested_at, ingest_id) with `_commit_version` 7."""
-    rows = [
-        (
-            ingest_id,
-            record.get("transaction_id") or record.get("claim_id"),
-            json.dumps(record),
-            "kafka",
-            "t",
-            0,
-            offset,
-            None,
-            ingested_at,
-            ingested_at,
-            ingested_at.date(),
+def _bronze(
+    spark: SparkSession,
+    records: list[tuple[dict[str, Any] | str, datetime, str]],
+    *,
+    epoch: int | None = 1,
+) -> DataFrame:
+    """Bronze rows (record or its raw JSON text, ingested_at, ingest_id), in offset order,
+    with order token `(epoch, offset)` and `_commit_version` 7."""
+    rows = []
+    for offset, (record, ingested_at, ingest_id) in enumerate(records):
+        payload = record if isinstance(record, str) else json.dumps(record)
+        fields = json.loads(payload)
+        rows.append(
+            (
+                ingest_id,
+                fields.get("transaction_id") or fields.get("claim_id"),
+                payload,
+                "kafka",
+                "t",
+                0,
+                offset,
+                None,
+                ingested_at,
+                ingested_at,
+                ingested_at.date(),
+                epoch,
+                offset if epoch is not None else None,
+            )
         )
-        for offset, (record, ingested_at, ingest_id) in enumerate(records)
-    ]
     return spark.createDataFrame(rows, bronze_schema()).withColumn(
         "_commit_version", F.lit(7).cast("long")
     )
@@ -48,7 +60,7 @@ def _bronze(spark: SparkSession, records: list[tuple[dict[str, Any], datetime, s
 
 def _typed(
     spark: SparkSession,
-    records: list[tuple[dict[str, Any], datetime, str]],
+    records: list[tuple[dict[str, Any] | str, datetime, str]],
     entity: Any = TRANSACTIONS,
 ) -> DataFrame:
     return (
@@ -106,22 +118,36 @@ def test_parse_checked_refused_payload_goes_to_quarantine(spark: SparkSession) -
     assert "account_id: Field required" in refused[0].reason
 
 
-def test_latest_per_key_event_time_then_ingested_at_then_ingest_id(spark: SparkSession) -> None:
+def test_parse_checked_keeps_exact_decimal_digits(spark: SparkSession) -> None:
+    big = transaction(transaction_id="FT-BIG", amount="@BIG@")
+    tiny = transaction(transaction_id="FT-TINY", amount="@TINY@")
+    # The raw JSON numbers, as a client sends them (json.dumps of a float would round them).
+    raw = [
+        json.dumps(big).replace('"@BIG@"', "123456789012.123456"),
+        json.dumps(tiny).replace('"@TINY@"', "0.000001"),
+    ]
+
+    typed = _typed(spark, [(raw[0], T0, "i1"), (raw[1], T0, "i2")])
+
+    assert sorted((r.transaction_id, r.amount) for r in typed.collect()) == [
+        ("FT-BIG", Decimal("123456789012.123456")),
+        ("FT-TINY", Decimal("0.000001")),
+    ]
+
+
+def test_latest_per_key_event_time_then_order_token(spark: SparkSession) -> None:
     a_old = transaction(transaction_id="A", timestamp="2024-03-01T10:00:00", amount=1)
     a_new = transaction(transaction_id="A", timestamp="2024-03-01T11:00:00", amount=2)
     b_first = transaction(transaction_id="B", amount=3)
     b_later = transaction(transaction_id="B", amount=4)
-    c_x = transaction(transaction_id="C", amount=5)
-    c_y = transaction(transaction_id="C", amount=6)
     typed = _typed(
         spark,
         [
             (a_new, T0, "i1"),
             (a_old, datetime(2024, 3, 1, 13), "i2"),
-            (b_later, datetime(2024, 3, 1, 13), "i3"),
-            (b_first, T0, "i4"),
-            (c_x, T0, "i5"),
-            (c_y, T0, "i6"),
+            # Same event time: the later offset wins, whatever ingested_at and the ids say.
+            (b_first, datetime(2024, 3, 1, 13), "i9"),
+            (b_later, T0, "i0"),
         ],
     )
 
@@ -132,33 +158,103 @@ def test_latest_per_key_event_time_then_ingested_at_then_ingest_id(spark: SparkS
         [
             Row(transaction_id="A", amount=Decimal("2.000000")),
             Row(transaction_id="B", amount=Decimal("4.000000")),
-            Row(transaction_id="C", amount=Decimal("6.000000")),
         ],
     )
 
 
+def test_latest_per_key_equal_event_time_later_offset_wins_every_key(
+    spark: SparkSession,
+) -> None:
+    # Finding 2: 40 claims, each sent as [submitted, approved] with one timestamp, in one
+    # batch (same ingested_at); the ingest ids are arbitrary UUIDs.
+    records = []
+    for number in range(40):
+        for status in ("submitted", "approved"):
+            record = claim(claim_id=f"C-{number}", claim_status=status)
+            records.append((record, T0, str(uuid.uuid5(uuid.NAMESPACE_URL, f"{number}{status}"))))
+
+    latest = _typed(spark, records, CLAIMS).transform(transforms.latest_per_key, CLAIMS)
+
+    statuses = {row.claim_id: row.claim_status for row in latest.collect()}
+    assert statuses == {f"C-{number}": "approved" for number in range(40)}
+
+
+def test_latest_per_key_a_b_a_equal_event_time_ends_at_a(spark: SparkSession) -> None:
+    versions = [
+        claim(claim_id="C-1", claim_status=status)
+        for status in ("approved", "rejected", "approved")
+    ]
+    records = [(record, T0, f"i{9 - offset}") for offset, record in enumerate(versions)]
+
+    latest = _typed(spark, records, CLAIMS).transform(transforms.latest_per_key, CLAIMS)
+
+    assert [(r.claim_status, r.source_offset) for r in latest.collect()] == [("approved", 2)]
+
+
+def test_latest_per_key_null_token_sorts_oldest(spark: SparkSession) -> None:
+    legacy = _bronze(spark, [(transaction(transaction_id="L", amount=9), T0, "z")], epoch=None)
+    current = _bronze(spark, [(transaction(transaction_id="L", amount=1), T0, "a")], epoch=0)
+    typed = (
+        legacy.unionByName(current)
+        .transform(transforms.bronze_to_checked, TRANSACTIONS)
+        .transform(transforms.parse_checked, TRANSACTIONS, run_id="r")
+    )
+
+    latest = typed.transform(transforms.latest_per_key, TRANSACTIONS).collect()
+
+    assert [(r.amount, r.source_epoch) for r in latest] == [(Decimal("1.000000"), 0)]
+
+
+def test_latest_valid_per_key_newer_dropped_version_keeps_older_valid(
+    spark: SparkSession,
+) -> None:
+    # Finding 3: one batch, the same id dated 2024 and 2205; the 2205 one fails the `drop`
+    # expectation event_time_not_in_future.
+    valid = transaction(transaction_id="FT-1", timestamp="2024-03-01T12:30:00", currency="EUR")
+    future = transaction(transaction_id="FT-1", timestamp="2205-03-01T12:30:00", currency="EUR")
+    expectations = load_expectations(TRANSACTIONS)
+    drop_names = [item.name for item in expectations if item.action == "drop"]
+    flagged = (
+        _typed(spark, [(valid, T0, "i1"), (future, T0, "i2")])
+        .withColumn("currency_minor_units", F.lit(2))
+        .withColumn("amount_reporting", F.col("amount"))
+        .transform(transforms.flag_expectations, expectations)
+    )
+
+    latest = transforms.latest_valid_per_key(flagged, TRANSACTIONS, drop_names).collect()
+    dropped = flagged.where(transforms.failing(flagged, drop_names)).collect()
+
+    assert [r.timestamp for r in latest] == [datetime(2024, 3, 1, 12, 30)]
+    assert [r.timestamp.year for r in dropped] == [2205]
+
+
 def test_newer_than_orders_like_latest_per_key(spark: SparkSession) -> None:
+    later = datetime(2024, 3, 2)
     pairs = spark.createDataFrame(
         [
-            (T0, T0, "b", T0, T0, "a", True),
-            (T0, T0, "a", T0, T0, "a", False),
-            (T0, datetime(2024, 3, 2), "a", T0, T0, "z", True),
-            (datetime(2024, 2, 1), datetime(2024, 3, 2), "z", T0, T0, "a", False),
+            (T0, 1, 5, T0, 1, 4, True),
+            (T0, 1, 4, T0, 1, 4, False),
+            (T0, 1, 3, T0, 1, 4, False),
+            (T0, 2, 0, T0, 1, 9, True),
+            (T0, 0, 9, T0, None, None, True),
+            (T0, None, None, T0, 0, 0, False),
+            (T0, None, None, T0, None, None, False),
+            (later, 0, 0, T0, 9, 9, True),
+            (T0, 9, 9, later, 0, 0, False),
         ],
-        "s_ts timestamp, s_in timestamp, s_id string, "
-        "t_ts timestamp, t_in timestamp, t_id string, expected boolean",
+        "s_ts timestamp, s_e long, s_o long, t_ts timestamp, t_e long, t_o long, expected boolean",
     )
     condition = transforms.newer_than(TRANSACTIONS)
     s = pairs.select(
         F.struct(
             F.col("s_ts").alias("timestamp"),
-            F.col("s_in").alias("ingested_at"),
-            F.col("s_id").alias("ingest_id"),
+            F.col("s_e").alias("source_epoch"),
+            F.col("s_o").alias("source_offset"),
         ).alias("s"),
         F.struct(
             F.col("t_ts").alias("timestamp"),
-            F.col("t_in").alias("ingested_at"),
-            F.col("t_id").alias("ingest_id"),
+            F.col("t_e").alias("source_epoch"),
+            F.col("t_o").alias("source_offset"),
         ).alias("t"),
         "expected",
     )

@@ -57,7 +57,7 @@ def test_check_record_valid_seed_shape_normalises() -> None:
         (transaction(channel="web"), "channel: Extra inputs are not permitted"),
         (transaction(currency="XXY"), "currency: Value error, 'XXY' is not an active ISO 4217"),
         (b"{not json", "Invalid JSON"),
-        (b"[1, 2]", "Input should be an object"),
+        (b"[1, 2]", "record: Input should be a valid dictionary"),
     ],
     ids=["missing", "too-precise", "extra-field", "currency", "not-json", "not-object"],
 )
@@ -66,6 +66,33 @@ def test_check_record_invalid_names_field(record: Any, reason: str) -> None:
 
     assert error is not None and reason in error
     assert key is None and normalized is None
+
+
+def test_check_record_keeps_exact_decimal_digits() -> None:
+    text = json.dumps(transaction(transaction_id="FT-1", amount="@"))
+    value = text.replace('"@"', "123456789012.123456").encode()
+
+    _payload, _key, normalized, error = _check(value)
+
+    assert error is None
+    assert json.loads(normalized)["amount"] == "123456789012.123456"
+
+
+def test_check_record_repeated_key_refused() -> None:
+    text = json.dumps(transaction(transaction_id="FT-1", amount=1))
+    value = text.replace('"amount": 1', '"amount": 1, "amount": 1000000').encode()
+
+    _payload, key, normalized, error = _check(value)
+
+    assert key is None and normalized is None
+    assert error == "record: the key 'amount' appears more than once in one object"
+
+
+@pytest.mark.parametrize("moment", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"])
+def test_check_record_timestamp_outside_utc_years_refused(moment: str) -> None:
+    _payload, _key, _normalized, error = _check(transaction(timestamp=moment))
+
+    assert error is not None and error.startswith("timestamp:")
 
 
 def test_check_record_not_utf8_keeps_bytes_as_base64() -> None:
@@ -86,7 +113,11 @@ def test_check_record_jpy_cents_accepted_at_the_edge() -> None:
     assert _check(transaction(currency="JPY", amount="100.50"))[3] is None
 
 
-def _kafka_rows(spark: SparkSession, messages: list[tuple[str | None, bytes, bool]]) -> DataFrame:
+def _kafka_rows(
+    spark: SparkSession,
+    messages: list[tuple[str | None, bytes, bool]],
+    extra_headers: list[tuple[str, bytes]] | None = None,
+) -> DataFrame:
     rows = [
         (
             key.encode() if key else None,
@@ -95,7 +126,8 @@ def _kafka_rows(spark: SparkSession, messages: list[tuple[str | None, bytes, boo
             1,
             offset,
             ACCEPTED_AT,
-            [("ingest_id", f"ing-{offset}".encode())] if with_header else [],
+            ([("ingest_id", f"ing-{offset}".encode())] if with_header else [])
+            + (extra_headers or []),
         )
         for offset, (key, value, with_header) in enumerate(messages)
     ]
@@ -114,7 +146,7 @@ def test_kafka_to_bronze_valid_rows_with_ingest_metadata(spark: SparkSession) ->
         ],
     )
 
-    bronze = batch.transform(transforms.kafka_to_checked, TRANSACTIONS).transform(
+    bronze = batch.transform(transforms.kafka_to_checked, TRANSACTIONS, epoch=3).transform(
         transforms.to_bronze
     )
 
@@ -133,6 +165,8 @@ def test_kafka_to_bronze_valid_rows_with_ingest_metadata(spark: SparkSession) ->
                 outbox_id=None,
                 ingested_at=ACCEPTED_AT.replace(tzinfo=None),
                 ingest_date=date(2024, 3, 1),
+                source_epoch=3,
+                source_offset=0,
             ),
             Row(
                 ingest_id="kafka:finance.transactions.v1:1:1",
@@ -145,6 +179,8 @@ def test_kafka_to_bronze_valid_rows_with_ingest_metadata(spark: SparkSession) ->
                 outbox_id=None,
                 ingested_at=ACCEPTED_AT.replace(tzinfo=None),
                 ingest_date=date(2024, 3, 1),
+                source_epoch=3,
+                source_offset=1,
             ),
         ],
     )
@@ -155,7 +191,7 @@ def test_kafka_to_quarantine_keeps_payload_and_reason(spark: SparkSession) -> No
     batch = _kafka_rows(spark, [("FT-1", json.dumps(record).encode(), True), (None, b"{}", True)])
 
     quarantined = transforms.to_quarantine(
-        batch.transform(transforms.kafka_to_checked, TRANSACTIONS), stage="landing"
+        batch.transform(transforms.kafka_to_checked, TRANSACTIONS, epoch=2), stage="landing"
     )
 
     assert quarantined.schema.fieldNames() == transforms.QUARANTINE_SCHEMA.fieldNames()
@@ -171,3 +207,19 @@ def test_kafka_to_quarantine_keeps_payload_and_reason(spark: SparkSession) -> No
     )
     assert row.reason.startswith("transaction_id: Field required")
     assert row.run_id is None
+    assert (row.source_epoch, row.source_offset) == (2, 1)
+
+
+def test_kafka_to_checked_replayed_record_keeps_its_order_token(spark: SparkSession) -> None:
+    record = transaction(transaction_id="FT-1")
+    replayed = [("source_epoch", b"1"), ("source_offset", b"41")]
+    batch = _kafka_rows(spark, [("FT-1", json.dumps(record).encode(), True)], replayed)
+    fresh = _kafka_rows(spark, [("FT-1", json.dumps(record).encode(), True)])
+
+    tokens = [
+        (row.kafka_offset, row.source_epoch, row.source_offset)
+        for df in (batch, fresh)
+        for row in df.transform(transforms.kafka_to_checked, TRANSACTIONS, epoch=2).collect()
+    ]
+
+    assert tokens == [(0, 1, 41), (0, 2, 0)]

@@ -201,7 +201,13 @@ def reset_landing(
 @lake_app.command()
 def replay(
     entity: EntityOption,
-    stage: Annotated[str, typer.Option(help="Quarantine stage to replay")] = "landing",
+    stage: Annotated[
+        str,
+        typer.Option(
+            help="Quarantine stage to replay: landing (quarantine/landing/...), curation or "
+            "expectation (both in quarantine/curation/...)"
+        ),
+    ] = "landing",
     since: Annotated[
         str | None, typer.Option(help="Only rows quarantined at or after this ISO time")
     ] = None,
@@ -212,7 +218,9 @@ def replay(
     """Send quarantined payloads back to their Kafka topic (after fixing the contract or data).
 
     Records that still fail are quarantined again; records that pass land in bronze with a
-    new offset, and curation's MERGE on the key keeps one row per record.
+    new offset but their original order token (sent in the `source_epoch`/`source_offset`
+    headers), so a replayed version keeps its place among the versions of its key, and
+    curation's MERGE on the key keeps one row per record.
     """
     from datetime import datetime
 
@@ -220,14 +228,25 @@ def replay(
     from confluent_kafka import Producer
 
     from dataplatform.clients.kafka import producer_config
-    from pyspark_jobs.lake import entity_by_path
+    from dataplatform.contracts.bronze import HEADER_SOURCE_EPOCH, HEADER_SOURCE_OFFSET
+    from pyspark_jobs.lake import QUARANTINE_TABLE_OF_STAGE, entity_by_path, quarantine_path
 
     try:
         chosen = entity_by_path(entity)
     except ValueError as exc:
         raise _fail(str(exc)) from None
-    table = _delta_table(chosen.table_path("quarantine"), lake_prefix)
-    columns = ["quarantine_id", "ingest_id", "record_key", "payload", "quarantined_at"]
+    if stage not in QUARANTINE_TABLE_OF_STAGE:
+        raise _fail(f"unknown stage {stage!r}: one of {', '.join(QUARANTINE_TABLE_OF_STAGE)}")
+    table = _delta_table(quarantine_path(chosen, QUARANTINE_TABLE_OF_STAGE[stage]), lake_prefix)
+    columns = [
+        "quarantine_id",
+        "ingest_id",
+        "record_key",
+        "payload",
+        "quarantined_at",
+        "source_epoch",
+        "source_offset",
+    ]
     found = table.to_pyarrow_table(columns=columns, filters=[("stage", "=", stage)])
     if since:
         cutoff = datetime.fromisoformat(since)
@@ -242,15 +261,21 @@ def replay(
     topic = f"{topic_prefix}{chosen.topic}"
     producer = Producer(producer_config(get_kafka_settings()))
     for row in replayable:
+        headers = [
+            ("ingest_id", (row["ingest_id"] or row["quarantine_id"]).encode()),
+            ("replay-of", row["quarantine_id"].encode()),
+            ("content-type", b"application/json"),
+        ]
+        if row["source_epoch"] is not None and row["source_offset"] is not None:
+            headers += [
+                (HEADER_SOURCE_EPOCH, str(row["source_epoch"]).encode()),
+                (HEADER_SOURCE_OFFSET, str(row["source_offset"]).encode()),
+            ]
         producer.produce(
             topic,
             key=row["record_key"].encode() if row["record_key"] else None,
             value=row["payload"].encode("utf-8"),
-            headers=[
-                ("ingest_id", (row["ingest_id"] or row["quarantine_id"]).encode()),
-                ("replay-of", row["quarantine_id"].encode()),
-                ("content-type", b"application/json"),
-            ],
+            headers=headers,
         )
         producer.poll(0)
     left = producer.flush(30)

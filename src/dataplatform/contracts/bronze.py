@@ -3,6 +3,16 @@ landing job, so both write the same layout to `bronze/<domain>/<entity>`.
 
 Types are named in Delta's own vocabulary; the exporter maps them to Arrow and the landing
 job to Spark. `ingest_date` (the UTC date of `ingested_at`) is the partition column.
+
+`(source_epoch, source_offset)` is the order token: the order in which the platform accepted
+the versions of one record key. Curation keeps, per key, the greatest (event time, token). The
+Kafka offset orders the versions of a key (the key is the partition key, so they share a
+partition); the outbox id orders them in the starter track (rows inserted in request order).
+The epoch goes up when the source changes, so offsets of a recreated topic or of Kafka after the
+starter's outbox still sort after everything accepted before: 0 is the starter's outbox, 1 and
+up are the Kafka topic ids landing has seen, in order. Rows written before the token existed
+have nulls, which sort oldest. The columns come last, so tables from before them are evolved by
+appending two nullable columns.
 """
 
 from __future__ import annotations
@@ -24,6 +34,8 @@ BRONZE_COLUMNS: tuple[tuple[str, DeltaType, bool, str], ...] = (
     ("ingested_at", "timestamp", False, "when the ingestor acknowledged the record (UTC)"),
     ("landed_at", "timestamp", False, "when the record was written to bronze (UTC)"),
     ("ingest_date", "date", False, "UTC date of ingested_at; the partition column"),
+    ("source_epoch", "long", True, "order token, part 1: 0 outbox, 1+ Kafka topic generation"),
+    ("source_offset", "long", True, "order token, part 2: Kafka offset or outbox id"),
 )
 
 BRONZE_PARTITION_COLUMNS: tuple[str, ...] = ("ingest_date",)
@@ -32,3 +44,10 @@ BRONZE_PARTITION_COLUMNS: tuple[str, ...] = ("ingest_date",)
 HEADER_INGEST_ID = "ingest_id"
 HEADER_TRACEPARENT = "traceparent"
 HEADER_CONTENT_TYPE = "content-type"
+#: Set by `dataplatform lake replay`: the order token the record had when it was quarantined,
+#: so a replayed version keeps its place among the versions of its key.
+HEADER_SOURCE_EPOCH = "source_epoch"
+HEADER_SOURCE_OFFSET = "source_offset"
+
+#: The epoch of the starter track's outbox rows; Kafka topics get 1 and up.
+OUTBOX_EPOCH = 0

@@ -11,7 +11,9 @@ Exactly once across crashes, by construction:
 After a crash between 2 and 3, the next run finds rows with `export_version = v` not marked
 exported; if the table's transaction version for `app_id` is already `>= v`, the data is in
 the table and only the marking is repeated; otherwise the same rows are written again under
-the same `v`. A Postgres advisory lock per entity keeps two exporters off the same batches.
+the same `v`. A Postgres advisory lock per entity keeps two exporters off the same batches;
+the table's commit lock (`dataplatform.lakelock`) keeps every other writer of the bronze table
+(the landing job, OPTIMIZE) off its Delta log while delta-rs writes.
 """
 
 from __future__ import annotations
@@ -30,8 +32,14 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from prometheus_client import Counter, Gauge, Histogram
 
 from dataplatform.contracts import ENTITIES, Entity
-from dataplatform.contracts.bronze import BRONZE_COLUMNS, BRONZE_PARTITION_COLUMNS, DeltaType
+from dataplatform.contracts.bronze import (
+    BRONZE_COLUMNS,
+    BRONZE_PARTITION_COLUMNS,
+    OUTBOX_EPOCH,
+    DeltaType,
+)
 from dataplatform.db.migrate import migrate, search_path
+from dataplatform.lakelock import table_commit_lock
 from dataplatform.settings import ExporterSettings, PostgresSettings, S3Settings
 
 log = logging.getLogger(__name__)
@@ -238,20 +246,28 @@ class LakeExporter:
             "ingested_at": ingested,
             "landed_at": [landed_at] * len(records),
             "ingest_date": [moment.date() for moment in ingested],
+            # The order token: outbox ids follow the order requests were accepted in.
+            "source_epoch": [OUTBOX_EPOCH] * len(records),
+            "source_offset": [r[0] for r in records],
         }
         table = pa.Table.from_pydict(columns, schema=self._schema)
         uri = self.table_uri(entity)
         options = self._s3.delta_storage_options()
-        write_deltalake(
-            uri,
-            table,
-            mode="append",
-            partition_by=list(BRONZE_PARTITION_COLUMNS),
-            storage_options=options,
-            commit_properties=CommitProperties(
-                app_transactions=[Transaction(self.app_id(entity), version)]
-            ),
-        )
+        # delta-rs picks the version and puts `N.json` inside Rust: the lock spans the whole
+        # write so no Spark commit to the same table can land in between.
+        with table_commit_lock(self._postgres, uri):
+            write_deltalake(
+                uri,
+                table,
+                mode="append",
+                partition_by=list(BRONZE_PARTITION_COLUMNS),
+                # A bronze table from before the order token gains its nullable columns.
+                schema_mode="merge",
+                storage_options=options,
+                commit_properties=CommitProperties(
+                    app_transactions=[Transaction(self.app_id(entity), version)]
+                ),
+            )
         COMMIT_SECONDS.labels(_label(entity)).observe(time.perf_counter() - started)
         return DeltaTable(uri, storage_options=options).version()
 
