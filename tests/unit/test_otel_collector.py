@@ -5,6 +5,7 @@ track wires the ingestor to it."""
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -14,6 +15,7 @@ from dataplatform.native.services import (
     SERVICES,
     TRACK_SERVICES,
     Context,
+    collector_binary,
     track_environment,
 )
 
@@ -100,3 +102,16 @@ def test_ingestor_exports_traces_only_where_the_collector_runs() -> None:
     assert advanced["OTEL_EXPORTER_OTLP_ENDPOINT"].startswith("http://127.0.0.1:")
     intermediate = track_environment(Context.load("intermediate"), SERVICES["ingestor"])
     assert "OTEL_TRACES_EXPORTER" not in intermediate
+
+
+def test_built_collector_validates_the_config() -> None:
+    binary = collector_binary()
+    assert binary.exists(), f"{binary} missing: ./quick_start.sh builds tools/otelcol"
+    result = subprocess.run(
+        [str(binary), "validate", f"--config={COLLECTOR_CONFIG}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
