@@ -25,6 +25,7 @@ from dataplatform.composefiles import (
 from dataplatform.native.airflow import AirflowSettings
 from dataplatform.native.services import SERVICES, TRACK_SERVICES
 from dataplatform.settings import (
+    CollectorSettings,
     ExporterSettings,
     IngestorSettings,
     KafkaSettings,
@@ -137,6 +138,7 @@ NATIVE_PORTS: dict[str, int] = {
     "lake-exporter": ExporterSettings.model_fields["metrics_port"].default,
     "airflow-apiserver": AirflowSettings.model_fields["port"].default,
     "prometheus": PrometheusSettings.model_fields["port"].default,
+    "alloy": CollectorSettings.model_fields["http_port"].default,
 }
 
 
