@@ -587,12 +587,9 @@ def seaweed_security_toml(ctx: Context) -> str:
     return "\n".join(lines)
 
 
-def _s3_prepare(ctx: Context) -> None:
+def _s3_identities(ctx: Context) -> str:
     import json
 
-    conf = ctx.conf_dir("s3")
-    conf.mkdir(parents=True, exist_ok=True)
-    conf.chmod(0o700)
     identities = {
         "identities": [
             {
@@ -607,7 +604,23 @@ def _s3_prepare(ctx: Context) -> None:
             }
         ]
     }
-    write_private(conf / "identities.json", json.dumps(identities))
+    return json.dumps(identities)
+
+
+def _s3_environment(ctx: Context) -> dict[str, str]:
+    import hashlib
+
+    # `weed` reads its keys and identities only at start: a digest of them in its environment
+    # makes supervisord restart it when they change (a new S3 secret, new JWT keys).
+    digest = hashlib.sha256((_s3_identities(ctx) + seaweed_security_toml(ctx)).encode())
+    return {"SEAWEEDFS_CONFIG_DIGEST": digest.hexdigest()[:16]}
+
+
+def _s3_prepare(ctx: Context) -> None:
+    conf = ctx.conf_dir("s3")
+    conf.mkdir(parents=True, exist_ok=True)
+    conf.chmod(0o700)
+    write_private(conf / "identities.json", _s3_identities(ctx))
     _seaweed_tls(ctx)
     write_private(conf / "security.toml", seaweed_security_toml(ctx))
     ctx.service_dir("s3").mkdir(parents=True, exist_ok=True)
@@ -734,6 +747,7 @@ SERVICES: dict[str, Service] = {
             probe=_s3_probe,
             prepare=_s3_prepare,
             initialise=_s3_initialise,
+            environment=_s3_environment,
             preflight=(_s3_preflight,),
         ),
         Service(
