@@ -31,3 +31,14 @@ def test_ensure_env_file_keeps_values_and_appends_new(tmp_path: Path) -> None:
     values = envfile.parse(target.read_text())
     assert values == {"SECRET": first, "NEW": "value"}
     assert envfile.ensure_env_file(example, target) == []
+
+
+def test_ensure_env_file_generates_fernet_key(tmp_path: Path) -> None:
+    import base64
+
+    example = tmp_path / ".env.example"
+    example.write_text("A_FERNET_KEY=<generate-fernet-key>\n", encoding="utf-8")
+    target = tmp_path / ".env"
+    envfile.ensure_env_file(example, target)
+    key = envfile.parse(target.read_text(encoding="utf-8"))["A_FERNET_KEY"]
+    assert len(base64.urlsafe_b64decode(key)) == 32
