@@ -206,7 +206,7 @@ step "JVM jars (Kafka broker, Spark/Delta/s3a) into .jars" resolve_jars
 step "compose-resolve (compose's loader, for the compose checks) into .venv/bin" build_compose_resolve
 step "OpenTelemetry Collector (tools/otelcol) into .venv/bin" build_otelcol
 step "Delta log store with the commit lock (javac) into .jars/spark" build_logstore
-step "checkers for the tests (checkov in .venv-checkov; actionlint, tofu in .tools/bin)" bash tools/install.sh
+step "checkers for the tests (checkov in .venv-checkov, actionlint in .tools/bin)" bash tools/install.sh
 step "secrets in .env" "$VENV/bin/dataplatform" env init
 step "data folder reachable by PostgreSQL" postgres_can_reach_data
 

@@ -22,6 +22,7 @@ from string import Template
 
 import httpx
 
+from dataplatform.files import write_private
 from dataplatform.settings import (
     TRACKS,
     KafkaSettings,
@@ -474,21 +475,6 @@ def _weed_binary() -> Path:
     return Path(sys.executable).parent / "weed"
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write a secret file readable by its owner only, from its first byte.
-
-    A new file is created with mode 0600 and renamed over the old one, so the secret is never
-    readable by others, not even between a write and a chmod.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    staging.unlink(missing_ok=True)
-    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    staging.replace(path)
-
-
 #: SeaweedFS's JWT signing keys (security.toml), one per purpose: master <-> volume writes and
 #: reads, S3 gateway <-> filer writes and reads.
 SEAWEED_JWT_SECTIONS = (
@@ -590,12 +576,9 @@ def seaweed_security_toml(ctx: Context) -> str:
     return "\n".join(lines)
 
 
-def _s3_prepare(ctx: Context) -> None:
+def _s3_identities(ctx: Context) -> str:
     import json
 
-    conf = ctx.conf_dir("s3")
-    conf.mkdir(parents=True, exist_ok=True)
-    conf.chmod(0o700)
     identities = {
         "identities": [
             {
@@ -610,7 +593,23 @@ def _s3_prepare(ctx: Context) -> None:
             }
         ]
     }
-    write_private(conf / "identities.json", json.dumps(identities))
+    return json.dumps(identities)
+
+
+def _s3_environment(ctx: Context) -> dict[str, str]:
+    import hashlib
+
+    # `weed` reads its keys and identities only at start: a digest of them in its environment
+    # makes supervisord restart it when they change (a new S3 secret, new JWT keys).
+    digest = hashlib.sha256((_s3_identities(ctx) + seaweed_security_toml(ctx)).encode())
+    return {"SEAWEEDFS_CONFIG_DIGEST": digest.hexdigest()[:16]}
+
+
+def _s3_prepare(ctx: Context) -> None:
+    conf = ctx.conf_dir("s3")
+    conf.mkdir(parents=True, exist_ok=True)
+    conf.chmod(0o700)
+    write_private(conf / "identities.json", _s3_identities(ctx))
     _seaweed_tls(ctx)
     write_private(conf / "security.toml", seaweed_security_toml(ctx))
     ctx.service_dir("s3").mkdir(parents=True, exist_ok=True)
@@ -840,6 +839,7 @@ SERVICES: dict[str, Service] = {
             probe=_s3_probe,
             prepare=_s3_prepare,
             initialise=_s3_initialise,
+            environment=_s3_environment,
             preflight=(_s3_preflight,),
         ),
         Service(
