@@ -139,6 +139,9 @@ class KafkaPublisher:
             remaining = await asyncio.to_thread(producer.flush, self._settings.sink_timeout_s)
             if remaining:
                 log.warning("closing with %d kafka messages unacknowledged", remaining)
+            # The producer holds `self._on_error` (its error_cb): the cycle is invisible to the
+            # garbage collector, so without this the closed producer's threads ran on for good.
+            self._producer = None
 
     async def _poll(self) -> None:
         while True:
