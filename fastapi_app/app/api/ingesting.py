@@ -11,10 +11,10 @@ from fastapi import Request, Response
 from dataplatform.contracts import Entity
 from dataplatform.settings import IngestorSettings
 from fastapi_app.app.api.deps import batch_format, get_service, read_body, require_json
-from fastapi_app.app.api.errors import ErrorDict
+from fastapi_app.app.api.errors import ApiError, ErrorDict
 from fastapi_app.app.core.security import Principal
 from fastapi_app.app.core.store import entity_label
-from fastapi_app.app.core.telemetry import BATCH_SIZE
+from fastapi_app.app.core.telemetry import BATCH_SIZE, RECORDS
 from fastapi_app.app.models import ErrorResponse
 from fastapi_app.app.services.ingest import (
     parse_batch,
@@ -41,7 +41,12 @@ async def ingest_one(
     """Handle a single-record (seed) endpoint: 200 with the seed's message and the receipt."""
     require_json(request)
     body = await read_body(request, settings.max_record_bytes)
-    parsed = parse_record(entity, body)
+    try:
+        parsed = parse_record(entity, body)
+    except ApiError as exc:
+        if exc.status_code == 422:  # a record refused by its contract (a batch counts its own)
+            RECORDS.labels(entity_label(entity), "rejected").inc()
+        raise
     # Looked up after parsing: invalid input gets its 4xx even while the sink is starting.
     service = get_service(request)
     outcome = await service.ingest(
