@@ -220,8 +220,41 @@ TRACK_ARGS=()
 DP="$VENV/bin/dataplatform"
 step "start the ${TRACK:-default} track natively" "$DP" up "${TRACK_ARGS[@]}"
 step "an API key for the sample data (INGESTOR_API_KEY in .env)" "$DP" apikey ensure --name quick-start
-step "send 200 generated transactions and claims through the API" \
-  "$DP" generate --entity all --count 200 --batch-size 100 --send
+# rows TABLE: the table's row count (0 while it does not exist yet).
+rows() {
+  local n
+  n=$("$DP" lake count --table "$1" 2>/dev/null | sed -nE 's/.*: ([0-9]+) rows.*/\1/p')
+  echo "${n:-0}"
+}
+# Send the sample and wait until every accepted record is in bronze: accepted means durable in
+# the sink (outbox or Kafka), landed means the exporter or the landing job wrote it to Delta.
+send_sample() {
+  local before_tx before_cl out want
+  before_tx=$(rows bronze/finance/transactions)
+  before_cl=$(rows bronze/insurance/claims)
+  out=$("$DP" generate --entity all --count 200 --batch-size 100 --send) || { echo "$out"; return 1; }
+  want=$(echo "$out" | "$VENV/bin/python" -c 'import json, sys
+e = json.load(sys.stdin)["entities"]
+print(*(e.get(k, {}).get("accepted", 0) for k in ("transactions", "claims")))')
+  read -r want_tx want_cl <<< "$want"
+  echo "    accepted: $want_tx transactions, $want_cl claims; waiting for them in bronze"
+  local deadline=$(( $(date +%s) + 300 )) got_tx got_cl
+  while :; do
+    got_tx=$(( $(rows bronze/finance/transactions) - before_tx ))
+    got_cl=$(( $(rows bronze/insurance/claims) - before_cl ))
+    if [ "$got_tx" -ge "$want_tx" ] && [ "$got_cl" -ge "$want_cl" ]; then
+      echo "    landed in bronze: $got_tx transactions, $got_cl claims"
+      return 0
+    fi
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "only $got_tx of $want_tx transactions and $got_cl of $want_cl claims reached bronze in 300 s:" \
+        "see dataplatform logs landing (or lake-exporter on the starter track)" >&2
+      return 1
+    fi
+    sleep 3
+  done
+}
+step "send 200 generated transactions and claims through the API; wait until they land" send_sample
 
 env_value() { grep "^$1=" .env | tail -n 1 | cut -d= -f2-; }
 ACTIVE_TRACK="${TRACK:-$(env_value DATAPLATFORM_TRACK)}"
@@ -232,7 +265,6 @@ if [ "$ACTIVE_TRACK" != starter ]; then
   # The first run curates once so silver exists; afterwards the curation DAG (advanced) or
   # `dataplatform run curation` keeps it current, and a re-run of this script stays fast.
   if ! "$DP" lake count --table silver/finance/transactions >/dev/null 2>&1; then
-    sleep 5  # the landing job's trigger is about a second: let the sample reach bronze
     step "curate bronze -> silver -> gold once (dataplatform run curation)" "$DP" run curation
   fi
 fi
