@@ -16,6 +16,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
 from pydantic.json_schema import models_json_schema
 
 from dataplatform.contracts import ENTITIES
@@ -27,7 +29,7 @@ from fastapi_app.app.core.config import get_settings
 from fastapi_app.app.core.publisher import Publisher
 from fastapi_app.app.core.security import ApiKeyAuthenticator, RateLimiter
 from fastapi_app.app.core.store import IngestStore
-from fastapi_app.app.core.telemetry import TelemetryMiddleware
+from fastapi_app.app.core.telemetry import TelemetryMiddleware, default_tracer_provider
 from fastapi_app.app.services.ingest import IngestService
 
 log = logging.getLogger(__name__)
@@ -50,7 +52,9 @@ Validated, idempotent, durable HTTP ingest of financial transactions and insuran
 """
 
 
-def _build_stack(settings: IngestorSettings) -> tuple[IngestStore, Publisher]:
+def _build_stack(
+    settings: IngestorSettings, tracer_provider: TracerProvider
+) -> tuple[IngestStore, Publisher]:
     # Imported here so unit tests with in-memory parts never load the drivers' setup.
     from fastapi_app.app.core.postgres import OutboxPublisher, PostgresStore
 
@@ -62,7 +66,7 @@ def _build_stack(settings: IngestorSettings) -> tuple[IngestStore, Publisher]:
     else:
         from fastapi_app.app.core.kafka import KafkaPublisher
 
-        publisher = KafkaPublisher(get_kafka_settings(), settings)
+        publisher = KafkaPublisher(get_kafka_settings(), settings, tracer_provider=tracer_provider)
     return store, publisher
 
 
@@ -71,6 +75,7 @@ def create_app(
     *,
     store: IngestStore | None = None,
     publisher: Publisher | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
     """Build the app.
 
@@ -78,8 +83,10 @@ def create_app(
         settings: Defaults to the cached `IngestorSettings` (env vars and `.env`).
         store: Receipt store; default Postgres (migrated at startup).
         publisher: Sink; default the one `settings.sink` names.
+        tracer_provider: Where spans go; default the process's, configured by OTEL_* variables.
     """
     settings = settings or get_settings()
+    tracer_provider = tracer_provider or default_tracer_provider()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -93,7 +100,7 @@ def create_app(
             applied = await asyncio.to_thread(migrate, postgres.conninfo(), settings.db_schema)
             if applied:
                 log.info("applied migrations %s", ", ".join(applied))
-            used_store, used_publisher = _build_stack(settings)
+            used_store, used_publisher = _build_stack(settings, tracer_provider)
         else:
             used_store, used_publisher = store, publisher
         await used_store.start()
@@ -114,6 +121,7 @@ def create_app(
             await service.drain()
             await used_publisher.close()
             await used_store.close()
+            await asyncio.to_thread(tracer_provider.force_flush)
 
     # Swagger UI and ReDoc from assets installed with the package: no CDN, so /docs renders on
     # an air-gapped machine too.
@@ -134,6 +142,15 @@ def create_app(
     app.include_router(receipts.router)
     install_error_handlers(app)
     app.add_middleware(TelemetryMiddleware)
+    # The server span wraps the whole stack (error handlers included), so every log line and
+    # every record of a request carries its trace. Probes and scrapes make no spans, and the
+    # per-message ASGI send/receive spans are left out: they cost more than they tell.
+    FastAPIInstrumentor.instrument_app(
+        app,
+        tracer_provider=tracer_provider,
+        excluded_urls="/health,/metrics",
+        exclude_spans=["receive", "send"],
+    )
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -1,4 +1,4 @@
-"""Files that hold secrets: created owner-only before a byte of the secret is written."""
+"""Files that hold secrets: owner-only (0600) from their first byte."""
 
 from __future__ import annotations
 
@@ -7,12 +7,22 @@ from pathlib import Path
 
 
 def write_private(path: Path, text: str, *, append: bool = False) -> None:
-    """Write (or append) `text` to `path`, which is mode 0600 from the moment it exists.
+    """Write `text` to `path` so that no other user can ever read it.
 
-    An existing file is narrowed to 0600 before the write, not after it.
+    A new content is written to a staging file created 0600 and renamed over `path`, so the
+    secret is never readable by others, not even between a write and a chmod. With `append`,
+    the existing file is narrowed to 0600 before the text is added.
     """
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
-    fd = os.open(path, flags, 0o600)
-    os.fchmod(fd, 0o600)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if append:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as fh:
+            fh.write(text)
+        return
+    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    staging.unlink(missing_ok=True)
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
+    staging.replace(path)

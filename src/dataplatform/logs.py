@@ -1,88 +1,19 @@
-"""Structured logs and W3C trace context shared by every process of the platform.
+"""JSON log lines for every process of the platform (ingestor, lake exporter, CLI).
 
-JSON log lines (one object per line, carrying the current trace id) for the ingestor, the lake
-exporter and the CLI; the trace context is continued from a client's `traceparent` or started.
+Each line carries the current OpenTelemetry span's trace and span ids when there is one (the
+ingestor's request spans), so logs and traces join on the trace id.
 """
 
 from __future__ import annotations
 
-import contextvars
 import logging
-import random
 import sys
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-
-# --------------------------------------------------------------------------- trace context
-
-
-@dataclass(frozen=True, slots=True)
-class TraceContext:
-    """The W3C trace context of one request: the client's trace, our span."""
-
-    trace_id: str
-    span_id: str
-    sampled: bool
-
-    @property
-    def traceparent(self) -> str:
-        """The `traceparent` header value naming our span as the parent."""
-        return f"00-{self.trace_id}-{self.span_id}-{'01' if self.sampled else '00'}"
-
-
-_TRACE: contextvars.ContextVar[TraceContext | None] = contextvars.ContextVar("trace", default=None)
-_HEX = frozenset("0123456789abcdef")
-# Ids only need to be unique, not unpredictable; `random` is ~10x cheaper than `secrets`.
-_rng = random.Random()  # noqa: S311
-
-
-def _hex_id(bits: int) -> str:
-    return f"{_rng.getrandbits(bits):0{bits // 4}x}"
-
-
-def parse_traceparent(value: str | None) -> TraceContext:
-    """Continue the client's trace from a valid `traceparent`, else start a new one."""
-    span_id = _hex_id(64)
-    if value:
-        parts = value.strip().split("-")
-        if (
-            len(parts) >= 4
-            and len(parts[0]) == 2
-            and parts[0] != "ff"
-            and len(parts[1]) == 32
-            and len(parts[2]) == 16
-            and len(parts[3]) == 2
-            and set(parts[1]) <= _HEX
-            and set(parts[2]) <= _HEX
-            and set(parts[3]) <= _HEX
-            and parts[1] != "0" * 32
-            and parts[2] != "0" * 16
-        ):
-            return TraceContext(parts[1], span_id, bool(int(parts[3], 16) & 1))
-    return TraceContext(_hex_id(128), span_id, True)
-
-
-def bind_trace(trace: TraceContext) -> contextvars.Token[TraceContext | None]:
-    """Make `trace` the current trace context; pass the token to `reset_trace` when done."""
-    return _TRACE.set(trace)
-
-
-def reset_trace(token: contextvars.Token[TraceContext | None]) -> None:
-    """Restore the trace context that was current before `bind_trace`."""
-    _TRACE.reset(token)
-
-
-def current_trace() -> TraceContext:
-    """The trace context of the request being served (a fresh one outside a request)."""
-    trace = _TRACE.get()
-    if trace is None:
-        trace = parse_traceparent(None)
-        _TRACE.set(trace)
-    return trace
-
+from opentelemetry import trace
+from opentelemetry.trace import format_span_id, format_trace_id
 
 # --------------------------------------------------------------------------- logging
 
@@ -101,10 +32,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        trace = _TRACE.get()
-        if trace is not None:
-            entry["trace_id"] = trace.trace_id
-            entry["span_id"] = trace.span_id
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            entry["trace_id"] = format_trace_id(context.trace_id)
+            entry["span_id"] = format_span_id(context.span_id)
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             entry.update(fields)

@@ -337,3 +337,47 @@ def get_ingestor_settings() -> IngestorSettings:
 def get_exporter_settings() -> ExporterSettings:
     """Cached `ExporterSettings`."""
     return ExporterSettings()
+
+
+class PrometheusSettings(BaseSettings):
+    """Prometheus (advanced track): where it listens and how long it keeps samples."""
+
+    model_config = settings_config("PROMETHEUS_")
+
+    host: str = "127.0.0.1"
+    port: int = 9090
+    #: How often every target is scraped and every rule evaluated.
+    scrape_interval: str = "15s"
+    retention: str = "15d"
+
+    @property
+    def base_url(self) -> str:
+        """The URL of its HTTP API (`/api/v1/query`, `/-/ready`)."""
+        return f"http://{self.host}:{self.port}"
+
+
+@cache
+def get_prometheus_settings() -> PrometheusSettings:
+    """Cached `PrometheusSettings`."""
+    return PrometheusSettings()
+
+
+class CollectorSettings(BaseSettings):
+    """The OpenTelemetry Collector (advanced track): its OTLP listeners."""
+
+    model_config = settings_config("OTELCOL_")
+
+    host: str = "127.0.0.1"
+    grpc_port: int = 4317
+    http_port: int = 4318
+
+    @property
+    def otlp_http_url(self) -> str:
+        """What OTEL_EXPORTER_OTLP_ENDPOINT names for an OTLP/HTTP exporter."""
+        return f"http://{self.host}:{self.http_port}"
+
+
+@cache
+def get_collector_settings() -> CollectorSettings:
+    """Cached `CollectorSettings`."""
+    return CollectorSettings()

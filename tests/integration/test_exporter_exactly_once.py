@@ -169,6 +169,12 @@ def test_backlog_larger_than_a_batch_is_drained_in_several_commits(
     ids = _bronze_ids(exporter, s3_settings)
     assert sorted(ids) == sorted(expected)
     assert exporter.export_once() == []
+    # Created with the change feed on, as landing creates bronze: curation reads the feed, also
+    # when the starter track was switched to Kafka on the same lake.
+    table = DeltaTable(
+        exporter.table_uri(TRANSACTIONS), storage_options=s3_settings.delta_storage_options()
+    )
+    assert table.metadata().configuration.get("delta.enableChangeDataFeed") == "true"
 
 
 def test_order_token_is_outbox_id_and_older_bronze_gains_its_columns(

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 
 from dataplatform import samples
 from dataplatform.db.apikeys import PREFIX
@@ -211,3 +212,10 @@ def test_new_api_key_is_accepted_after_the_miss_reload_interval() -> None:
     before, after = asyncio.run(run())
     assert before is None
     assert after is not None
+
+
+def test_single_record_rejection_is_counted(client: TestClient, rng: random.Random) -> None:
+    labels = {"entity": "finance.transactions", "outcome": "rejected"}
+    before = REGISTRY.get_sample_value("ingestor_records_total", labels) or 0.0
+    assert client.post(TX, json={**samples.transaction(rng), "amount": "-1"}).status_code == 422
+    assert REGISTRY.get_sample_value("ingestor_records_total", labels) == before + 1

@@ -25,10 +25,12 @@ from dataplatform.composefiles import (
 from dataplatform.native.airflow import AirflowSettings
 from dataplatform.native.services import SERVICES, TRACK_SERVICES
 from dataplatform.settings import (
+    CollectorSettings,
     ExporterSettings,
     IngestorSettings,
     KafkaSettings,
     PostgresSettings,
+    PrometheusSettings,
     S3Settings,
 )
 
@@ -74,8 +76,6 @@ PLANNED: dict[str, set[str]] = {
     "starter": set(),
     "intermediate": set(),
     "advanced": {
-        "otel-collector",
-        "prometheus",
         "marquez",
         "mongodb",
     },
@@ -137,6 +137,8 @@ NATIVE_PORTS: dict[str, int] = {
     "ingestor": IngestorSettings.model_fields["port"].default,
     "lake-exporter": ExporterSettings.model_fields["metrics_port"].default,
     "airflow-apiserver": AirflowSettings.model_fields["port"].default,
+    "prometheus": PrometheusSettings.model_fields["port"].default,
+    "alloy": CollectorSettings.model_fields["http_port"].default,
 }
 
 

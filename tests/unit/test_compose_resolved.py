@@ -10,18 +10,21 @@ without one is listed in docs/CONTAINERS.md.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pytest
 import yaml
 from pydantic_settings import BaseSettings
 from typer.testing import CliRunner
 
+from dataplatform import composefiles
 from dataplatform.cli import main as cli
 from dataplatform.composefiles import (
     BASE,
@@ -30,7 +33,6 @@ from dataplatform.composefiles import (
     bytes_of,
     enabled,
     merged_model,
-    resolve,
 )
 from dataplatform.native import airflow as native_airflow
 from dataplatform.native.services import (
@@ -48,6 +50,18 @@ from dataplatform.settings import (
 from dataplatform.spark_settings import SparkSettings
 
 TRACKS: list[Track] = ["starter", "intermediate", "advanced"]
+
+
+@cache
+def _resolve_cached(track: str, files: tuple[Path, ...]) -> str:
+    return json.dumps(composefiles.resolve(track, files))
+
+
+def resolve(track: str, files: tuple[Path, ...] = (BASE,)) -> dict[str, Any]:
+    """`composefiles.resolve`, run once per profile and file set (a fresh copy each call)."""
+    return cast(dict[str, Any], json.loads(_resolve_cached(track, files)))
+
+
 #: The file sets users and CI run: the plain file and the test overlay.
 FILE_SETS = {"base": (BASE,), "test": (BASE, TEST_OVERLAY)}
 
@@ -102,7 +116,7 @@ def test_resolve_reports_compose_loader_error(tmp_path: Path) -> None:
     broken = tmp_path / "compose.yml"
     broken.write_text("services:\n  a:\n    image: x\n    depends_on: [missing]\n")
     with pytest.raises(RuntimeError, match="missing"):
-        resolve("starter", (broken,))
+        composefiles.resolve("starter", (broken,))
 
 
 # --------------------------------------------------------------------------- defect 1: the sink

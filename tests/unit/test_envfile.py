@@ -49,3 +49,14 @@ def test_secret_files_are_owner_only_from_creation(tmp_path: Path) -> None:
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
     assert private.read_text() == "{}more"
+
+
+def test_ensure_env_file_generates_fernet_key(tmp_path: Path) -> None:
+    import base64
+
+    example = tmp_path / ".env.example"
+    example.write_text("A_FERNET_KEY=<generate-fernet-key>\n", encoding="utf-8")
+    target = tmp_path / ".env"
+    envfile.ensure_env_file(example, target)
+    key = envfile.parse(target.read_text(encoding="utf-8"))["A_FERNET_KEY"]
+    assert len(base64.urlsafe_b64decode(key)) == 32

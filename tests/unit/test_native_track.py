@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import configparser
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from dataplatform.cli import main as cli
@@ -116,3 +118,12 @@ def test_running_track_read_back_from_run_dir(
     assert runtime.running_track(ctx) == "starter"
     monkeypatch.setattr(supervisor, "is_running", lambda _ctx: False)
     assert runtime.running_track(ctx) is None
+
+
+def test_render_config_s3_restarts_when_its_keys_change(tmp_path: Path) -> None:
+    ctx = _context(tmp_path, "starter")
+    first = _program_environment(supervisor.render_config(ctx), "s3")["SEAWEEDFS_CONFIG_DIGEST"]
+    rotated = dataclasses.replace(ctx, s3=S3Settings(secret_key=SecretStr("a-new-secret")))
+    second = _program_environment(supervisor.render_config(rotated), "s3")
+    assert second["SEAWEEDFS_CONFIG_DIGEST"] != first
+    assert "a-new-secret" not in (tmp_path / "run" / "supervisord.conf").read_text()

@@ -15,8 +15,9 @@ from fastapi_app.app.api.errors import ErrorDict
 from fastapi_app.app.api.receipt_bodies import receipt_dict
 from fastapi_app.app.core.security import Principal
 from fastapi_app.app.core.store import entity_label
-from fastapi_app.app.core.telemetry import BATCH_SIZE
+from fastapi_app.app.core.telemetry import BATCH_SIZE, RECORDS
 from fastapi_app.app.models import ErrorResponse
+from fastapi_app.app.services.errors import RecordRejected
 from fastapi_app.app.services.ingest import parse_batch, parse_record
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,11 @@ async def ingest_one(
     """Handle a single-record (seed) endpoint: 200 with the seed's message and the receipt."""
     require_json(request)
     body = await read_body(request, settings.max_record_bytes)
-    parsed = parse_record(entity, body)
+    try:
+        parsed = parse_record(entity, body)
+    except RecordRejected:  # a record refused by its contract (a batch counts its own)
+        RECORDS.labels(entity_label(entity), "rejected").inc()
+        raise
     # Looked up after parsing: invalid input gets its 4xx even while the sink is starting.
     service = get_service(request)
     outcome = await service.ingest(

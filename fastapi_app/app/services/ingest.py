@@ -24,7 +24,6 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from dataplatform.contracts import Entity, exactjson
-from dataplatform.logs import current_trace
 from dataplatform.settings import IngestorSettings
 from fastapi_app.app.core.publisher import Publisher, SinkOverloaded
 from fastapi_app.app.core.publisher import SinkUnavailable as SinkDown
@@ -36,7 +35,7 @@ from fastapi_app.app.core.store import (
     ReceiptView,
     entity_label,
 )
-from fastapi_app.app.core.telemetry import INFLIGHT, RECORDS, SINK_ERRORS
+from fastapi_app.app.core.telemetry import INFLIGHT, RECORDS, SINK_ERRORS, current_trace
 from fastapi_app.app.services.errors import (
     ErrorDict,
     IngestError,

@@ -268,6 +268,9 @@ class LakeExporter:
                 partition_by=list(BRONZE_PARTITION_COLUMNS),
                 # A bronze table from before the order token gains its nullable columns.
                 schema_mode="merge",
+                # As landing creates bronze (applied when this write creates the table): curation
+                # reads bronze's change feed, also after the starter track was switched to Kafka.
+                configuration={"delta.enableChangeDataFeed": "true"},
                 storage_options=options,
                 commit_properties=CommitProperties(
                     app_transactions=[Transaction(self.app_id(entity), version)]

@@ -19,6 +19,7 @@ from string import Template
 
 import httpx
 
+from dataplatform.files import write_private
 from dataplatform.native.airflow import AIRFLOW_SERVICES
 from dataplatform.native.base import (
     Context,
@@ -30,8 +31,11 @@ from dataplatform.native.base import (
 from dataplatform.settings import (
     TRACKS,
     Track,
+    get_collector_settings,
     get_exporter_settings,
     get_ingestor_settings,
+    get_prometheus_settings,
+    project_root,
 )
 
 # --------------------------------------------------------------------------- helpers
@@ -383,21 +387,6 @@ def _weed_binary() -> Path:
     return Path(sys.executable).parent / "weed"
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write a secret file readable by its owner only, from its first byte.
-
-    A new file is created with mode 0600 and renamed over the old one, so the secret is never
-    readable by others, not even between a write and a chmod.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    staging.unlink(missing_ok=True)
-    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    staging.replace(path)
-
-
 #: SeaweedFS's JWT signing keys (security.toml), one per purpose: master <-> volume writes and
 #: reads, S3 gateway <-> filer writes and reads.
 SEAWEED_JWT_SECTIONS = (
@@ -499,12 +488,9 @@ def seaweed_security_toml(ctx: Context) -> str:
     return "\n".join(lines)
 
 
-def _s3_prepare(ctx: Context) -> None:
+def _s3_identities(ctx: Context) -> str:
     import json
 
-    conf = ctx.conf_dir("s3")
-    conf.mkdir(parents=True, exist_ok=True)
-    conf.chmod(0o700)
     identities = {
         "identities": [
             {
@@ -519,7 +505,23 @@ def _s3_prepare(ctx: Context) -> None:
             }
         ]
     }
-    write_private(conf / "identities.json", json.dumps(identities))
+    return json.dumps(identities)
+
+
+def _s3_environment(ctx: Context) -> dict[str, str]:
+    import hashlib
+
+    # `weed` reads its keys and identities only at start: a digest of them in its environment
+    # makes supervisord restart it when they change (a new S3 secret, new JWT keys).
+    digest = hashlib.sha256((_s3_identities(ctx) + seaweed_security_toml(ctx)).encode())
+    return {"SEAWEEDFS_CONFIG_DIGEST": digest.hexdigest()[:16]}
+
+
+def _s3_prepare(ctx: Context) -> None:
+    conf = ctx.conf_dir("s3")
+    conf.mkdir(parents=True, exist_ok=True)
+    conf.chmod(0o700)
+    write_private(conf / "identities.json", _s3_identities(ctx))
     _seaweed_tls(ctx)
     write_private(conf / "security.toml", seaweed_security_toml(ctx))
     ctx.service_dir("s3").mkdir(parents=True, exist_ok=True)
@@ -608,7 +610,16 @@ def ingestor_sink(track: Track) -> str:
 
 
 def _ingestor_environment(ctx: Context) -> dict[str, str]:
-    return {"INGESTOR_SINK": ingestor_sink(ctx.track)}
+    environment = {"INGESTOR_SINK": ingestor_sink(ctx.track)}
+    if "otel-collector" in TRACK_SERVICES[ctx.track]:
+        # Traces go to the track's collector (standard OTEL_* variables; default: none).
+        environment |= {
+            "OTEL_SERVICE_NAME": "ingestor",
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": get_collector_settings().otlp_http_url,
+        }
+    return environment
 
 
 def track_environment(ctx: Context, service: Service) -> dict[str, str]:
@@ -619,6 +630,100 @@ def track_environment(ctx: Context, service: Service) -> dict[str, str]:
     services to expect), so the started track is passed down explicitly.
     """
     return {"DATAPLATFORM_TRACK": ctx.track, **service.environment(ctx)}
+
+
+# --------------------------------------------------------------------------- Prometheus
+
+#: Debian's `prometheus` package (2.42), installed by quick_start.sh; its own service (Debian's
+#: unit on port 9090) stays stopped: the platform runs Prometheus under its supervisor.
+PROMETHEUS = Path("/usr/bin/prometheus")
+PROMTOOL = Path("/usr/bin/promtool")
+#: The SLO rules both runtimes load (compose mounts the same folder).
+RULES_DIR = project_root() / "observability" / "rules"
+
+
+def render_prometheus_config(ctx: Context) -> Path:
+    """Write `data/run/prometheus/prometheus.yml`: scrape the platform's native processes."""
+    prometheus = get_prometheus_settings()
+    ingestor = get_ingestor_settings()
+    exporter = get_exporter_settings()
+    return _render(
+        "dataplatform.native.prometheus",
+        "prometheus.yml",
+        ctx.conf_dir("prometheus") / "prometheus.yml",
+        scrape_interval=prometheus.scrape_interval,
+        rules_dir=RULES_DIR,
+        prometheus=f"{prometheus.host}:{prometheus.port}",
+        ingestor=f"{ingestor.host}:{ingestor.port}",
+        lake_exporter=f"{exporter.host}:{exporter.metrics_port}",
+    )
+
+
+def _prometheus_prepare(ctx: Context) -> None:
+    config = render_prometheus_config(ctx)
+    ctx.service_dir("prometheus").mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [str(PROMTOOL), "check", "config", str(config)], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise PlatformError(f"promtool refused {config}:\n{result.stdout}{result.stderr}")
+
+
+def _prometheus_command(ctx: Context) -> list[str]:
+    prometheus = get_prometheus_settings()
+    return [
+        str(PROMETHEUS),
+        f"--config.file={ctx.conf_dir('prometheus') / 'prometheus.yml'}",
+        f"--storage.tsdb.path={ctx.service_dir('prometheus')}",
+        f"--storage.tsdb.retention.time={prometheus.retention}",
+        f"--web.listen-address={prometheus.host}:{prometheus.port}",
+    ]
+
+
+def _prometheus_preflight(_ctx: Context) -> str | None:
+    if not (PROMETHEUS.exists() and PROMTOOL.exists()):
+        return (
+            f"{PROMETHEUS} not found: run ./quick_start.sh, or "
+            "`apt-get install -y --no-install-recommends prometheus`"
+        )
+    return None
+
+
+# ------------------------------------------------------------------- OpenTelemetry Collector
+
+#: The collector configuration compose's Alloy runs too.
+COLLECTOR_CONFIG = project_root() / "observability" / "otelcol.yaml"
+
+
+def collector_binary() -> Path:
+    """The platform's collector, built by quick_start.sh from tools/otelcol into the venv."""
+    return Path(sys.executable).parent / "otelcol"
+
+
+def _collector_environment(_ctx: Context) -> dict[str, str]:
+    collector = get_collector_settings()
+    return {
+        "OTELCOL_OTLP_GRPC_ENDPOINT": f"{collector.host}:{collector.grpc_port}",
+        "OTELCOL_OTLP_HTTP_ENDPOINT": f"{collector.host}:{collector.http_port}",
+    }
+
+
+def _collector_probe(_ctx: Context) -> bool:
+    try:
+        # The OTLP/HTTP receiver answers a GET on its traces path with 405: it is serving.
+        response = httpx.get(f"{get_collector_settings().otlp_http_url}/v1/traces", timeout=2)
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 405
+
+
+def _collector_preflight(_ctx: Context) -> str | None:
+    if not collector_binary().exists():
+        return (
+            f"OpenTelemetry Collector not found at {collector_binary()}: run ./quick_start.sh "
+            "(it builds tools/otelcol with Go)"
+        )
+    return None
 
 
 # --------------------------------------------------------------------------- registry
@@ -646,6 +751,7 @@ SERVICES: dict[str, Service] = {
             probe=_s3_probe,
             prepare=_s3_prepare,
             initialise=_s3_initialise,
+            environment=_s3_environment,
             preflight=(_s3_preflight,),
         ),
         Service(
@@ -688,6 +794,27 @@ SERVICES: dict[str, Service] = {
             depends_on=("kafka", "s3"),
             stop_wait_s=60,
         ),
+        Service(
+            name="prometheus",
+            description="Prometheus (Debian): scrapes the platform, evaluates the SLO rules",
+            ports=lambda _ctx: (get_prometheus_settings().port,),
+            command=_prometheus_command,
+            probe=lambda _ctx: _http_ok(f"{get_prometheus_settings().base_url}/-/ready"),
+            prepare=_prometheus_prepare,
+            preflight=(_prometheus_preflight,),
+        ),
+        Service(
+            name="otel-collector",
+            description="OpenTelemetry Collector: OTLP traces and logs from the platform",
+            ports=lambda _ctx: (
+                get_collector_settings().grpc_port,
+                get_collector_settings().http_port,
+            ),
+            command=lambda _ctx: [str(collector_binary()), f"--config={COLLECTOR_CONFIG}"],
+            probe=_collector_probe,
+            environment=_collector_environment,
+            preflight=(_collector_preflight,),
+        ),
     )
 }
 
@@ -705,7 +832,16 @@ SHARED_INIT: dict[str, Callable[[Context], None]] = {
 TRACK_SERVICES: dict[Track, tuple[str, ...]] = {
     "starter": ("postgres", "s3", "ingestor", "lake-exporter"),
     "intermediate": ("postgres", "s3", "kafka", "ingestor", "lake-exporter", "landing"),
-    "advanced": ("postgres", "s3", "kafka", "ingestor", "lake-exporter", "landing"),
+    "advanced": (
+        "postgres",
+        "s3",
+        "kafka",
+        "otel-collector",
+        "ingestor",
+        "lake-exporter",
+        "landing",
+        "prometheus",
+    ),
 }
 
 #: Memory (GiB) and free disk (GiB) a track needs on this machine.

@@ -1,0 +1,1 @@
+"""Observability as code: dashboards (Grafana JSON) and the static report rendered from them."""

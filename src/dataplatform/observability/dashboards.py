@@ -1,0 +1,229 @@
+"""The platform's dashboards, defined once: Grafana JSON (grafana-foundation-sdk) and the
+static report (`dataplatform report`) are both built from `DASHBOARDS`.
+
+Every panel is one PromQL query over the platform's real metrics (the ingestor's and the lake
+exporter's prometheus-client endpoints, and the SLO recording rules in
+observability/rules/slo.rules.yml). No query pads missing series (`or vector(0)`): a panel
+without data means the metric is not there, and the acceptance test says so.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from grafana_foundation_sdk.builders import dashboard as gdashboard
+from grafana_foundation_sdk.builders import prometheus as gprometheus
+from grafana_foundation_sdk.builders import timeseries as gtimeseries
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models.dashboard import DataSourceRef
+
+#: The provisioned Prometheus datasource (observability/grafana/provisioning/datasources).
+DATASOURCE_UID = "prometheus"
+#: Where `dataplatform dashboards write` puts the JSON Grafana provisions.
+DASHBOARDS_DIR = Path("observability") / "grafana" / "dashboards"
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One chart: a title, its PromQL, how series are named and the unit of the values."""
+
+    title: str
+    expr: str
+    legend: str = ""
+    unit: str = "short"
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """One dashboard with a fixed uid (alerts link to `/d/<uid>`)."""
+
+    uid: str
+    title: str
+    panels: tuple[Panel, ...]
+
+
+DASHBOARDS: tuple[Dashboard, ...] = (
+    Dashboard(
+        uid="dp-platform-health",
+        title="Platform health",
+        panels=(
+            Panel(
+                "Targets up", "up", "{{job}}", description="1 when Prometheus scraped the target"
+            ),
+            Panel(
+                "API 5xx ratio (SLO 99.99 % availability)",
+                "ingestor:request_errors:ratio_5m",
+                "5xx share",
+                unit="percentunit",
+            ),
+            Panel(
+                "Requests by status",
+                "sum by (status) (rate(ingestor_http_requests_total[5m]))",
+                "{{status}}",
+                unit="reqps",
+            ),
+            Panel(
+                "Seconds since the lake exporter's last good poll",
+                "time() - exporter_last_success_timestamp_seconds",
+                "lake exporter",
+                unit="s",
+            ),
+        ),
+    ),
+    Dashboard(
+        uid="dp-ingestion",
+        title="Ingestion",
+        panels=(
+            Panel(
+                "Records by entity and outcome",
+                "sum by (entity, outcome) (rate(ingestor_records_total[5m]))",
+                "{{entity}} {{outcome}}",
+                unit="rps",
+            ),
+            Panel(
+                "Ingest latency p99 (SLO < 5 s)",
+                "ingestor:request_duration_seconds:p99_5m",
+                "p99",
+                unit="s",
+            ),
+            Panel(
+                "Latency p50 by route",
+                "histogram_quantile(0.5, sum by (le, route) "
+                "(rate(ingestor_http_request_duration_seconds_bucket[5m])))",
+                "{{route}}",
+                unit="s",
+            ),
+            Panel(
+                "Rejected record ratio (SLO < 0.1 %)",
+                "ingestor:records_rejected:ratio_5m",
+                "rejected share",
+                unit="percentunit",
+            ),
+            Panel(
+                "Batch size p90",
+                "histogram_quantile(0.9, sum by (le, entity) "
+                "(rate(ingestor_batch_records_bucket[5m])))",
+                "{{entity}}",
+            ),
+            Panel(
+                "Sink latency p99",
+                "histogram_quantile(0.99, sum by (le, sink, operation) "
+                "(rate(ingestor_sink_duration_seconds_bucket[5m])))",
+                "{{sink}} {{operation}}",
+                unit="s",
+            ),
+            Panel(
+                "Refused by the sink (shed load, timeouts)",
+                "sum by (sink, reason) (rate(ingestor_sink_errors_total[5m]))",
+                "{{sink}} {{reason}}",
+                unit="reqps",
+            ),
+            Panel("Records in flight", "ingestor_inflight_records", "in flight"),
+        ),
+    ),
+    Dashboard(
+        uid="dp-streaming",
+        title="Streaming",
+        panels=(
+            Panel(
+                "Consumer lag (SLO < 10,000 records)",
+                "platform:consumer_lag_records:max",
+                "lag",
+            ),
+            Panel("Backlog by entity", "exporter_backlog_rows", "{{entity}}"),
+        ),
+    ),
+    Dashboard(
+        uid="dp-lake",
+        title="Lake",
+        panels=(
+            Panel(
+                "Rows written to bronze",
+                "sum by (entity) (rate(exporter_rows_total[5m]))",
+                "{{entity}}",
+                unit="rps",
+            ),
+            Panel(
+                "Delta commit duration p95",
+                "histogram_quantile(0.95, sum by (le, entity) "
+                "(rate(exporter_delta_commit_seconds_bucket[5m])))",
+                "{{entity}}",
+                unit="s",
+            ),
+            Panel(
+                "Bronze batches by outcome",
+                "sum by (entity, outcome) (increase(exporter_batches_total[1h]))",
+                "{{entity}} {{outcome}}",
+            ),
+        ),
+    ),
+    Dashboard(
+        uid="dp-orchestration",
+        title="Orchestration",
+        panels=(
+            Panel(
+                "Job success ratio, 1 h (SLO 99 %)",
+                "exporter:polls_success:ratio_1h",
+                "lake exporter",
+                unit="percentunit",
+            ),
+            Panel(
+                "Failed job runs",
+                "sum(increase(exporter_errors_total[1h]))",
+                "lake exporter",
+            ),
+        ),
+    ),
+)
+
+
+def grafana_dashboard(spec: Dashboard) -> dict[str, object]:
+    """The Grafana dashboard model of `spec`, built with grafana-foundation-sdk."""
+    datasource = DataSourceRef(type_val="prometheus", uid=DATASOURCE_UID)
+    builder = (
+        gdashboard.Dashboard(spec.title)
+        .uid(spec.uid)
+        .tags(["dataplatform"])
+        .refresh("30s")
+        .time("now-1h", "now")
+        .timezone("utc")
+    )
+    for panel in spec.panels:
+        builder = builder.with_panel(
+            gtimeseries.Panel()
+            .title(panel.title)
+            .description(panel.description)
+            .datasource(datasource)
+            .unit(panel.unit)
+            .span(12)
+            .height(8)
+            .with_target(
+                gprometheus.Dataquery()
+                .expr(panel.expr)
+                .legend_format(panel.legend)
+                .ref_id("A")
+                .datasource(datasource)
+            )
+        )
+    model = json.loads(json.dumps(builder.build(), cls=JSONEncoder))
+    assert isinstance(model, dict)
+    return model
+
+
+def dashboard_json(spec: Dashboard) -> str:
+    """The provisioned file's text: stable key order, so regenerating changes nothing."""
+    return json.dumps(grafana_dashboard(spec), indent=2, sort_keys=True) + "\n"
+
+
+def write_dashboards(target: Path) -> list[Path]:
+    """Write one `<uid>.json` per dashboard into `target`; return the files written."""
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    for spec in DASHBOARDS:
+        path = target / f"{spec.uid}.json"
+        path.write_text(dashboard_json(spec), encoding="utf-8")
+        written.append(path)
+    return written
