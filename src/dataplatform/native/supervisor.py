@@ -165,12 +165,6 @@ def start_program(ctx: Context, name: str) -> None:
         ) from None
 
 
-def stop_program(ctx: Context, name: str) -> None:
-    """Stop one program (SIGTERM/SIGINT, then SIGKILL after its stop timeout)."""
-    with contextlib.suppress(xmlrpc.client.Fault):
-        rpc(ctx).supervisor.stopProcess(name, True)
-
-
 def shutdown(ctx: Context, timeout_s: float = 120) -> None:
     """Stop every program, then supervisord itself, and wait until it is gone."""
     pid = supervisord_pid(ctx)
