@@ -78,8 +78,9 @@ def measure(variant: str, rows: int, batches: int, warmup: int, prefix: str) -> 
 
     from dataplatform.lake import Lake
     from pyspark_jobs import transforms
-    from pyspark_jobs.landing import BatchWriter, TopicGuard, ensure_landing_tables
+    from pyspark_jobs.landing import BatchWriter, TopicGuard
     from pyspark_jobs.launch import start_job_session
+    from pyspark_jobs.tables import ensure_landing_tables
 
     spark = start_job_session("landing-batch-cost", extra_conf=CONF.get(variant, {}))
     lake = Lake.load(prefix=prefix)

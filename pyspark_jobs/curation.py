@@ -61,13 +61,6 @@ from dataplatform.lake import CURATION_STATE_TABLE, Lake, get_lakehouse_settings
 from dataplatform.settings import PostgresSettings, get_postgres_settings
 from dataplatform.shutdown import exit_now
 from pyspark_jobs import quality, transforms
-from pyspark_jobs.landing import (
-    SchemaEvolutionError,
-    ensure_landing_tables,
-    ensure_quarantine_table,
-    ensure_table_property,
-    evolve_schema,
-)
 from pyspark_jobs.launch import start_job_session
 from pyspark_jobs.quality import (
     Expectation,
@@ -76,6 +69,13 @@ from pyspark_jobs.quality import (
     failure_message,
     load_expectations,
     write_results,
+)
+from pyspark_jobs.tables import (
+    SchemaEvolutionError,
+    ensure_landing_tables,
+    ensure_quarantine_table,
+    ensure_table_property,
+    evolve_schema,
 )
 
 logger = logging.getLogger("pyspark_jobs.curation")

@@ -34,9 +34,9 @@ from dataplatform.contracts import Entity
 from dataplatform.lake import Lake
 from dataplatform.reference import seed_reference_data
 from dataplatform.settings import KafkaSettings, PostgresSettings, S3Settings, project_root
-from pyspark_jobs.landing import ensure_landing_tables
 from pyspark_jobs.launch import start_job_session
 from pyspark_jobs.schemas import bronze_schema
+from pyspark_jobs.tables import ensure_landing_tables
 
 ROOT = project_root()
 
