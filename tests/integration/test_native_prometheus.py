@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 import re
-import shutil
 import socket
 import subprocess
 import time
@@ -32,6 +31,7 @@ from dataplatform.observability.report import build_report
 from dataplatform.settings import IngestorSettings
 from fastapi_app.app.core.memory import MemoryPublisher, MemoryStore
 from fastapi_app.app.main import create_app
+from tests.browser import chromium
 
 TX = "/ingest-financial-transaction/"
 TX_BATCH = "/v1/transactions/batch"
@@ -110,33 +110,6 @@ def test_native_prometheus_loads_slo_rules_and_scrapes_platform(
     assert up == {"prometheus": "1", "lake-exporter": "1", "ingestor": "0"}
 
 
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    # Nothing is reachable: the page must render from itself alone.
-    "--host-resolver-rules=MAP * ~NOTFOUND",
-    "--window-size=1400,3000",
-]
-
-
-def _chromium(tmp_path: Path, *args: str) -> str:
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    assert Path(chromium).exists(), "chromium is missing: ./run_tests.sh installs it"
-    result = subprocess.run(
-        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout
-
-
 def test_report_renders_every_panel_from_real_prometheus(
     prometheus: tuple[str, int], tmp_path: Path
 ) -> None:
@@ -161,7 +134,7 @@ def test_report_renders_every_panel_from_real_prometheus(
 
     out = build_report(base_url, tmp_path / "report.html", range_s=300)
 
-    dom = _chromium(tmp_path, "--dump-dom", out.as_uri())
+    dom = chromium(tmp_path, out.as_uri(), "--dump-dom", window="1400,3000")
     figures = re.findall(r'<figure class="panel" id="([^"]+)"[^>]*data-series="(\d+)"', dom)
     expected = {f"{spec.uid}-{i}" for spec in DASHBOARDS for i in range(len(spec.panels))}
     assert {panel for panel, _ in figures} == expected
@@ -169,5 +142,5 @@ def test_report_renders_every_panel_from_real_prometheus(
     # Panels fed by the traffic above (the rest need the full platform: e2e acceptance).
     assert {"dp-platform-health-0", "dp-ingestion-0", "dp-ingestion-3"} <= with_data
     shot = tmp_path / "report.png"
-    _chromium(tmp_path, f"--screenshot={shot}", out.as_uri())
+    chromium(tmp_path, out.as_uri(), f"--screenshot={shot}", window="1400,3000")
     assert shot.stat().st_size > 10_000
