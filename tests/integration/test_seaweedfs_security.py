@@ -17,15 +17,8 @@ from botocore.exceptions import ClientError
 from pydantic import SecretStr
 
 from dataplatform.clients.s3 import s3_client
-from dataplatform.native.services import (
-    SERVICES,
-    Context,
-    _s3_ports,
-    _weed_binary,
-    port_open,
-    seaweed_ports,
-    wait_until,
-)
+from dataplatform.native.base import Context, port_open, wait_until
+from dataplatform.native.services import SERVICES, _s3_ports, _weed_binary, seaweed_ports
 from dataplatform.settings import (
     KafkaSettings,
     PostgresSettings,
