@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Run every test tier against the real native services.
 #
-#   ./run_tests.sh            unit, then integration and e2e on the real services, then
-#                             quick_start.sh on every track (sample data accepted and landed)
+#   ./run_tests.sh            unit, then integration and e2e on the real services
 #   ./run_tests.sh -m unit    one tier (any pytest arguments are passed on)
 #
 # Sets up what the tests need (same bootstrap as quick_start.sh), starts the services of the
@@ -47,13 +46,3 @@ echo "== starting the $TRACK track's services"
 
 echo "== integration and e2e tests on the real services"
 "${PYTEST[@]}" tests/integration tests/e2e -q
-
-# Every track as a new user brings it up: quick_start.sh on the installs above, its sample data
-# accepted and landed in bronze (it fails otherwise). Only when the suite started the services:
-# switching tracks restarts a platform someone else is running.
-if [ "$STARTED" -eq 1 ]; then
-  for track in "$TRACK" starter advanced; do
-    echo "== quick_start.sh --track $track"
-    ./quick_start.sh --track "$track"
-  done
-fi

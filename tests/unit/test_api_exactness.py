@@ -219,3 +219,16 @@ def test_single_record_rejection_is_counted(client: TestClient, rng: random.Rand
     before = REGISTRY.get_sample_value("ingestor_records_total", labels) or 0.0
     assert client.post(TX, json={**samples.transaction(rng), "amount": "-1"}).status_code == 422
     assert REGISTRY.get_sample_value("ingestor_records_total", labels) == before + 1
+
+
+def test_batch_record_with_integers_beyond_64_bits_is_rejected_not_500(
+    client: TestClient, publisher: MemoryPublisher, rng: random.Random
+) -> None:
+    # Found by schemathesis: orjson writes back 64-bit integers only.
+    huge = '{"customer_id": [{"a": -18235556410362537619488768}], "claim_amount": 1E+42}'
+    response = client.post(
+        "/v1/claims/batch", content=f"[{huge}, {json.dumps(samples.claim(rng))}]"
+    )
+    assert response.status_code == 200
+    assert [r["outcome"] for r in response.json()["results"]] == ["rejected", "accepted"]
+    assert len(publisher.messages) == 1

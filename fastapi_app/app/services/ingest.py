@@ -203,6 +203,7 @@ def parse_batch(
                 fingerprint_of = str(item).encode()
                 raise _Rejected([_json_error(item, loc=loc)])
             else:
+                fingerprint_of = repr(item).encode()  # until its canonical form is known
                 obj, payload = _decoded_value(item, loc=loc)
                 fingerprint_of = payload
                 _check_record_size(len(payload), index, limit)

@@ -58,10 +58,25 @@ def _constant(name: str) -> Any:
     raise ExactJsonError(f"{name} is not a JSON number")
 
 
+#: Integers outside what orjson writes back (64 bits) are kept as `Decimal`, with their digits.
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+
+
+def _integer(text: str) -> int | Decimal:
+    if len(text) < 19:
+        return int(text)
+    value = Decimal(text)
+    return int(value) if _INT_MIN <= value <= _INT_MAX else value
+
+
 def _decode(data: bytes | str, objects: Callable[[list[tuple[str, Any]]], Any]) -> Any:
     try:
         return json.loads(
-            data, parse_float=Decimal, parse_constant=_constant, object_pairs_hook=objects
+            data,
+            parse_float=Decimal,
+            parse_int=_integer,
+            parse_constant=_constant,
+            object_pairs_hook=objects,
         )
     except ExactJsonError:
         raise
@@ -162,7 +177,7 @@ def dumps(value: Any) -> bytes:
     try:
         return orjson.dumps(value, default=_fragment, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError as exc:
-        raise ExactJsonError(f"a string is not valid Unicode: {exc}") from None
+        raise ExactJsonError(f"cannot be written back as UTF-8 JSON: {exc}") from None
 
 
 def validate(model: type[M], data: bytes | str) -> M:
