@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import psycopg
 from confluent_kafka import Producer
 
@@ -13,21 +11,6 @@ from dataplatform.native import runtime, supervisor
 from dataplatform.native.services import Context
 from tests.factories import unique
 from tests.integration.test_native_kafka import _consume_all
-
-
-def _descendants(root: int) -> set[int]:
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            continue
-        parents[int(stat.parent.name)] = int(fields[1])
-    found, frontier = set(), {root}
-    while frontier:
-        found |= frontier
-        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
-    return found
 
 
 def test_down_leaves_no_process_and_up_keeps_data(platform: Context, test_track: str) -> None:
@@ -45,14 +28,15 @@ def test_down_leaves_no_process_and_up_keeps_data(platform: Context, test_track:
 
     daemon = supervisor.supervisord_pid(platform)
     assert daemon is not None
-    before = _descendants(daemon)
+    before = runtime.descendants(daemon)
     assert len(before) > len(runtime.status(platform, test_track))  # daemon + every service
 
-    stopped = runtime.down(platform)
-    assert set(stopped) <= before
-    assert [pid for pid in before if runtime.alive(pid)] == []
-
-    runtime.up(platform, test_track)
+    try:
+        stopped = runtime.down(platform)
+        assert before <= set(stopped)
+        assert [pid for pid in stopped if runtime.alive(pid)] == []
+    finally:
+        runtime.up(platform, test_track)  # the tests after this one need the platform
     with psycopg.connect(platform.postgres.conninfo()) as conn:
         assert conn.execute("SELECT 1 FROM test_lifecycle WHERE marker = %s", (marker,)).fetchone()
     assert (

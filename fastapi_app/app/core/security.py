@@ -25,10 +25,11 @@ ANONYMOUS = Principal("anonymous")
 class ApiKeyAuthenticator:
     """Verifies presented keys against a snapshot of the store's API keys.
 
-    The snapshot is reloaded every `ttl_s` seconds (a revocation applies within that), and when
-    a presented key id is not in it, at most once per `miss_reload_s`: a new key works within
-    that delay, and a flood of random well-formed keys costs at most one query per interval
-    instead of one per request. Only secret hashes are held.
+    The snapshot is reloaded every `ttl_s` seconds (a revocation applies within that). A key id
+    missing from it waits for a snapshot taken after the request arrived, and such reloads run
+    at most once per `miss_reload_s`: a key created a moment ago is accepted (its first request
+    waits up to that interval), and a flood of random well-formed keys costs at most one query
+    per interval instead of one per request. Only secret hashes are held.
     """
 
     def __init__(self, store: IngestStore, *, ttl_s: float, miss_reload_s: float = 1.0) -> None:
@@ -41,12 +42,14 @@ class ApiKeyAuthenticator:
         self._reload_lock = asyncio.Lock()
 
     async def _reload(self, older_than: float) -> None:
+        """Make sure the snapshot's query started after `older_than`."""
         async with self._reload_lock:  # one query for all requests waiting on it
             if self._loaded_at > older_than:
                 return
+            started = time.monotonic()
             keys = await self._store.list_api_keys()
             self._keys = {key.key_id: key for key in keys}
-            self._loaded_at = time.monotonic()
+            self._loaded_at = started
 
     async def authenticate(self, presented: str) -> Principal | None:
         """The principal of a valid, unrevoked key; None otherwise.
@@ -62,8 +65,9 @@ class ApiKeyAuthenticator:
         if now - self._loaded_at > self._ttl_s:
             await self._reload(older_than=now - self._ttl_s)
         stored = self._keys.get(key_id)
-        if stored is None and now - self._loaded_at >= self._miss_reload_s:
-            await self._reload(older_than=now - self._miss_reload_s)
+        if stored is None:
+            await asyncio.sleep(max(0.0, self._loaded_at + self._miss_reload_s - now))
+            await self._reload(older_than=now)
             stored = self._keys.get(key_id)
         if stored is None or stored.revoked or not secret_matches(secret, stored.secret_sha256):
             return None

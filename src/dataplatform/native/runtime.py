@@ -7,10 +7,12 @@ its idempotent init step (roles and databases, topics, bucket).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import shutil
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -163,12 +165,44 @@ def _start(ctx: Context, service: Service, progress: Callable[[str], None]) -> N
         service.initialise(ctx)
 
 
-def down(ctx: Context) -> list[int]:
-    """Stop every service and supervisord; return the PIDs that were stopped."""
-    pids = [info["pid"] for info in supervisor.process_info(ctx).values() if info["pid"]]
+def descendants(root: int) -> set[int]:
+    """`root` and every process below it, from /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {root}
+    while frontier:
+        found |= frontier
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+    return found
+
+
+def down(ctx: Context, grace_s: float = 60) -> list[int]:
+    """Stop every service and supervisord, and wait until every process under them is gone.
+
+    A service's main process can exit while a child is still shutting down (a Spark driver's
+    JVM runs its shutdown hooks after Python has gone): such a child would hold its ports and
+    could still commit to a table after `up` started a new writer. Children still running
+    `grace_s` after supervisord stopped are killed. Returns the PIDs that were stopped.
+    """
     daemon = supervisor.supervisord_pid(ctx)
+    if daemon is None:
+        return []
+    tree = descendants(daemon)
     supervisor.shutdown(ctx)
-    return [*pids, *([daemon] if daemon else [])]
+    if not wait_until(lambda: not any(alive(pid) for pid in tree), timeout_s=grace_s):
+        for pid in tree:
+            if alive(pid):
+                log.warning("PID %d still running %.0fs after shutdown: killing it", pid, grace_s)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        if not wait_until(lambda: not any(alive(pid) for pid in tree), timeout_s=30):
+            raise PlatformError(f"processes still running after SIGKILL: {sorted(tree)}")
+    return sorted(tree)
 
 
 def status(ctx: Context, track: Track | None = None) -> list[ServiceStatus]:
