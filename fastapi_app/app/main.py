@@ -25,6 +25,7 @@ from dataplatform.db.migrate import migrate
 from dataplatform.settings import IngestorSettings, get_kafka_settings, get_postgres_settings
 from fastapi_app.app.api.errors import install_error_handlers
 from fastapi_app.app.api.routes import entities, receipts, root
+from fastapi_app.app.api.shedding import ConcurrencyLimitMiddleware
 from fastapi_app.app.core.config import get_settings
 from fastapi_app.app.core.publisher import Publisher
 from fastapi_app.app.core.security import ApiKeyAuthenticator, RateLimiter
@@ -150,6 +151,12 @@ def create_app(
         tracer_provider=tracer_provider,
         excluded_urls="/health,/metrics",
         exclude_spans=["receive", "send"],
+    )
+    # Outermost: a shed request costs no span, no routing and no body read.
+    app.add_middleware(
+        ConcurrencyLimitMiddleware,
+        limit=settings.max_concurrency,
+        retry_after_s=settings.retry_after_s,
     )
 
     def openapi() -> dict[str, Any]:

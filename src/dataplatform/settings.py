@@ -259,9 +259,12 @@ class IngestorSettings(BaseSettings):
     #: Records admitted but not yet acknowledged by the sink; beyond it requests get 503 at once,
     #: so overload sheds load instead of growing latency without bound.
     max_inflight_records: int = Field(default=10000, ge=1)
-    #: Open connections and requests the server handles at once; beyond it uvicorn answers 503
-    #: before any work, so a flood of single-record requests cannot queue without bound.
-    max_concurrency: int = Field(default=512, ge=1)
+    #: Requests served at once; beyond it a request gets 503 + Retry-After at once, before any
+    #: work, so a flood of single-record requests cannot queue without bound.
+    max_concurrency: int = Field(default=256, ge=1)
+    #: Open connections the server accepts (uvicorn's bound, against running out of sockets);
+    #: keep it well above `max_concurrency`, which decides who is served.
+    max_connections: int = Field(default=4096, ge=1)
     #: Longest wait for the sink (Kafka ack, Postgres commit) before answering 503.
     sink_timeout_s: float = Field(default=5.0, gt=0)
     #: `Retry-After` seconds sent with 503 answers.

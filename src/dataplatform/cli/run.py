@@ -76,7 +76,7 @@ def run_ingestor(
         http="httptools",
         access_log=False,
         log_config=None,
-        limit_concurrency=settings.max_concurrency,
+        limit_concurrency=settings.max_connections,
         timeout_graceful_shutdown=int(settings.sink_timeout_s) + 5,
     )
 
