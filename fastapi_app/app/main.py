@@ -30,6 +30,7 @@ from dataplatform.settings import (
     get_postgres_settings,
 )
 from fastapi_app.app.api.errors import install_error_handlers
+from fastapi_app.app.api.routes import documents as document_routes
 from fastapi_app.app.api.routes import entities, receipts, root
 from fastapi_app.app.core.config import get_settings
 from fastapi_app.app.core.publisher import Publisher
@@ -162,7 +163,7 @@ def create_app(
     for spec in entities.ENTITY_ROUTES:
         app.include_router(entities.build_router(spec, settings))
     app.include_router(receipts.router)
-    app.include_router(documents.router)
+    app.include_router(document_routes.router)
     install_error_handlers(app)
     app.add_middleware(TelemetryMiddleware)
     # The server span wraps the whole stack (error handlers included), so every log line and
