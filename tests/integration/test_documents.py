@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyarrow as pa
 import pytest
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
 from pymongo import MongoClient
 
 from dataplatform.clients.s3 import delete_prefix
-from dataplatform.contracts import exactjson
-from dataplatform.documents.landing import BRONZE_TABLE, SILVER_TABLE
+from dataplatform.contracts import CLAIMS, exactjson
+from dataplatform.documents import BRONZE_TABLE, CLAIMS_WITH_NOTES_TABLE, SILVER_TABLE
 from dataplatform.lake import Lake
 from dataplatform.native.base import Context
 from dataplatform.native.services import TRACK_SERVICES
@@ -198,6 +199,19 @@ def test_posted_documents_readable_from_store_and_land_in_delta(
     assert exactjson.loads(stored["body_json"])["estimate"] == Decimal("123456789012.123456")
     assert {"ingest_seq_unique", "claim_id", "timestamp_desc"} <= set(indexes)
 
+    # Curated claims as the Spark curation leaves them (the columns the join keeps).
+    claims = pa.table(
+        {
+            "claim_id": ["IC-1", "IC-9"],
+            "claim_amount": pa.array([Decimal("2500.000001"), Decimal("10")], pa.decimal128(18, 6)),
+            "claim_status": ["submitted", "paid"],
+        }
+    )
+    write_deltalake(
+        scope.lake.table("silver", CLAIMS, scheme="s3"),
+        claims,
+        storage_options=scope.lake.s3.delta_storage_options(),
+    )
     landed = subprocess.run(
         [CLI, "run", "document-landing", "--once", "--heartbeat-path", str(tmp_path / "hb.json")],
         env={**os.environ, **scope.env},
@@ -258,3 +272,12 @@ def test_kill_document_landing_loses_and_duplicates_nothing(scope: Scope, tmp_pa
     expected = {f"NOTE-{i % 9}": f"version {i}" for i in range(len(documents))}
     assert len(silver_rows) == len(expected)
     assert silver == expected
+
+    joined = {row["claim_id"]: row for row in _rows(scope.lake, CLAIMS_WITH_NOTES_TABLE)}
+    assert joined["IC-1"]["claim_amount"] == Decimal("2500.000001")
+    assert joined["IC-1"]["note_count"] == 1
+    (note,) = joined["IC-1"]["notes"]
+    assert note["document_id"] == "NOTE-1"
+    assert json.loads(note["body_json"])["text"] == "estimate approved"
+    assert joined["IC-9"]["note_count"] == 0
+    assert joined["IC-9"]["notes"] is None
