@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
+from deltalake import DeltaTable, write_deltalake
 from fastapi.testclient import TestClient
 
-from dataplatform.documents.landing import GapTracker, latest_versions
+from dataplatform.documents.curation import claims_with_notes
+from dataplatform.documents.landing import SILVER_SCHEMA, GapTracker, latest_versions, to_arrow
 from dataplatform.documents.store import INDEXES, StoredDocument
 from dataplatform.settings import IngestorSettings
 from fastapi_app.app.core.memory import MemoryPublisher, MemoryStore
@@ -166,3 +172,25 @@ def test_indexes_cover_seed_claim_and_time_and_unique_sequence() -> None:
     assert keys[(("ingest_seq", 1),)] is True
     assert (("claim_id", 1),) in keys
     assert (("timestamp", -1),) in keys
+
+
+def test_claims_with_notes_lists_notes_oldest_first(tmp_path: Path) -> None:
+    claims = pa.table(
+        {
+            "claim_id": ["IC-1", "IC-2"],
+            "claim_amount": pa.array([Decimal("2500.000001"), Decimal("1")], pa.decimal128(18, 6)),
+        }
+    )
+    notes = [_stored(1, document_id="NOTE-B", at=T0 + timedelta(days=1)), _stored(2)]
+    profile = replace(_stored(3, document_id="P-1"), entity="customer_profile", claim_id=None)
+    write_deltalake(str(tmp_path / "claims"), claims)
+    write_deltalake(str(tmp_path / "documents"), to_arrow([*notes, profile], SILVER_SCHEMA, T0))
+    joined = claims_with_notes(
+        DeltaTable(str(tmp_path / "claims")), DeltaTable(str(tmp_path / "documents"))
+    ).to_pylist()
+    by_claim = {row["claim_id"]: row for row in joined}
+    assert by_claim["IC-1"]["claim_amount"] == Decimal("2500.000001")
+    assert [n["document_id"] for n in by_claim["IC-1"]["notes"]] == ["NOTE-1", "NOTE-B"]
+    assert by_claim["IC-1"]["note_count"] == 2
+    assert by_claim["IC-2"]["notes"] is None
+    assert by_claim["IC-2"]["note_count"] == 0

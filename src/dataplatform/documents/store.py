@@ -147,6 +147,8 @@ class DocumentStore:
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )
+        if counter is None:  # an upsert returns the document it made: never None
+            raise RuntimeError("the ingest sequence counter was not returned")
         return int(counter["value"])
 
     def insert(self, document: StoredDocument) -> StoredDocument | None:
