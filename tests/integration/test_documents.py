@@ -231,6 +231,14 @@ def test_posted_documents_readable_from_store_and_land_in_delta(
     assert json.loads(silver[("claim_note", "NOTE-1")]["body_json"])["text"] == "estimate approved"
     assert silver[("customer_profile", "PROFILE-7")]["customer_id"] == "CUST-7"
     assert silver[("claim_note", "NOTE-1")]["claim_id"] == "IC-1"
+    joined = {row["claim_id"]: row for row in _rows(scope.lake, CLAIMS_WITH_NOTES_TABLE)}
+    assert joined["IC-1"]["claim_amount"] == Decimal("2500.000001")
+    assert joined["IC-1"]["note_count"] == 1
+    (note,) = joined["IC-1"]["notes"]
+    assert note["document_id"] == "NOTE-1"
+    assert json.loads(note["body_json"])["text"] == "estimate approved"
+    assert joined["IC-9"]["note_count"] == 0
+    assert joined["IC-9"]["notes"] is None
 
 
 def test_kill_document_landing_loses_and_duplicates_nothing(scope: Scope, tmp_path: Path) -> None:
@@ -272,12 +280,3 @@ def test_kill_document_landing_loses_and_duplicates_nothing(scope: Scope, tmp_pa
     expected = {f"NOTE-{i % 9}": f"version {i}" for i in range(len(documents))}
     assert len(silver_rows) == len(expected)
     assert silver == expected
-
-    joined = {row["claim_id"]: row for row in _rows(scope.lake, CLAIMS_WITH_NOTES_TABLE)}
-    assert joined["IC-1"]["claim_amount"] == Decimal("2500.000001")
-    assert joined["IC-1"]["note_count"] == 1
-    (note,) = joined["IC-1"]["notes"]
-    assert note["document_id"] == "NOTE-1"
-    assert json.loads(note["body_json"])["text"] == "estimate approved"
-    assert joined["IC-9"]["note_count"] == 0
-    assert joined["IC-9"]["notes"] is None
