@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,8 +42,8 @@ log = logging.getLogger(__name__)
 #: Namespace of the version ids derived from (API key, Idempotency-Key).
 IDEMPOTENT_ID_NAMESPACE = uuid.UUID("6f1d3c52-4a8e-4b0b-9a57-3d0e2f8c9b41")
 
-#: Sequence numbers tried when concurrent inserts took the ones handed out.
-SEQUENCE_ATTEMPTS = 5
+#: Sequence numbers tried when another process's inserts took the ones handed out.
+SEQUENCE_ATTEMPTS = 20
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,11 @@ class DocumentService:
         self.settings = settings
         self._store = store
         self._indexed = False
+        # FerretDB v1 runs `findAndModify` as a read then a write, so two concurrent `$inc`s
+        # can hand out one number. Within a process, taking a number and inserting with it
+        # happen one request at a time: numbers are unique and inserted in order (no gaps
+        # from overtaking). Other processes' collisions are caught by the unique index.
+        self._sequence_lock = threading.Lock()
 
     def _unavailable(self, exc: Exception) -> SinkUnavailable:
         log.warning("document store unavailable: %s", exc)
@@ -152,34 +158,43 @@ class DocumentService:
             existing = self._store.get(ingest_id)
             if existing is not None:
                 return self._replay(existing, parsed)
-        model = parsed.model
-        links = model.links
         received_at = datetime.now(UTC)
         for _ in range(SEQUENCE_ATTEMPTS):
-            document = StoredDocument(
-                ingest_id=ingest_id,
-                ingest_seq=self._store.next_sequence(),
-                entity=model.entity,
-                document_id=model.id,
-                timestamp=model.timestamp,
-                claim_id=links["claim_id"],
-                customer_id=links["customer_id"],
-                body_json=parsed.body_json,
-                payload_sha256=parsed.payload_sha256,
-                principal=principal.name,
-                received_at=received_at,
-            )
-            try:
-                existing = self._store.insert(document)
-            except SequenceTaken:
-                continue
-            if existing is not None:  # a concurrent request with the same key won
-                return self._replay(existing, parsed)
-            return DocumentOutcome(document, duplicate=False)
+            with self._sequence_lock:
+                outcome = self._insert_next(ingest_id, parsed, principal, received_at)
+            if outcome is not None:
+                return outcome
         raise SinkUnavailable(
             "the document store is too busy to hand out an ingest sequence number; retry",
             retry_after_s=self.settings.retry_after_s,
         )
+
+    def _insert_next(
+        self, ingest_id: str, parsed: ParsedDocument, principal: Principal, received_at: datetime
+    ) -> DocumentOutcome | None:
+        """Insert under the next sequence number; None when another process took it."""
+        model = parsed.model
+        links = model.links
+        document = StoredDocument(
+            ingest_id=ingest_id,
+            ingest_seq=self._store.next_sequence(),
+            entity=model.entity,
+            document_id=model.id,
+            timestamp=model.timestamp,
+            claim_id=links["claim_id"],
+            customer_id=links["customer_id"],
+            body_json=parsed.body_json,
+            payload_sha256=parsed.payload_sha256,
+            principal=principal.name,
+            received_at=received_at,
+        )
+        try:
+            existing = self._store.insert(document)
+        except SequenceTaken:
+            return None
+        if existing is not None:  # a concurrent request with the same key won
+            return self._replay(existing, parsed)
+        return DocumentOutcome(document, duplicate=False)
 
     @staticmethod
     def _replay(existing: StoredDocument, parsed: ParsedDocument) -> DocumentOutcome:

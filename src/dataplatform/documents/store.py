@@ -140,16 +140,25 @@ class DocumentStore:
         return [index.name for index in INDEXES]
 
     def next_sequence(self) -> int:
-        """Take the next ingest sequence number (from 1)."""
-        counter = self._counters.find_one_and_update(
-            {"_id": SEQUENCE_ID},
-            {"$inc": {"value": 1}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
-        if counter is None:  # an upsert returns the document it made: never None
-            raise RuntimeError("the ingest sequence counter was not returned")
-        return int(counter["value"])
+        """Take the next ingest sequence number (from 1).
+
+        FerretDB v1 may hand one number to two concurrent callers (its `findAndModify` reads,
+        then writes): the unique index on `ingest_seq` refuses the second insert
+        (`SequenceTaken`), and the caller takes another number.
+        """
+        for _ in range(2):
+            try:
+                counter = self._counters.find_one_and_update(
+                    {"_id": SEQUENCE_ID},
+                    {"$inc": {"value": 1}},
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )
+            except DuplicateKeyError:
+                continue  # two first upserts at once: the counter exists now
+            if counter is not None:  # an upsert returns the document it made
+                return int(counter["value"])
+        raise RuntimeError("the ingest sequence counter could not be created")
 
     def insert(self, document: StoredDocument) -> StoredDocument | None:
         """Insert one version.
