@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -280,3 +281,22 @@ def test_kill_document_landing_loses_and_duplicates_nothing(scope: Scope, tmp_pa
     expected = {f"NOTE-{i % 9}": f"version {i}" for i in range(len(documents))}
     assert len(silver_rows) == len(expected)
     assert silver == expected
+
+
+def test_concurrent_posts_get_unique_gapless_sequence(scope: Scope) -> None:
+    # FerretDB v1's findAndModify is not atomic: concurrent requests must still each get their
+    # own ingest sequence number, with no 503 and no gap for the landing job to wait out.
+    key = scope.keys[0]
+    documents = [
+        _note(f"NOTE-{i}", "IC-1", "2024-03-01T00:00:00Z", f"concurrent {i}") for i in range(120)
+    ]
+    with live_ingestor(scope.env) as live, ThreadPoolExecutor(16) as pool:
+        statuses = list(pool.map(lambda d: _post(live.url, key, d).status_code, documents))
+    assert statuses == [200] * len(documents)
+    client: MongoClient[Any] = MongoClient(**scope.mongo.client_options())
+    try:
+        stored = client[scope.mongo.db]["documents"].find({}, {"ingest_seq": 1})
+        sequences = sorted(doc["ingest_seq"] for doc in stored)
+    finally:
+        client.close()
+    assert sequences == list(range(1, len(documents) + 1))
