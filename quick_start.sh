@@ -198,6 +198,10 @@ step "compose-resolve (compose's loader, for the compose checks) into .venv/bin"
 # compiles the collector's modules: minutes.
 step "OpenTelemetry Collector (tools/otelcol) into .venv/bin" \
   go_tool otelcol tools/otelcol CGO_ENABLED=0
+# ferretdb: the advanced track's document store (MongoDB wire protocol over PostgreSQL), FerretDB
+# v1.24.2 embedded in a small main (tools/ferretdb). A first build compiles its modules: minutes.
+step "FerretDB (tools/ferretdb) into .venv/bin" \
+  go_tool ferretdb tools/ferretdb CGO_ENABLED=0
 step "Delta log store with the commit lock (javac) into .jars/spark" build_logstore
 step "checkers for the tests (checkov in .venv-checkov, actionlint in .tools/bin)" bash tools/install.sh
 step "secrets in .env" "$VENV/bin/dataplatform" env init

@@ -174,6 +174,73 @@ class S3Settings(_SecretsGuard):
         }
 
 
+class MongoSettings(_SecretsGuard):
+    """The document store: MongoDB in compose, FerretDB v1 natively (advanced track)."""
+
+    model_config = settings_config("MONGODB_")
+
+    host: str = "127.0.0.1"
+    port: int = 27017
+    #: Natively also a PostgreSQL role: FerretDB hands each client's credentials to PostgreSQL.
+    user: str = "documents"
+    password: SecretStr = SecretStr("")
+    #: The MongoDB database holding the `documents` collection and the ingest sequence.
+    db: str = "dataplatform"
+    #: FerretDB v1 speaks SASL PLAIN (over loopback natively); MongoDB's root user SCRAM-SHA-256.
+    auth_mechanism: Literal["PLAIN", "SCRAM-SHA-256"] = "PLAIN"
+    #: Where the user is defined: `$external` for PLAIN, `admin` for MongoDB's root user.
+    auth_source: str = "$external"
+    #: Longest wait for one operation (server selection, a write) before giving up.
+    timeout_s: float = Field(default=5.0, gt=0)
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments of `pymongo.MongoClient` for this server and user."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "username": self.user,
+            "password": self.password.get_secret_value(),
+            "authMechanism": self.auth_mechanism,
+            "authSource": self.auth_source,
+            "serverSelectionTimeoutMS": int(self.timeout_s * 1000),
+            "timeoutMS": int(self.timeout_s * 1000),
+            # The platform's own decisions (ids, sequence numbers) make writes idempotent;
+            # a driver-level retry of a write whose answer was lost could duplicate a version.
+            "retryWrites": False,
+            "tz_aware": True,
+        }
+
+
+@cache
+def get_mongo_settings() -> MongoSettings:
+    """Cached `MongoSettings`."""
+    return MongoSettings()
+
+
+class DocumentLandingSettings(BaseSettings):
+    """The document landing job: document store -> bronze/silver Delta (advanced track)."""
+
+    model_config = settings_config("DOCUMENTS_")
+
+    #: Most document versions landed in one Delta commit.
+    batch_size: int = Field(default=1000, ge=1)
+    #: Seconds between polls of the ingest sequence when nothing new is there.
+    poll_interval_s: float = Field(default=1.0, gt=0)
+    #: Seconds a gap in the ingest sequence is waited for before it is passed: a number taken
+    #: by a request that failed before its insert is never filled. Longer than any insert takes
+    #: (MONGODB_TIMEOUT_S bounds them).
+    gap_grace_s: float = Field(default=30.0, gt=0)
+    #: Seconds between checks for newly curated claims to join notes to.
+    join_interval_s: float = Field(default=60.0, gt=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+@cache
+def get_document_landing_settings() -> DocumentLandingSettings:
+    """Cached `DocumentLandingSettings`."""
+    return DocumentLandingSettings()
+
+
 class RuntimeSettings(BaseSettings):
     """The native runtime (`dataplatform up/down/status`): where data, logs and jars live."""
 
@@ -253,6 +320,8 @@ class IngestorSettings(BaseSettings):
     rate_limit_burst: int = Field(default=10000, ge=1)
     #: Bytes of one record (the whole body of the single-record endpoints).
     max_record_bytes: int = Field(default=64 * 1024, ge=256)
+    #: Bytes of one document (the whole body of the document endpoint).
+    max_document_bytes: int = Field(default=256 * 1024, ge=1024)
     #: Bytes of one batch request body and records in it.
     max_batch_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     max_batch_records: int = Field(default=1000, ge=1)
