@@ -10,7 +10,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
-TRACK="${DATAPLATFORM_TRACK:-intermediate}"
+TRACK="${DATAPLATFORM_TRACK:-advanced}"
 export DATAPLATFORM_TRACK="$TRACK"
 
 ./quick_start.sh --setup-only
