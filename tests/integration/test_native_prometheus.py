@@ -24,6 +24,7 @@ from prometheus_client import start_http_server
 
 from dataplatform import samples, settings
 from dataplatform.exporter.lake import BACKLOG
+from dataplatform.lake import get_lakehouse_settings
 from dataplatform.native.base import Context, wait_until
 from dataplatform.native.services import SERVICES
 from dataplatform.observability.dashboards import DASHBOARDS
@@ -48,6 +49,7 @@ def _clear_settings() -> None:
         getter = getattr(settings, name)
         if name.startswith("get_") and hasattr(getter, "cache_clear"):
             getter.cache_clear()
+    get_lakehouse_settings.cache_clear()
 
 
 @pytest.fixture
@@ -59,6 +61,7 @@ def prometheus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tupl
     monkeypatch.setenv("PROMETHEUS_SCRAPE_INTERVAL", "1s")
     monkeypatch.setenv("EXPORTER_METRICS_PORT", str(exporter_port))
     monkeypatch.setenv("INGESTOR_PORT", str(_free_port()))  # nothing listens: target down
+    monkeypatch.setenv("LAKEHOUSE_METRICS_PORT", str(_free_port()))  # landing: down too
     _clear_settings()
     ctx = Context.load("advanced")
     service = SERVICES["prometheus"]
@@ -107,7 +110,7 @@ def test_native_prometheus_loads_slo_rules_and_scrapes_platform(
     assert lag and float(lag[0]["value"][1]) == 12345
 
     up = {s["metric"]["job"]: s["value"][1] for s in _query(base_url, "up")}
-    assert up == {"prometheus": "1", "lake-exporter": "1", "ingestor": "0"}
+    assert up == {"prometheus": "1", "lake-exporter": "1", "ingestor": "0", "landing": "0"}
 
 
 def test_report_renders_every_panel_from_real_prometheus(

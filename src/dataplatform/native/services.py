@@ -20,6 +20,7 @@ from string import Template
 import httpx
 
 from dataplatform.files import write_private
+from dataplatform.lake import get_lakehouse_settings
 from dataplatform.native.airflow import AIRFLOW_SERVICES
 from dataplatform.native.base import (
     Context,
@@ -647,6 +648,7 @@ def render_prometheus_config(ctx: Context) -> Path:
     prometheus = get_prometheus_settings()
     ingestor = get_ingestor_settings()
     exporter = get_exporter_settings()
+    lakehouse = get_lakehouse_settings()
     return _render(
         "dataplatform.native.prometheus",
         "prometheus.yml",
@@ -656,6 +658,7 @@ def render_prometheus_config(ctx: Context) -> Path:
         prometheus=f"{prometheus.host}:{prometheus.port}",
         ingestor=f"{ingestor.host}:{ingestor.port}",
         lake_exporter=f"{exporter.host}:{exporter.metrics_port}",
+        landing=f"{lakehouse.metrics_host}:{lakehouse.metrics_port}",
     )
 
 
