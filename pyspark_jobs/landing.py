@@ -679,7 +679,14 @@ def run_landing(
     try:
         queries = start_landing(spark, lake, entities, options, kafka=kafka)
         heartbeat.write("running")
-        await_landing(spark, queries, stop_requested=stop_requested or threading.Event())
+        try:
+            await_landing(spark, queries, stop_requested=stop_requested or threading.Event())
+        finally:
+            # Listeners get progress reports asynchronously: a query that just ended (an
+            # availableNow run, a stop) may not have delivered its last one before they are
+            # removed, so its committed offsets are taken from the query itself.
+            for _, query, _ in queries:
+                progress.observe(query.lastProgress)
     except BaseException as exc:
         heartbeat.write("failed", error=str(exc)[:2000])
         raise

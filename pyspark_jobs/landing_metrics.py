@@ -80,21 +80,36 @@ def declare_entity(entity: Entity) -> None:
 
 
 def end_offsets(source: Any) -> dict[str, dict[int, int]]:
-    """`{topic: {partition: offset}}` of a Kafka source's progress (`endOffset`), or empty."""
-    text = getattr(source, "endOffset", None)
-    if not text:
-        return {}
-    try:
-        parsed = json.loads(text)
-    except (TypeError, ValueError):
-        return {}
-    if not isinstance(parsed, dict):
+    """`{topic: {partition: offset}}` of a Kafka source's progress (`endOffset`), or empty.
+
+    Accepts both shapes PySpark hands out: a listener event's `SourceProgress`, whose
+    `endOffset` is JSON text, and a source of `StreamingQuery.lastProgress` (a dict, its
+    `endOffset` already parsed).
+    """
+    value = (
+        source.get("endOffset") if isinstance(source, dict) else getattr(source, "endOffset", None)
+    )
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    if not isinstance(value, dict):
         return {}
     return {
         topic: {int(p): int(o) for p, o in partitions.items()}
-        for topic, partitions in parsed.items()
+        for topic, partitions in value.items()
         if isinstance(partitions, dict)
     }
+
+
+def progress_sources(progress: Any) -> list[Any]:
+    """The sources of a progress report (a listener's object or `lastProgress`'s dict)."""
+    if progress is None:
+        return []
+    if isinstance(progress, dict):
+        return list(progress.get("sources") or [])
+    return list(progress.sources)
 
 
 class ConsumerLag(Collector):
@@ -174,12 +189,16 @@ class ProgressMetrics(StreamingQueryListener):
     def onQueryStarted(self, event: Any) -> None:
         """Nothing to measure before the first micro-batch."""
 
-    def onQueryProgress(self, event: Any) -> None:
-        """A micro-batch finished: its end offsets are now the committed position."""
-        for source in event.progress.sources:
+    def observe(self, progress: Any) -> None:
+        """Record the end offsets of a progress report as the committed position."""
+        for source in progress_sources(progress):
             offsets = end_offsets(source)
             if offsets:
                 LAG.landed(self.bootstrap_servers, offsets)
+
+    def onQueryProgress(self, event: Any) -> None:
+        """A micro-batch finished: its end offsets are now the committed position."""
+        self.observe(event.progress)
 
     def onQueryIdle(self, event: Any) -> None:
         """Idle triggers commit nothing new."""

@@ -1,4 +1,5 @@
-"""Every dashboard panel has data on the real advanced track.
+"""Every dashboard panel has data on the real advanced track, and one request is followed by
+its trace id from the collector's spans to its bronze row.
 
 Drives real traffic through the platform's own ingestor (the one its Prometheus scrapes):
 accepted single records and batches of both entities, records refused at the edge (422), an
@@ -9,20 +10,28 @@ runs every panel query of every dashboard (`dataplatform.observability.dashboard
 the definitions Grafana's JSON and the report are built from) against the real Prometheus HTTP
 API and fails on any that returns no series.
 
-Runs on the advanced track only (the one with Prometheus); it writes to the real topics and
-tables, keyed by records of its own.
+The trace test posts one record with a W3C `traceparent` of its own and finds that trace id on
+the collector's HTTP server and Kafka producer spans (its debug exporter's log) and on the
+record's row in the platform's bronze table, written by the platform's landing job.
+
+Runs on the advanced track only (the one with Prometheus and the collector); it writes to the
+real topics and tables, keyed by records of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pyarrow.compute as pc
 import pytest
+from deltalake import DeltaTable
 
 from dataplatform import samples
 from dataplatform.contracts import CLAIMS, TRANSACTIONS
@@ -155,3 +164,59 @@ def test_run_every_dashboard_panel_query_returns_series_after_real_traffic(
     # Both entities' records reached the ingestor's metrics.
     entities = {series["metric"]["entity"] for series in _query("ingestor_records_total")}
     assert {f"{e.domain}.{e.name}" for e in (TRANSACTIONS, CLAIMS)} <= entities
+
+
+def _spans_of(log: str, trace_id: str) -> dict[str, str]:
+    """`{span name: kind}` of the spans of `trace_id` in the collector's debug output."""
+    spans = {}
+    for block in log.split("Span #")[1:]:
+        fields = dict(re.findall(r"^\s*(Trace ID|Name|Kind)\s*: (.*)$", block, re.M))
+        if fields.get("Trace ID", "").strip() == trace_id:
+            spans[fields["Name"].strip()] = fields["Kind"].strip()
+    return spans
+
+
+def _bronze_trace_ids(lake: Lake, record_key: str) -> list[str | None]:
+    table = DeltaTable(
+        lake.table("bronze", TRANSACTIONS, scheme="s3"),
+        storage_options=lake.s3.delta_storage_options(),
+    )
+    today = datetime.now(UTC).date()
+    rows = (
+        table.to_pyarrow_dataset()
+        .to_table(
+            columns=["trace_id"],
+            filter=(pc.field("ingest_date") == today) & (pc.field("record_key") == record_key),
+        )
+        .to_pylist()
+    )
+    return [row["trace_id"] for row in rows]
+
+
+def test_follow_request_by_trace_id_to_collector_spans_and_bronze_row(
+    api: httpx.Client, advanced: Context
+) -> None:
+    trace_id = uuid.uuid4().hex
+    record = samples.transaction(random.Random())
+    answer = api.post(
+        TX, json=record, headers={"traceparent": f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"}
+    )
+    assert answer.status_code == 200, answer.text
+
+    collector_log = advanced.runtime.logs_dir / "otel-collector.log"
+    spans = wait_for(
+        lambda: _spans_of(collector_log.read_text(errors="replace"), trace_id),
+        60,
+        f"spans of trace {trace_id} in {collector_log}",
+        interval_s=2,
+    )
+    assert spans.get(f"POST {TX}") == "Server", spans
+    assert spans.get(f"send {TRANSACTIONS.topic}") == "Producer", spans
+
+    found = wait_for(
+        lambda: _bronze_trace_ids(Lake.load(), record["transaction_id"]),
+        180,
+        "the record in bronze",
+        interval_s=5,
+    )
+    assert found == [trace_id]

@@ -9,13 +9,22 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from dataplatform.contracts import TRANSACTIONS
 from pyspark_jobs import landing_metrics
-from pyspark_jobs.landing_metrics import ConsumerLag, end_offsets
+from pyspark_jobs.landing_metrics import ConsumerLag, end_offsets, progress_sources
 
 
 def test_parse_end_offsets_kafka_source_progress() -> None:
     source = SimpleNamespace(endOffset='{"finance.transactions.v1": {"0": 12, "2": 7, "1": 0}}')
 
     assert end_offsets(source) == {"finance.transactions.v1": {0: 12, 1: 0, 2: 7}}
+
+
+def test_parse_end_offsets_last_progress_dict() -> None:
+    progress = {"sources": [{"endOffset": {"finance.transactions.v1": {"1": 3, "0": 5}}}]}
+
+    (source,) = progress_sources(progress)
+
+    assert end_offsets(source) == {"finance.transactions.v1": {0: 5, 1: 3}}
+    assert progress_sources(None) == []
 
 
 def test_parse_end_offsets_missing_or_not_kafka_is_empty() -> None:
