@@ -790,7 +790,8 @@ SERVICES: dict[str, Service] = {
         Service(
             name="landing",
             description="Spark streaming: Kafka -> bronze Delta",
-            ports=lambda _ctx: (),
+            # Its /metrics (LAKEHOUSE_METRICS_PORT; 0 serves none).
+            ports=lambda _ctx: tuple(p for p in (get_lakehouse_settings().metrics_port,) if p),
             command=lambda _ctx: _cli("run", "landing"),
             # Ready once the job's heartbeat (rewritten after every micro-batch) is fresh.
             probe=lambda _ctx: _landing_healthy(),
