@@ -25,6 +25,7 @@ import random
 import re
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -67,11 +68,12 @@ def advanced(test_track: Track, platform: Context) -> Context:
 
 
 @pytest.fixture(scope="module")
-def api(advanced: Context) -> httpx.Client:
+def api(advanced: Context) -> Iterator[httpx.Client]:
     """The platform's own ingestor with a new API key of its real schema."""
     ingestor = get_ingestor_settings()
     key = create_api_key(advanced.postgres, ingestor.db_schema)
-    return httpx.Client(base_url=ingestor.base_url, headers={"X-API-Key": key}, timeout=60)
+    with httpx.Client(base_url=ingestor.base_url, headers={"X-API-Key": key}, timeout=60) as client:
+        yield client
 
 
 def _query(promql: str) -> list[dict[str, Any]]:
