@@ -40,6 +40,7 @@ from typing import Any
 
 from confluent_kafka import KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient
+from prometheus_client import start_http_server
 from pyspark import StorageLevel
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, Observation, SparkSession
@@ -59,7 +60,7 @@ from dataplatform.lake import (
 from dataplatform.settings import KafkaSettings, get_kafka_settings
 from dataplatform.shutdown import exit_now
 from dataplatform.spark_settings import get_spark_settings
-from pyspark_jobs import transforms
+from pyspark_jobs import landing_metrics, transforms
 from pyspark_jobs.launch import start_job_session
 from pyspark_jobs.tables import ensure_landing_tables
 
@@ -332,6 +333,8 @@ class BatchWriter:
             outcome = [
                 F.count_if(error.isNull()).alias("valid"),
                 F.count_if(error.isNotNull()).alias("invalid"),
+                # Epoch seconds of the batch's oldest Kafka timestamp: its time to bronze.
+                F.min(F.col("ingested_at").cast("double")).alias("oldest_ingested_s"),
             ]
             # Bronze is appended even when nothing passed (an empty commit that still records
             # the batch id), and quarantine only when something failed. The counts are
@@ -348,6 +351,7 @@ class BatchWriter:
             # and a third of the files for Delta to track.
             bronze = bronze.coalesce(1).transform(transforms.to_bronze)
             self._append(bronze, "bronze", app_id, batch_id)
+            bronze_done = time.time()
             if observed is not None:
                 counts = observed.get
             self._landed_once = True
@@ -365,6 +369,7 @@ class BatchWriter:
                 phases.mark("quarantine")
         finally:
             checked.unpersist()
+        self._measure(counts, phases.total_s, bronze_done)
         logger.info(
             "landed batch %d of %s: %d to bronze, %d to quarantine in %.2f s (%s)",
             batch_id,
@@ -382,7 +387,22 @@ class BatchWriter:
             },
         )
 
+    def _measure(self, counts: dict[str, Any], total_s: float, bronze_done: float) -> None:
+        # A batch replayed after a crash is counted again (Delta skips its append): the
+        # counters say what the job processed, bronze's rows what it holds.
+        label = landing_metrics.entity_label(self.entity)
+        landing_metrics.RECORDS.labels(label, "bronze").inc(counts["valid"])
+        landing_metrics.RECORDS.labels(label, "quarantine").inc(counts["invalid"])
+        landing_metrics.BATCHES.labels(label).inc()
+        landing_metrics.BATCH_SECONDS.labels(label).observe(total_s)
+        landing_metrics.LAST_BATCH.labels(label).set(bronze_done)
+        if counts["oldest_ingested_s"] is not None:
+            landing_metrics.TIME_TO_BRONZE.labels(label).observe(
+                max(bronze_done - counts["oldest_ingested_s"], 0.0)
+            )
+
     def _append(self, df: DataFrame, layer: str, app_id: str, batch_id: int) -> None:
+        started = time.perf_counter()
         if layer == "quarantine":
             uri = self.lake.quarantine(self.entity, "landing")
         else:
@@ -396,6 +416,9 @@ class BatchWriter:
             .option("txnVersion", batch_id)
             .save(uri)
         )
+        landing_metrics.COMMIT_SECONDS.labels(
+            landing_metrics.entity_label(self.entity), layer
+        ).observe(time.perf_counter() - started)
 
 
 # --------------------------------------------------------------------------- heartbeat
@@ -542,6 +565,7 @@ def start_landing(
     started = []
     for entity in entities:
         ensure_landing_tables(spark, lake, entity)
+        landing_metrics.declare_entity(entity)
         name = landing_job_name(entity)
         checkpoint = lake.checkpoint(name)
         topic = topic_of(entity, options.topic_prefix)
@@ -649,16 +673,26 @@ def run_landing(
         options.heartbeat_path or default_heartbeat_path(), lake_prefix=lake.prefix
     )
     heartbeat.write("starting")
+    progress = landing_metrics.ProgressMetrics((kafka or get_kafka_settings()).bootstrap_servers)
     spark.streams.addListener(heartbeat)
+    spark.streams.addListener(progress)
     try:
         queries = start_landing(spark, lake, entities, options, kafka=kafka)
         heartbeat.write("running")
-        await_landing(spark, queries, stop_requested=stop_requested or threading.Event())
+        try:
+            await_landing(spark, queries, stop_requested=stop_requested or threading.Event())
+        finally:
+            # Listeners get progress reports asynchronously: a query that just ended (an
+            # availableNow run, a stop) may not have delivered its last one before they are
+            # removed, so its committed offsets are taken from the query itself.
+            for _, query, _ in queries:
+                progress.observe(query.lastProgress)
     except BaseException as exc:
         heartbeat.write("failed", error=str(exc)[:2000])
         raise
     finally:
         spark.streams.removeListener(heartbeat)
+        spark.streams.removeListener(progress)
     heartbeat.write("stopped")
 
 
@@ -684,9 +718,28 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--topic-prefix", default="", help="prefix of the topic names (tests)")
     parser.add_argument("--heartbeat-path", type=Path, help="default data/run/landing/...")
     parser.add_argument(
+        "--metrics-port",
+        type=int,
+        help="port of the Prometheus /metrics endpoint; 0: none (default LAKEHOUSE_METRICS_PORT)",
+    )
+    parser.add_argument(
         "--fault-pause-after-write-s", type=float, default=0.0, help=argparse.SUPPRESS
     )
     return parser.parse_args(argv)
+
+
+def serve_metrics(port: int | None = None) -> None:
+    """Serve the job's Prometheus metrics (`landing_metrics`) on LAKEHOUSE_METRICS_HOST.
+
+    Args:
+        port: Overrides LAKEHOUSE_METRICS_PORT; 0 serves nothing (tests that run a landing
+            job next to the platform's).
+    """
+    settings = get_lakehouse_settings()
+    port = settings.metrics_port if port is None else port
+    if port:
+        start_http_server(port, addr=settings.metrics_host)
+        logger.info("metrics on http://%s:%d/metrics", settings.metrics_host, port)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -716,6 +769,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         entities = select_entities(args.entity)
+        serve_metrics(args.metrics_port)
         spark = start_job_session("landing")
         run_landing(
             spark, Lake.load(prefix=args.lake_prefix), entities, options, stop_requested=stop

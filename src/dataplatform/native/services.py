@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from dataplatform.files import write_private
+from dataplatform.lake import get_lakehouse_settings
 from dataplatform.native.airflow import AIRFLOW_SERVICES
 from dataplatform.native.base import (
     Context,
@@ -681,6 +682,7 @@ def render_prometheus_config(ctx: Context) -> Path:
     prometheus = get_prometheus_settings()
     ingestor = get_ingestor_settings()
     exporter = get_exporter_settings()
+    lakehouse = get_lakehouse_settings()
     return _render(
         "dataplatform.native.prometheus",
         "prometheus.yml",
@@ -690,6 +692,7 @@ def render_prometheus_config(ctx: Context) -> Path:
         prometheus=f"{prometheus.host}:{prometheus.port}",
         ingestor=f"{ingestor.host}:{ingestor.port}",
         lake_exporter=f"{exporter.host}:{exporter.metrics_port}",
+        landing=f"{lakehouse.metrics_host}:{lakehouse.metrics_port}",
     )
 
 
@@ -882,7 +885,8 @@ SERVICES: dict[str, Service] = {
         Service(
             name="landing",
             description="Spark streaming: Kafka -> bronze Delta",
-            ports=lambda _ctx: (),
+            # Its /metrics (LAKEHOUSE_METRICS_PORT; 0 serves none).
+            ports=lambda _ctx: tuple(p for p in (get_lakehouse_settings().metrics_port,) if p),
             command=lambda _ctx: _cli("run", "landing"),
             # Ready once the job's heartbeat (rewritten after every micro-batch) is fresh.
             probe=lambda _ctx: _landing_healthy(),
