@@ -251,12 +251,19 @@ def _expand(value: str, variables: dict[str, str]) -> str:
     return re.sub(r"\$\{(\w+)\}", lambda m: variables[m[1]], value)
 
 
-def container_argv(image: ImageEnv, spec: dict[str, object]) -> list[list[str]]:
+def _shell_expand(word: str, env: dict[str, str]) -> str:
+    """`${NAME}` and `$NAME` as the container's shell expands them (unset: empty)."""
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: env.get(m[1] or m[2], ""), word)
+
+
+def container_argv(
+    image: ImageEnv, spec: dict[str, object], env: dict[str, str]
+) -> list[list[str]]:
     """The programs a container's command runs, each as argv with its executable's host path.
 
-    A `bash -c` script is split at `&&`; shell built-ins (`umask`, `printf`) are dropped and
-    `exec` is unwrapped. The Airflow image's entrypoint runs `airflow <command>` unless the
-    command is a program of its own.
+    A `bash -c` script is split at `&&`, its variables expanded from the container's `env`;
+    shell built-ins (`umask`, `printf`) are dropped and `exec` is unwrapped. The Airflow image's
+    entrypoint runs `airflow <command>` unless the command is a program of its own.
     """
     command = spec.get("command") or image.cmd
     assert isinstance(command, list)
@@ -267,7 +274,10 @@ def container_argv(image: ImageEnv, spec: dict[str, object]) -> list[list[str]]:
     }:
         command = ["airflow", *command]
     if command[:2] == ["bash", "-c"]:
-        programs = [shlex.split(part) for part in re.split(r"\s*&&\s*", command[2])]
+        programs = [
+            [_shell_expand(word, env) for word in shlex.split(part)]
+            for part in re.split(r"\s*&&\s*", command[2])
+        ]
     else:
         programs = [command]
     out = []
