@@ -18,7 +18,7 @@ def test_build_image_venv_unknown_step_refused(tmp_path: Path) -> None:
 
 def test_container_argv_bash_script_expanded_from_env(tmp_path: Path) -> None:
     image = ImageEnv(root=tmp_path, env={"PATH": "/opt/venv/bin:$PATH"})
-    spec = {
+    spec: dict[str, object] = {
         "image": "dataplatform/airflow:0.1.0",
         "command": ["bash", "-c", 'umask 077 && exec airflow pools set spark "${SLOTS}" "d e"'],
     }
@@ -28,7 +28,10 @@ def test_container_argv_bash_script_expanded_from_env(tmp_path: Path) -> None:
 
 def test_container_argv_airflow_entrypoint_prefixes_airflow(tmp_path: Path) -> None:
     image = ImageEnv(root=tmp_path)
-    spec = {"image": "dataplatform/airflow:0.1.0", "command": ["scheduler", "--skip-serve-logs"]}
+    spec: dict[str, object] = {
+        "image": "dataplatform/airflow:0.1.0",
+        "command": ["scheduler", "--skip-serve-logs"],
+    }
     argv = container_argv(image, spec, {})
     assert argv == [[native_executable(image, "airflow"), "scheduler", "--skip-serve-logs"]]
 
