@@ -20,6 +20,10 @@ locals {
     "--conf spark.jars=/usr/share/aws/delta/lib/delta-spark.jar,/usr/share/aws/delta/lib/delta-storage.jar",
     "--conf spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
     "--conf spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog",
+    # MSK's IAM listener: the same KAFKA_* settings as the ingestor (dataplatform.settings).
+    "--conf spark.emr-serverless.driverEnv.KAFKA_SECURITY_PROTOCOL=SASL_SSL",
+    "--conf spark.emr-serverless.driverEnv.KAFKA_SASL_MECHANISM=AWS_MSK_IAM",
+    "--conf spark.emr-serverless.driverEnv.KAFKA_AWS_REGION=${data.aws_region.current.region}",
   ])
   log_group = "/aws/emr-serverless/${var.name_prefix}"
 }
