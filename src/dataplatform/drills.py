@@ -60,6 +60,7 @@ class DrillReport:
     rto_api_accepting_s: float = 0.0
     rto_landing_caught_up_s: float = 0.0
     receipts_checked: int = 0
+    silver_keys_checked: int = 0
     steps: list[tuple[str, float]] = field(default_factory=list)
 
     @property
@@ -82,6 +83,8 @@ class DrillReport:
             f"API accepting {self.rto_api_accepting_s:.1f} s; "
             f"landing caught up {self.rto_landing_caught_up_s:.1f} s (after the loss)",
             f"receipts issued before the loss answering GET /ingest/<id>: {self.receipts_checked}",
+            f"keys with one silver row holding their latest version: {self.silver_keys_checked}"
+            + ("" if self.silver_keys_checked else " (curation not run: --curate)"),
         ]
 
 
@@ -168,13 +171,15 @@ def _landed(ingest_ids: set[str]) -> set[str]:
     return {row["ingest_id"] for row in _bronze_rows(ingest_ids)}
 
 
-def kafka_drill(*, records: int = 200, timeout_s: float = 900) -> DrillReport:
+def kafka_drill(*, records: int = 200, timeout_s: float = 900, curate: bool = False) -> DrillReport:
     """Lose the Kafka broker's data, recover it from a backup, measure RPO/RTO and check.
 
     Args:
         records: Records sent before the backup (half of them get a second version) and,
             again, after it.
         timeout_s: The longest wait of each step.
+        curate: Also run curation afterwards and check silver: one row per key, the latest
+            version (a Spark batch job: minutes on a small machine).
 
     Raises:
         DrillError: A step failed or a check did not hold.
@@ -219,13 +224,14 @@ def kafka_drill(*, records: int = 200, timeout_s: float = 900) -> DrillReport:
     # The loss: the broker stops and its data directory is gone.
     lost_at = time.monotonic()
     report.rpo_window_s = (datetime.now(UTC) - snapshot).total_seconds()
-    report.landed_after_backup_before_loss = len(_landed(set(after)))
     step("LOSS: stop kafka, delete its data folder", lambda: _lose_kafka(runtime.data_dir))
 
     # Recovery, the runbook's order: landing stopped and reset, broker back, topics restored.
     step(
         "dataplatform supervisorctl stop landing", lambda: _cli("supervisorctl", "stop", "landing")
     )
+    # What landing committed until it stopped is safe in bronze; the rest of `after` is lost.
+    report.landed_after_backup_before_loss = len(_landed(set(after)))
     for entity in ("finance/transactions", "insurance/claims"):
         step(
             f"dataplatform lake reset-landing --entity {entity} --yes",
@@ -256,6 +262,14 @@ def kafka_drill(*, records: int = 200, timeout_s: float = 900) -> DrillReport:
     report.rto_landing_caught_up_s = time.monotonic() - lost_at
 
     _check_bronze(set(before))
+    if curate:
+        step(
+            "dataplatform run curation --entity finance/transactions",
+            lambda: _cli(
+                "run", "curation", "--entity", "finance/transactions", "--run-id", f"drill-{run}"
+            ),
+        )
+        report.silver_keys_checked = _check_silver(run, records)
     missing = [i for i in [*before, *after] if not api.receipt_found(i)]
     if missing:
         raise DrillError(f"{len(missing)} receipts issued before the loss are gone: {missing[:3]}")
@@ -296,3 +310,27 @@ def _check_bronze(ingest_ids: set[str]) -> None:
             f"{len(moved)} restored records landed with a new order token, e.g. "
             f"{next(iter(moved.items()))}: versions could be reordered in silver"
         )
+
+
+def _check_silver(run: str, records: int) -> int:
+    """Each key sent before the backup has one silver row, holding its latest version."""
+    from decimal import Decimal
+
+    import pyarrow.compute as pc
+
+    from dataplatform.lake import Lake
+
+    table = Lake.load().delta_rs(TRANSACTIONS.table_path("silver"))
+    if table is None:
+        raise DrillError("no silver table after curation")
+    data = table.to_pyarrow_table(columns=["transaction_id", "amount"])
+    keys = [f"DRILL-{run}-{i:05d}" for i in range(records)]
+    rows = data.filter(pc.is_in(data["transaction_id"], value_set=_string_array(keys))).to_pylist()
+    found: dict[str, list[Decimal]] = {}
+    for row in rows:
+        found.setdefault(row["transaction_id"], []).append(row["amount"])
+    for i, key in enumerate(keys):
+        latest = Decimal(_transaction(run, i, 2 if i % 2 == 0 else 1)["amount"])
+        if found.get(key) != [latest]:
+            raise DrillError(f"silver holds {found.get(key)} for {key}, expected [{latest}]")
+    return len(keys)

@@ -23,6 +23,10 @@ def kafka(
     timeout_s: Annotated[
         float, typer.Option("--timeout", min=10, help="Longest wait of each step, seconds")
     ] = 900,
+    curate: Annotated[
+        bool,
+        typer.Option("--curate", help="Also run curation and check silver (one row per key)"),
+    ] = False,
     yes: Annotated[
         bool, typer.Option("--yes", help="Confirm: this deletes the Kafka broker's data")
     ] = False,
@@ -39,7 +43,7 @@ def kafka(
             abort=True,
         )
     try:
-        report = kafka_drill(records=records, timeout_s=timeout_s)
+        report = kafka_drill(records=records, timeout_s=timeout_s, curate=curate)
     except DrillError as exc:
         err.print(f"[bold red]drill failed:[/] {exc}")
         raise typer.Exit(code=1) from None
