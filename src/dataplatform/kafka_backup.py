@@ -505,7 +505,8 @@ def _produce(
                         key=record.key,
                         partition=part.partition,
                         headers=list(_with_order_token(record, epoch)),
-                        timestamp=record.timestamp_ms,
+                        # 0: no timestamp recorded (type NOT_AVAILABLE): the broker sets one.
+                        timestamp=max(record.timestamp_ms, 0),
                         on_delivery=on_delivery,
                     )
                     break
