@@ -47,6 +47,7 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
+from dataplatform.clients.kafka import client_config, jvm_client_config
 from dataplatform.contracts import Entity
 from dataplatform.contracts.bronze import OUTBOX_EPOCH
 from dataplatform.lake import (
@@ -141,7 +142,7 @@ def topic_ids(kafka: KafkaSettings, topics: Sequence[str]) -> dict[str, str]:
     Raises:
         LandingDataLossError: A topic does not exist (deleted and not recreated yet).
     """
-    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers, "log_level": 0})
+    admin = AdminClient({**client_config(kafka), "log_level": 0})
     futures = admin.describe_topics(TopicCollection(list(topics)), request_timeout=30)
     found: dict[str, str] = {}
     for name, future in futures.items():
@@ -527,9 +528,10 @@ def read_kafka(
     max_offsets_per_trigger: int,
 ) -> DataFrame:
     """The streaming DataFrame of one topic, with headers, failing on lost offsets."""
+    client = {f"kafka.{name}": value for name, value in jvm_client_config(kafka).items()}
     return (
         spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", kafka.bootstrap_servers)
+        .options(**client)
         .option("subscribe", topic)
         .option("startingOffsets", starting_offsets)
         .option("includeHeaders", "true")

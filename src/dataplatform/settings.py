@@ -128,6 +128,37 @@ class KafkaSettings(BaseSettings):
         default=None, ge=1
     )
     cluster_id: str = ""
+    #: `PLAINTEXT` natively; `SASL_SSL` for Amazon MSK's IAM listener (port 9098).
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL"] = "PLAINTEXT"
+    #: With `SASL_SSL`: how clients prove their IAM identity to MSK. `OAUTHBEARER`: a SigV4-signed
+    #: token (MSK's signer in Python, its `IAMOAuthBearerLoginCallbackHandler` on the JVM);
+    #: `AWS_MSK_IAM`: MSK's own SASL mechanism on the JVM. librdkafka has no `AWS_MSK_IAM`, so the
+    #: Python clients use `OAUTHBEARER` with the same identity either way; MSK accepts both.
+    sasl_mechanism: Literal["", "OAUTHBEARER", "AWS_MSK_IAM"] = ""
+    #: The region MSK's IAM tokens are signed for (the cluster's region).
+    aws_region: str = ""
+
+    @model_validator(mode="after")
+    def _iam_needs_sasl_ssl(self) -> Self:
+        if self.sasl_mechanism and self.security_protocol != "SASL_SSL":
+            raise ValueError(
+                f"KAFKA_SASL_MECHANISM={self.sasl_mechanism} needs KAFKA_SECURITY_PROTOCOL=SASL_SSL"
+            )
+        if self.security_protocol == "SASL_SSL" and not self.sasl_mechanism:
+            raise ValueError(
+                "KAFKA_SECURITY_PROTOCOL=SASL_SSL needs KAFKA_SASL_MECHANISM "
+                "(OAUTHBEARER or AWS_MSK_IAM: MSK's IAM authentication)"
+            )
+        if self.sasl_mechanism and not self.aws_region:
+            raise ValueError(
+                "KAFKA_AWS_REGION is required with MSK IAM authentication (KAFKA_SASL_MECHANISM)"
+            )
+        return self
+
+    @property
+    def msk_iam(self) -> bool:
+        """Whether clients authenticate to Amazon MSK with IAM (SASL over TLS)."""
+        return bool(self.sasl_mechanism)
 
     def topic_min_insync_replicas(self, brokers: int) -> int:
         """`min.insync.replicas` for a topic created on a cluster of `brokers` brokers.

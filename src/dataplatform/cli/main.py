@@ -18,6 +18,7 @@ from dataplatform.cli.airflow import AIRFLOW_COMMAND, airflow_passthrough
 from dataplatform.cli.apikeys import apikey_app
 from dataplatform.cli.backup import backup_app
 from dataplatform.cli.db import db_app
+from dataplatform.cli.drill import drill_app
 from dataplatform.cli.generate import generate
 from dataplatform.cli.lake import lake_app
 from dataplatform.cli.observability import dashboards_app, report
@@ -41,6 +42,7 @@ app.add_typer(run_app, name="run")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(db_app, name="db")
 app.add_typer(lake_app, name="lake")
+app.add_typer(drill_app, name="drill")
 app.add_typer(dashboards_app, name="dashboards")
 app.command("report")(report)
 app.command("generate")(generate)
