@@ -20,6 +20,7 @@ from dataplatform.cli.backup import backup_app
 from dataplatform.cli.db import db_app
 from dataplatform.cli.generate import generate
 from dataplatform.cli.lake import lake_app
+from dataplatform.cli.lineage import lineage
 from dataplatform.cli.observability import dashboards_app, report
 from dataplatform.cli.run import run_app
 from dataplatform.native import runtime, supervisor
@@ -41,6 +42,7 @@ app.add_typer(run_app, name="run")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(db_app, name="db")
 app.add_typer(lake_app, name="lake")
+app.command("lineage")(lineage)
 app.add_typer(dashboards_app, name="dashboards")
 app.command("report")(report)
 app.command("generate")(generate)

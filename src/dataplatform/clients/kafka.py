@@ -14,8 +14,10 @@ log = logging.getLogger(__name__)
 
 
 def platform_topics() -> list[str]:
-    """One topic per entity: `<domain>.<entity>.v<N>`."""
-    return [entity.topic for entity in ENTITIES]
+    """One topic per entity (`<domain>.<entity>.v<N>`) and the OpenLineage events' topic."""
+    from dataplatform.lineage import get_lineage_settings
+
+    return [*(entity.topic for entity in ENTITIES), get_lineage_settings().topic]
 
 
 def ensure_topics(settings: KafkaSettings, topics: list[str] | None = None) -> list[str]:
