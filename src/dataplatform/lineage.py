@@ -85,6 +85,8 @@ class LineageSettings(BaseSettings):
     #: Also append every event to the lake's `_lineage/openlineage_events` Delta table (what
     #: `dataplatform lineage` reads).
     delta: bool = True
+    #: Also POST every event to this OpenLineage HTTP API (Marquez, in compose); empty: no.
+    url: str = ""
 
 
 @cache
@@ -441,11 +443,38 @@ class LineageEmitter:
         """False when `LINEAGE_TRANSPORT=disabled`."""
         return self.settings.transport != "disabled"
 
+    def transport_config(self) -> dict[str, Any]:
+        """The OpenLineage client's `transport` config: Kafka or the console, plus HTTP."""
+        if self.settings.transport == "kafka":
+            main: dict[str, Any] = {
+                "type": "kafka",
+                "topic": self.settings.topic,
+                "config": {
+                    "bootstrap.servers": self.kafka.bootstrap_servers,
+                    "acks": "all",
+                    "enable.idempotence": "true",
+                    # Bounded: an unreachable broker delays the job by this, not 5 minutes.
+                    "message.timeout.ms": "30000",
+                },
+                "flush": True,
+            }
+        else:
+            main = {"type": "console"}
+        if not self.settings.url:
+            return main
+        return {
+            "type": "composite",
+            # Marquez being down must not keep the event from the topic, nor the reverse.
+            "continue_on_failure": True,
+            "transports": {
+                self.settings.transport: main,
+                "http": {"type": "http", "url": self.settings.url, "timeout": 10},
+            },
+        }
+
     def _transport_client(self) -> Any:
         if self._client is None:
             from openlineage.client import OpenLineageClient
-            from openlineage.client.transport.console import ConsoleConfig, ConsoleTransport
-            from openlineage.client.transport.kafka import KafkaConfig, KafkaTransport
 
             if self.settings.transport == "kafka":
                 from dataplatform.clients.kafka import ensure_topics
@@ -453,22 +482,7 @@ class LineageEmitter:
                 # The platform creates the topic with its others; a job started against a
                 # broker set up before lineage existed creates it rather than losing events.
                 ensure_topics(self.kafka, [self.settings.topic])
-                transport: Any = KafkaTransport(
-                    KafkaConfig(
-                        topic=self.settings.topic,
-                        config={
-                            "bootstrap.servers": self.kafka.bootstrap_servers,
-                            "acks": "all",
-                            "enable.idempotence": "true",
-                            # Bounded: an unreachable broker delays the job by this, not 5 min.
-                            "message.timeout.ms": "30000",
-                        },
-                        flush=True,
-                    )
-                )
-            else:
-                transport = ConsoleTransport(ConsoleConfig())
-            self._client = OpenLineageClient(transport=transport)
+            self._client = OpenLineageClient(config={"transport": self.transport_config()})
         return self._client
 
     def emit(self, event: Any) -> None:
