@@ -745,7 +745,7 @@ def render_tree(tree: dict[str, Any], *, direction: Literal["inputs", "outputs"]
         for job in node["jobs"]:
             run = job["last_run"]
             rows = ", ".join(
-                f"{key.rsplit('/', 1)[-1]} {count}"
+                f"{key.split('://', 1)[-1].split('/', 1)[-1]} {count}"
                 for key, count in run["rows"].items()
                 if count is not None
             )
