@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
-import sys
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -27,7 +25,6 @@ from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 from pyspark.sql import SparkSession
 
 from dataplatform import lineage, samples
@@ -48,6 +45,7 @@ from tests.integration.lakehouse_support import (
     money,
     produce,
 )
+from tests.integration.lineage_support import assert_gold_lineage
 
 __all__ = ["lake", "lake_spark"]
 
@@ -168,7 +166,14 @@ def test_api_to_gold_exactly_one_silver_row_per_key_and_gold_sums(
         )
         == 0
     )
-    _assert_gold_lineage(lake, kafka_settings, lineage_start, parent)
+    assert_gold_lineage(
+        lake,
+        kafka_settings,
+        TRANSACTIONS.topic,
+        lineage_start,
+        parent=parent,
+        min_rows={"bronze": 15, "silver": 13, "gold": 3},
+    )
 
     # Silver: exactly one row per key, the latest version, read alike by Spark and delta-rs.
     silver = assert_engines_agree(
@@ -239,120 +244,3 @@ def test_api_to_gold_exactly_one_silver_row_per_key_and_gold_sums(
         for r in claims_gold
         if r["event_date"] == claim_day
     } == dict(claims_expected)
-
-
-def _chain(tree: dict[str, Any]) -> list[tuple[str, str | None, str | None]]:
-    """`(dataset, job that wrote it, its last run's state)` from a table back to its source,
-    following the first writer at each step."""
-    chain: list[tuple[str, str | None, str | None]] = []
-    node: dict[str, Any] | None = tree
-    while node is not None:
-        job = node["jobs"][0] if node["jobs"] else None
-        chain.append((node["dataset"], job and job["job"], job and job["last_run"]["state"]))
-        node = job["inputs"][0] if job and job["inputs"] else None
-    return chain
-
-
-def _assert_gold_lineage(
-    lake: Lake, kafka: KafkaSettings, topic_start: dict[str, int], parent: str
-) -> None:
-    """Gold's lineage, from the events of the run: topic -> bronze -> silver -> gold."""
-    s3 = f"s3://{lake.s3.bucket}/{lake.prefix}"
-    topic = f"{lineage.kafka_namespace(kafka)}/{TRANSACTIONS.topic}"
-    expected = [
-        (
-            f"{s3}/gold/finance/daily_account_totals",
-            "curation.finance.transactions.gold",
-            "COMPLETE",
-        ),
-        (f"{s3}/silver/finance/transactions", "curation.finance.transactions.silver", "COMPLETE"),
-        (f"{s3}/bronze/finance/transactions", "landing.finance.transactions", "COMPLETE"),
-        (topic, None, None),
-    ]
-    graph = lineage.build_graph(lineage.read_events(lake))
-    tree = lineage.upstream(graph, f"{s3}/gold/finance/daily_account_totals")
-    assert _chain(tree) == expected
-    gold_job = tree["jobs"][0]
-    silver_job = gold_job["inputs"][0]["jobs"][0]
-    landing_job = silver_job["inputs"][0]["jobs"][0]
-    # Row counts of the runs; the parent run facet names the (simulated) Airflow task run.
-    assert landing_job["last_run"]["rows"][f"{s3}/bronze/finance/transactions"] >= 15
-    assert silver_job["last_run"]["rows"][f"{s3}/silver/finance/transactions"] >= 13
-    assert gold_job["last_run"]["rows"][f"{s3}/gold/finance/daily_account_totals"] >= 3
-    namespace, job, run_id = parent.split("/")
-    for step in (silver_job, gold_job):
-        assert step["last_run"]["parent_job"] == f"{namespace}/{job}"
-        assert step["last_run"]["parent_run_id"] == run_id
-    assert landing_job["last_run"]["parent_job"] is None
-    # Downstream of the topic reaches gold too.
-    down = lineage.downstream(graph, topic)
-    assert [job["job"] for job in down["jobs"]] == ["landing.finance.transactions"]
-
-    # The CLI prints the same chain.
-    printed = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "dataplatform"),
-            "lineage",
-            "gold/finance/daily_account_totals",
-            "--lake-prefix",
-            lake.prefix,
-            "--direction",
-            "upstream",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert _chain(json.loads(printed.stdout)["upstream"]) == expected
-    text = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "dataplatform"),
-            "lineage",
-            "silver/finance/transactions",
-            "--lake-prefix",
-            lake.prefix,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert "-> dataplatform/curation.finance.transactions.gold" in text
-    assert "<- dataplatform/landing.finance.transactions" in text
-
-    # Every run's START and COMPLETE went to the Kafka topic as well.
-    runs = {step["last_run"]["run_id"] for step in (landing_job, silver_job, gold_job)}
-    seen = _topic_events(kafka, topic_start, runs)
-    assert seen == {(run_id, kind) for run_id in runs for kind in ("START", "COMPLETE")}
-
-
-def _topic_events(
-    kafka: KafkaSettings, start: dict[str, int], runs: set[str]
-) -> set[tuple[str, str]]:
-    """`(run id, event type)` of the events of `runs` on the lineage topic since `start`."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": kafka.bootstrap_servers,
-            "group.id": f"e2e-lineage-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.assign(
-        [TopicPartition(lineage.LINEAGE_TOPIC, int(p), offset) for p, offset in start.items()]
-    )
-    found: set[tuple[str, str]] = set()
-    try:
-        idle = 0
-        while idle < 5:
-            message = consumer.poll(1.0)
-            if message is None:
-                idle += 1
-                continue
-            if message.error():
-                continue
-            event = json.loads(message.value())
-            if event["run"]["runId"] in runs:
-                found.add((event["run"]["runId"], event["eventType"]))
-    finally:
-        consumer.close()
-    return found
