@@ -5,7 +5,8 @@ conflict with the platform's. Each file is read the way `metadata ingest -c FILE
 (`${VAR}`s expanded from the environment) and parsed with the parser that command uses, which
 checks the source's connection and source config against that connector's own model.
 
-    .venv-openmetadata/bin/python tools/openmetadata_validate.py docker/openmetadata/workflows/*.yaml
+    .venv-openmetadata/bin/python tools/openmetadata_validate.py \
+        docker/openmetadata/workflows/*.yaml
 
 Prints one JSON line per file, `{"file": ..., "ok": true|false, "error": ...}`; exits 1 if any
 file is invalid.

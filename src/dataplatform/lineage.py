@@ -28,21 +28,22 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any, Literal
 
 import pyarrow as pa
-from pydantic_settings import BaseSettings
 
 from dataplatform.contracts import Entity
 from dataplatform.lake import GOLD_PRODUCTS, Lake, QuarantineTable, quarantine_path
 from dataplatform.lakelock import table_commit_lock
-from dataplatform.settings import KafkaSettings, PostgresSettings, settings_config
+from dataplatform.settings import (
+    KafkaSettings,
+    LineageSettings,
+    PostgresSettings,
+    get_lineage_settings,
+)
 
 log = logging.getLogger(__name__)
 
-#: The Kafka topic every OpenLineage event goes to (the platform creates it with its topics).
-LINEAGE_TOPIC = "openlineage.events.v1"
 #: The lake table holding a copy of every event.
 EVENTS_TABLE = "_lineage/openlineage_events"
 #: `producer` of the events: who wrote them (OpenLineage wants a URI).
@@ -68,31 +69,6 @@ EVENTS_SCHEMA = pa.schema(
         pa.field("event", pa.string(), nullable=False),
     ]
 )
-
-
-class LineageSettings(BaseSettings):
-    """Where the jobs' OpenLineage events go: env vars `LINEAGE_*` (in `.env.example`)."""
-
-    model_config = settings_config("LINEAGE_")
-
-    #: `kafka`: to `topic` (the default); `console`: into the job's log; `disabled`: nowhere
-    #: (the Delta copy is off too).
-    transport: Literal["kafka", "console", "disabled"] = "kafka"
-    #: The Kafka topic of the events.
-    topic: str = LINEAGE_TOPIC
-    #: The jobs' namespace, shared with Airflow's OpenLineage provider.
-    namespace: str = "dataplatform"
-    #: Also append every event to the lake's `_lineage/openlineage_events` Delta table (what
-    #: `dataplatform lineage` reads).
-    delta: bool = True
-    #: Also POST every event to this OpenLineage HTTP API (Marquez, in compose); empty: no.
-    url: str = ""
-
-
-@cache
-def get_lineage_settings() -> LineageSettings:
-    """Cached `LineageSettings`."""
-    return LineageSettings()
 
 
 # --------------------------------------------------------------------------- names

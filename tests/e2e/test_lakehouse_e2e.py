@@ -27,12 +27,12 @@ import httpx
 import pytest
 from pyspark.sql import SparkSession
 
-from dataplatform import lineage, samples
+from dataplatform import samples
 from dataplatform.clients.kafka import ensure_topics
 from dataplatform.contracts import CLAIMS, TRANSACTIONS
 from dataplatform.lake import Lake
 from dataplatform.reference import seed_rates
-from dataplatform.settings import KafkaSettings, PostgresSettings
+from dataplatform.settings import LINEAGE_TOPIC, KafkaSettings, PostgresSettings
 from fastapi_app.testing import create_api_key, live_ingestor, temporary_schema
 from pyspark_jobs import curation
 from tests.integration.lakehouse_support import (
@@ -83,8 +83,8 @@ def test_api_to_gold_exactly_one_silver_row_per_key_and_gold_sums(
     rng = random.Random(20260101)
     run = uuid.uuid4().hex[:8]
     start = end_offsets(kafka_settings, [TRANSACTIONS.topic, CLAIMS.topic])
-    ensure_topics(kafka_settings, [lineage.LINEAGE_TOPIC])
-    lineage_start = end_offsets(kafka_settings, [lineage.LINEAGE_TOPIC])[lineage.LINEAGE_TOPIC]
+    ensure_topics(kafka_settings, [LINEAGE_TOPIC])
+    lineage_start = end_offsets(kafka_settings, [LINEAGE_TOPIC])[LINEAGE_TOPIC]
     accounts = [f"ACC-E2E-{run}-{n}" for n in range(3)]
     # A day of its own keeps other tests' claims out of this test's gold rows.
     claim_day = date(1990, 1, 1).fromordinal(date(1990, 1, 1).toordinal() + rng.randrange(7000))

@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from dataplatform import lineage
 from dataplatform.lake import Lake
-from dataplatform.settings import KafkaSettings
+from dataplatform.settings import LINEAGE_TOPIC, KafkaSettings
 
 CLI = str(Path(sys.executable).parent / "dataplatform")
 
@@ -45,9 +45,7 @@ def topic_events(
             "enable.auto.commit": False,
         }
     )
-    consumer.assign(
-        [TopicPartition(lineage.LINEAGE_TOPIC, int(p), offset) for p, offset in start.items()]
-    )
+    consumer.assign([TopicPartition(LINEAGE_TOPIC, int(p), offset) for p, offset in start.items()])
     found: set[tuple[str, str]] = set()
     try:
         idle = 0

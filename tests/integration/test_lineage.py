@@ -18,7 +18,7 @@ from dataplatform import lineage
 from dataplatform.clients.kafka import ensure_topics
 from dataplatform.contracts import TRANSACTIONS
 from dataplatform.lake import Lake
-from dataplatform.settings import KafkaSettings, PostgresSettings
+from dataplatform.settings import LINEAGE_TOPIC, KafkaSettings, LineageSettings, PostgresSettings
 from pyspark_jobs.curation import curate_entity, read_reference
 from pyspark_jobs.landing import LandingOptions, run_landing
 from pyspark_jobs.quality import load_expectations
@@ -44,13 +44,13 @@ def test_lineage_of_gold_is_topic_bronze_silver_gold(
         transaction(account_id=account, timestamp=f"2024-06-0{1 + n % 2}T10:00:00Z")
         for n in range(6)
     ]
-    ensure_topics(kafka_settings, [lineage.LINEAGE_TOPIC])
-    start = end_offsets(kafka_settings, [lineage.LINEAGE_TOPIC])[lineage.LINEAGE_TOPIC]
+    ensure_topics(kafka_settings, [LINEAGE_TOPIC])
+    start = end_offsets(kafka_settings, [LINEAGE_TOPIC])[LINEAGE_TOPIC]
     emitter = lineage.LineageEmitter.from_settings(
         lake,
         kafka=kafka_settings,
         postgres=postgres_settings,
-        settings=lineage.LineageSettings(transport="kafka", delta=True),
+        settings=LineageSettings(transport="kafka", delta=True),
     )
     parent = f"dataplatform/curation.curate_finance_transactions/{uuid.uuid4()}"
     try:

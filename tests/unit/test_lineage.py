@@ -12,7 +12,7 @@ import pytest
 from dataplatform import lineage
 from dataplatform.contracts import TRANSACTIONS
 from dataplatform.lake import Lake
-from dataplatform.settings import KafkaSettings, S3Settings
+from dataplatform.settings import LINEAGE_TOPIC, KafkaSettings, LineageSettings, S3Settings
 
 LAKE = Lake(s3=S3Settings(bucket="lakehouse"), prefix="tests/x")
 KAFKA = KafkaSettings(bootstrap_servers="127.0.0.1:9092,127.0.0.1:9095")
@@ -213,10 +213,30 @@ def test_render_config_kafka_transport_names_lineage_topic() -> None:
     settings = AirflowSettings(openlineage_transport="kafka")
     transport = json.loads(
         settings.openlineage_transport_json(
-            kafka_bootstrap_servers="127.0.0.1:9092", topic=lineage.LINEAGE_TOPIC
+            kafka_bootstrap_servers="127.0.0.1:9092", topic=LINEAGE_TOPIC
         )
         or "{}"
     )
     assert transport["type"] == "kafka"
     assert transport["topic"] == "openlineage.events.v1"
     assert transport["config"]["bootstrap.servers"] == "127.0.0.1:9092"
+
+
+def test_transport_config_with_url_sends_to_kafka_and_http() -> None:
+    settings = LineageSettings(transport="kafka", url="http://marquez:5000")
+    emitter = lineage.LineageEmitter(settings, kafka=KAFKA, sink=None)
+    config = emitter.transport_config()
+    assert config["type"] == "composite"
+    assert config["continue_on_failure"] is True
+    kafka, http = config["transports"]["kafka"], config["transports"]["http"]
+    assert kafka["topic"] == "openlineage.events.v1"
+    assert kafka["config"]["bootstrap.servers"] == "127.0.0.1:9092,127.0.0.1:9095"
+    assert http == {"type": "http", "url": "http://marquez:5000", "timeout": 10}
+
+
+def test_emit_disabled_sends_nothing() -> None:
+    emitter = lineage.LineageEmitter.disabled()
+    run = lineage.JobRun(emitter, "landing.finance.transactions")
+    run.start()
+    assert run.state == "START"
+    assert emitter._client is None

@@ -8,15 +8,13 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from dataplatform.contracts import ENTITIES
-from dataplatform.settings import KafkaSettings
+from dataplatform.settings import KafkaSettings, get_lineage_settings
 
 log = logging.getLogger(__name__)
 
 
 def platform_topics() -> list[str]:
     """One topic per entity (`<domain>.<entity>.v<N>`) and the OpenLineage events' topic."""
-    from dataplatform.lineage import get_lineage_settings
-
     return [*(entity.topic for entity in ENTITIES), get_lineage_settings().topic]
 
 
