@@ -203,7 +203,7 @@ step "OpenTelemetry Collector (tools/otelcol) into .venv/bin" \
 step "FerretDB (tools/ferretdb) into .venv/bin" \
   go_tool ferretdb tools/ferretdb CGO_ENABLED=0
 step "Delta log store with the commit lock (javac) into .jars/spark" build_logstore
-step "checkers for the tests (checkov in .venv-checkov, actionlint in .tools/bin)" bash tools/install.sh
+step "checkers for the tests (checkov in .venv-checkov, openmetadata-ingestion in .venv-openmetadata, actionlint in .tools/bin)" bash tools/install.sh
 step "secrets in .env" "$VENV/bin/dataplatform" env init
 step "data folder reachable by PostgreSQL" postgres_can_reach_data
 

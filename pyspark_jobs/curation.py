@@ -57,11 +57,19 @@ from pyspark.sql.types import (
 )
 
 from dataplatform.contracts import Entity
-from dataplatform.lake import CURATION_STATE_TABLE, Lake, get_lakehouse_settings, select_entities
+from dataplatform.lake import (
+    CURATION_STATE_TABLE,
+    Lake,
+    get_lakehouse_settings,
+    quarantine_path,
+    select_entities,
+)
+from dataplatform.lineage import JobRun, LineageEmitter, ParentRun, gold_table
 from dataplatform.settings import PostgresSettings, get_postgres_settings
 from dataplatform.shutdown import exit_now
 from pyspark_jobs import quality, transforms
 from pyspark_jobs.launch import start_job_session
+from pyspark_jobs.lineage import add_lineage_args, gold_run, silver_run
 from pyspark_jobs.quality import (
     Expectation,
     ExpectationFailedError,
@@ -366,11 +374,15 @@ def recompute_gold(
     days: Sequence[date],
     *,
     silver_version: int | None = None,
-) -> None:
+) -> int:
     """Replace the gold rows of `days` with aggregates recomputed from silver (as of
-    `silver_version`, by default the latest)."""
+    `silver_version`, by default the latest).
+
+    Returns:
+        The gold rows written (from the commit's metrics: no extra Spark job).
+    """
     if not days:
-        return
+        return 0
     reader = spark.read.format("delta")
     if silver_version is not None:
         reader = reader.option("versionAsOf", silver_version)
@@ -389,6 +401,10 @@ def recompute_gold(
         .option("replaceWhere", predicate)
         .save(lake.gold(entity))
     )
+    # Curation is gold's only writer, so the latest commit is this one.
+    gold = lake.delta_rs(gold_table(entity))
+    metrics = (gold.history(1)[0].get("operationMetrics") or {}) if gold is not None else {}
+    return int(metrics.get("numOutputRows", 0))
 
 
 def curate_entity(
@@ -401,8 +417,15 @@ def curate_entity(
     expectations: Sequence[Expectation],
     reporting_currency: str | None = None,
     from_bronze_version: int | None = None,
+    lineage: LineageEmitter | None = None,
+    lineage_parent: ParentRun | None = None,
+    lineage_root: ParentRun | None = None,
 ) -> CurationResult:
     """Curate the bronze versions of `entity` no run has processed yet.
+
+    With `lineage`, the two steps are OpenLineage runs: `curation.<domain>.<entity>.silver`
+    (bronze -> silver and quarantine) and `curation.<domain>.<entity>.gold` (silver -> gold),
+    each a child of `lineage_parent` (the Airflow task run) when given.
 
     Args:
         spark: The session.
@@ -414,6 +437,9 @@ def curate_entity(
         reporting_currency: Defaults to `LAKEHOUSE_REPORTING_CURRENCY`.
         from_bronze_version: Reprocess from this bronze version instead of after the last
             processed one (after a `restore`, to re-curate with fixed code).
+        lineage: Where the OpenLineage events go (None: no events).
+        lineage_parent: The run that started this one (an Airflow task run).
+        lineage_root: The root of `lineage_parent`'s hierarchy (the DAG run).
 
     Returns:
         What the run did.
@@ -423,6 +449,52 @@ def curate_entity(
             processed versions did not advance.
         SchemaEvolutionError: The contract changed incompatibly with silver.
     """
+    emitter = lineage or LineageEmitter.disabled()
+    steps = (
+        silver_run(emitter, lake, entity, parent=lineage_parent, root=lineage_root),
+        gold_run(
+            emitter,
+            lake,
+            entity,
+            GOLD_SCHEMAS[entity.domain],
+            parent=lineage_parent,
+            root=lineage_root,
+        ),
+    )
+    try:
+        return _curate_entity(
+            spark,
+            lake,
+            entity,
+            run_id=run_id,
+            reference=reference,
+            expectations=expectations,
+            reporting_currency=reporting_currency,
+            from_bronze_version=from_bronze_version,
+            steps=steps,
+        )
+    except BaseException as exc:
+        for step in steps:
+            if step.state == "START":
+                step.fail(exc)
+        raise
+
+
+def _curate_entity(
+    spark: SparkSession,
+    lake: Lake,
+    entity: Entity,
+    *,
+    run_id: str,
+    reference: Reference,
+    expectations: Sequence[Expectation],
+    reporting_currency: str | None,
+    from_bronze_version: int | None,
+    steps: tuple[JobRun, JobRun],
+) -> CurationResult:
+    """`curate_entity` without the lineage bookkeeping of failures."""
+    silver_step, gold_step = steps
+    silver_step.start()
     started = time.monotonic()
     name = f"{entity.domain}/{entity.name}"
     ensure_landing_tables(spark, lake, entity)
@@ -436,6 +508,7 @@ def curate_entity(
     )
     if upto <= after:
         logger.info("%s: bronze is at version %d, already curated; nothing to do", name, upto)
+        silver_step.complete({ref.name: 0 for ref in (*silver_step.inputs, *silver_step.outputs)})
         return CurationResult(name, run_id, after + 1, upto, 0, 0, 0, 0, None, 0.0)
 
     checked = (
@@ -494,9 +567,17 @@ def curate_entity(
         # committed nothing), from the last version gold was completed for: that includes the
         # MERGE of an earlier run whose gold step failed.
         silver_version = merge_version if merge_version >= 0 else version_before
+        silver_step.complete(
+            {
+                lake.relative(entity.table_path("bronze")): rows_read,
+                lake.relative(silver_table): rows_merged,
+                lake.relative(quarantine_path(entity, "curation")): rows_quarantined,
+            }
+        )
+        gold_step.start()
         first = gold_done + 1 if gold_done is not None else _first_feed_version(lake, silver_table)
         days = changed_dates(spark, silver_uri, first, silver_version)
-        recompute_gold(spark, lake, entity, days, silver_version=silver_version)
+        gold_rows = recompute_gold(spark, lake, entity, days, silver_version=silver_version)
     finally:
         flagged.unpersist()
         checked.unpersist()
@@ -519,6 +600,7 @@ def curate_entity(
         STATE_SCHEMA,
     )
     state.write.format("delta").mode("append").save(lake.uri(CURATION_STATE_TABLE))
+    gold_step.complete({lake.relative(gold_table(entity)): gold_rows})
     result = CurationResult(
         name,
         run_id,
@@ -583,6 +665,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=int,
         help="reprocess bronze from this version (after a restore of silver)",
     )
+    add_lineage_args(parser)
     return parser.parse_args(argv)
 
 
@@ -595,10 +678,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     run_id = args.run_id or f"manual-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    lineage = None
     try:
         entities = select_entities(args.entity)
         spark = start_job_session("curation")
         lake = Lake.load(prefix=args.lake_prefix)
+        lineage = LineageEmitter.from_settings(lake)
         reference = read_reference(spark, get_postgres_settings())
         for entity in entities:
             curate_entity(
@@ -610,6 +695,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 expectations=load_expectations(entity, args.expectations_dir),
                 reporting_currency=args.reporting_currency,
                 from_bronze_version=args.from_bronze_version,
+                lineage=lineage,
+                lineage_parent=args.lineage_parent,
+                lineage_root=args.lineage_root,
             )
     except ExpectationFailedError as exc:
         logger.error("curation run %s stopped: %s", run_id, exc)
@@ -620,6 +708,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception:
         logger.exception("curation run %s failed", run_id)
         return 1
+    finally:
+        if lineage is not None:
+            lineage.close()
     return 0
 
 

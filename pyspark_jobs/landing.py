@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NamedTuple
 
 from confluent_kafka import KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient
@@ -58,11 +58,13 @@ from dataplatform.lake import (
     select_entities,
     write_heartbeat,
 )
+from dataplatform.lineage import JobRun, LineageEmitter, ParentRun, quarantine_dataset
 from dataplatform.settings import KafkaSettings, get_kafka_settings
 from dataplatform.shutdown import exit_now
 from dataplatform.spark_settings import get_spark_settings
 from pyspark_jobs import landing_metrics, transforms
 from pyspark_jobs.launch import start_job_session
+from pyspark_jobs.lineage import add_lineage_args, landing_run
 from pyspark_jobs.tables import ensure_landing_tables
 
 logger = logging.getLogger("pyspark_jobs.landing")
@@ -316,6 +318,8 @@ class BatchWriter:
     pause_after_write_s: float = 0.0
     query_id: str = ""
     started: threading.Event = field(default_factory=threading.Event)
+    #: Records this run sent to bronze and to quarantine (the lineage run's row counts).
+    landed: dict[str, int] = field(default_factory=lambda: {"valid": 0, "invalid": 0})
     _landed_once: bool = False
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
@@ -371,6 +375,8 @@ class BatchWriter:
         finally:
             checked.unpersist()
         self._measure(counts, phases.total_s, bronze_done)
+        self.landed["valid"] += counts["valid"]
+        self.landed["invalid"] += counts["invalid"]
         logger.info(
             "landed batch %d of %s: %d to bronze, %d to quarantine in %.2f s (%s)",
             batch_id,
@@ -497,6 +503,9 @@ class LandingOptions:
     topic_prefix: str = ""
     heartbeat_path: Path | None = None
     pause_after_write_s: float = 0.0
+    #: The run that started the job (an Airflow task), for the lineage parent run facet.
+    lineage_parent: ParentRun | None = None
+    lineage_root: ParentRun | None = None
 
 
 def topic_of(entity: Entity, prefix: str) -> str:
@@ -545,6 +554,15 @@ def read_kafka(
     )
 
 
+class LandingQuery(NamedTuple):
+    """One entity's running landing query."""
+
+    entity: Entity
+    query: StreamingQuery
+    checkpoint: str
+    writer: BatchWriter
+
+
 def start_landing(
     spark: SparkSession,
     lake: Lake,
@@ -552,11 +570,11 @@ def start_landing(
     options: LandingOptions,
     *,
     kafka: KafkaSettings | None = None,
-) -> list[tuple[Entity, StreamingQuery, str]]:
+) -> list[LandingQuery]:
     """Create the tables and start one landing query per entity.
 
     Returns:
-        `(entity, query, checkpoint)` per entity.
+        One `LandingQuery` per entity.
 
     Raises:
         LandingDataLossError: A topic was recreated since its checkpoint was written.
@@ -611,13 +629,13 @@ def start_landing(
             checkpoint,
             query.id,
         )
-        started.append((entity, query, checkpoint))
+        started.append(LandingQuery(entity, query, checkpoint, writer))
     return started
 
 
 def await_landing(
     spark: SparkSession,
-    queries: list[tuple[Entity, StreamingQuery, str]],
+    queries: list[LandingQuery],
     *,
     stop_requested: threading.Event,
 ) -> None:
@@ -629,24 +647,24 @@ def await_landing(
         StreamingQueryException: A query failed for another reason.
     """
     try:
-        while any(query.isActive for _, query, _ in queries):
+        while any(item.query.isActive for item in queries):
             if stop_requested.is_set():
                 logger.info("stop requested: stopping the landing queries")
                 break
-            for entity, query, checkpoint in queries:
+            for entity, query, checkpoint, _ in queries:
                 # Short waits keep the main thread responsive to SIGTERM.
                 try:
                     query.awaitTermination(1)
                 except StreamingQueryException as exc:
                     raise explain_failure(exc, entity, checkpoint) or exc from exc
-        for entity, query, checkpoint in queries:
+        for entity, query, checkpoint, _ in queries:
             error = query.exception()
             if error is not None:
                 raise explain_failure(error, entity, checkpoint) or error
     finally:
-        for _, query, _ in queries:
-            if query.isActive:
-                query.stop()
+        for item in queries:
+            if item.query.isActive:
+                item.query.stop()
 
 
 def run_landing(
@@ -657,8 +675,13 @@ def run_landing(
     *,
     kafka: KafkaSettings | None = None,
     stop_requested: threading.Event | None = None,
+    lineage: LineageEmitter | None = None,
 ) -> None:
     """Run the landing job until it ends (availableNow), fails, or `stop_requested` is set.
+
+    With `lineage`, each entity's query is one OpenLineage run of `landing.<domain>.<entity>`:
+    START before the query starts, COMPLETE with the records landed when the job stops or
+    finishes, FAIL when it fails.
 
     Args:
         spark: The session (with Delta, Kafka and s3a).
@@ -667,10 +690,12 @@ def run_landing(
         options: Trigger, offsets and test hooks.
         kafka: The brokers; defaults to `KAFKA_*` settings.
         stop_requested: Set it (e.g. from a signal handler) to stop gracefully.
+        lineage: Where the OpenLineage events go (None: no events).
 
     Raises:
         LandingDataLossError: See `await_landing`.
     """
+    kafka = kafka or get_kafka_settings()
     heartbeat = HeartbeatListener(
         options.heartbeat_path or default_heartbeat_path(), lake_prefix=lake.prefix
     )
@@ -678,6 +703,19 @@ def run_landing(
     progress = landing_metrics.ProgressMetrics((kafka or get_kafka_settings()).bootstrap_servers)
     spark.streams.addListener(heartbeat)
     spark.streams.addListener(progress)
+    runs: dict[str, JobRun] = {}
+    if lineage is not None:
+        for entity in entities:
+            runs[entity.topic] = landing_run(
+                lineage,
+                lake,
+                kafka,
+                entity,
+                topic_of(entity, options.topic_prefix),
+                parent=options.lineage_parent,
+                root=options.lineage_root,
+            )
+            runs[entity.topic].start()
     try:
         queries = start_landing(spark, lake, entities, options, kafka=kafka)
         heartbeat.write("running")
@@ -687,15 +725,32 @@ def run_landing(
             # Listeners get progress reports asynchronously: a query that just ended (an
             # availableNow run, a stop) may not have delivered its last one before they are
             # removed, so its committed offsets are taken from the query itself.
-            for _, query, _ in queries:
-                progress.observe(query.lastProgress)
+            for item in queries:
+                progress.observe(item.query.lastProgress)
     except BaseException as exc:
         heartbeat.write("failed", error=str(exc)[:2000])
+        for run in runs.values():
+            run.fail(exc)
         raise
     finally:
         spark.streams.removeListener(heartbeat)
         spark.streams.removeListener(progress)
+    for item in queries:
+        if item.entity.topic in runs:
+            _complete_landing_run(runs[item.entity.topic], lake, item, options.topic_prefix)
     heartbeat.write("stopped")
+
+
+def _complete_landing_run(run: JobRun, lake: Lake, item: LandingQuery, topic_prefix: str) -> None:
+    """COMPLETE with the records read from the topic and written to each table."""
+    valid, invalid = item.writer.landed["valid"], item.writer.landed["invalid"]
+    run.complete(
+        {
+            topic_of(item.entity, topic_prefix): valid + invalid,
+            lake.relative(item.entity.table_path("bronze")): valid,
+            quarantine_dataset(lake, item.entity, "landing").name: invalid,
+        }
+    )
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -727,6 +782,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--fault-pause-after-write-s", type=float, default=0.0, help=argparse.SUPPRESS
     )
+    add_lineage_args(parser)
     return parser.parse_args(argv)
 
 
@@ -768,20 +824,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         topic_prefix=args.topic_prefix,
         heartbeat_path=args.heartbeat_path,
         pause_after_write_s=args.fault_pause_after_write_s,
+        lineage_parent=args.lineage_parent,
+        lineage_root=args.lineage_root,
     )
+    lineage = None
     try:
         entities = select_entities(args.entity)
         serve_metrics(args.metrics_port)
         spark = start_job_session("landing")
-        run_landing(
-            spark, Lake.load(prefix=args.lake_prefix), entities, options, stop_requested=stop
-        )
+        lake = Lake.load(prefix=args.lake_prefix)
+        lineage = LineageEmitter.from_settings(lake)
+        run_landing(spark, lake, entities, options, stop_requested=stop, lineage=lineage)
     except LandingDataLossError as exc:
         logger.error("landing stopped: %s", exc)
         return 2
     except Exception:
         logger.exception("landing failed")
         return 1
+    finally:
+        if lineage is not None:
+            lineage.close()
     return 0
 
 

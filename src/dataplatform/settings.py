@@ -115,6 +115,35 @@ def _empty_is_none(value: object) -> object:
     return None if value == "" else value
 
 
+#: The Kafka topic every OpenLineage event goes to (the platform creates it with its topics).
+LINEAGE_TOPIC = "openlineage.events.v1"
+
+
+class LineageSettings(BaseSettings):
+    """Where the jobs' OpenLineage events go: env vars `LINEAGE_*` (in `.env.example`)."""
+
+    model_config = settings_config("LINEAGE_")
+
+    #: `kafka`: to `topic` (the default); `console`: into the job's log; `disabled`: nowhere
+    #: (the Delta copy is off too).
+    transport: Literal["kafka", "console", "disabled"] = "kafka"
+    #: The Kafka topic of the events.
+    topic: str = LINEAGE_TOPIC
+    #: The jobs' namespace, shared with Airflow's OpenLineage provider.
+    namespace: str = "dataplatform"
+    #: Also append every event to the lake's `_lineage/openlineage_events` Delta table (what
+    #: `dataplatform lineage` reads).
+    delta: bool = True
+    #: Also POST every event to this OpenLineage HTTP API (Marquez, in compose); empty: no.
+    url: str = ""
+
+
+@cache
+def get_lineage_settings() -> LineageSettings:
+    """Cached `LineageSettings`."""
+    return LineageSettings()
+
+
 class KafkaSettings(BaseSettings):
     """Kafka: bootstrap servers and topic layout."""
 

@@ -54,7 +54,6 @@ TWINS: dict[str, str] = {
     "airflow-triggerer": "airflow-triggerer",
     "alloy": "otel-collector",  # natively an OpenTelemetry Collector runs the same config
     "prometheus": "prometheus",  # Debian's prometheus
-    "marquez": "marquez",  # marquez-api from Maven Central
     "mongodb": "mongodb",  # FerretDB speaking the MongoDB wire protocol
     "document-landing": "document-landing",
 }
@@ -66,10 +65,17 @@ COMPOSE_ONLY: dict[str, str] = {
     "spark-history": "native jobs are inspected in their own Spark UI; no event-log server",
     "grafana": "no Grafana build is obtainable natively; dashboards are validated as files",
     "cadvisor": "container metrics: there are no containers natively",
-    "marquez-web": "Marquez's UI; natively the lineage API is queried directly",
+    "marquez": "Marquez's server is not served by the Maven mirror; natively the lineage "
+    "events land in a Delta table that `dataplatform lineage` reads",
+    "marquez-web": "Marquez's UI; natively `dataplatform lineage` prints the graph",
+    "openmetadata-keys-init": "OpenMetadata cannot run natively (release tarball only)",
     "openmetadata-search": "OpenMetadata cannot run natively (release tarball only)",
     "openmetadata-init": "OpenMetadata cannot run natively (release tarball only)",
     "openmetadata-server": "OpenMetadata cannot run natively (release tarball only)",
+    "spline-arangodb": "Spline is compose-only: no ArangoDB build is obtainable natively",
+    "spline-db-init": "Spline is compose-only: no ArangoDB build is obtainable natively",
+    "spline-rest": "Spline is compose-only: no agent bundle for Spark 3.5 nor ArangoDB natively",
+    "spline-ui": "Spline is compose-only: its server does not run natively",
 }
 
 #: Native twins compose already runs but native mode does not start in that track yet. Each
@@ -77,9 +83,7 @@ COMPOSE_ONLY: dict[str, str] = {
 PLANNED: dict[str, set[str]] = {
     "starter": set(),
     "intermediate": set(),
-    "advanced": {
-        "marquez",
-    },
+    "advanced": set(),
 }
 
 

@@ -253,6 +253,8 @@ SERVICE_SETTINGS: dict[str, tuple[str, ...]] = {
     "s3-init": ("S3_",),
     "kafka-init": ("KAFKA_",),
     "landing": ("SPARK_", "S3_", "KAFKA_", "POSTGRES_"),
+    # Reads only OPENMETADATA_JWT_PRIVATE_KEY (no settings class).
+    "openmetadata-keys-init": (),
     # DAG tasks call the platform's library.
     "airflow-apiserver": ("POSTGRES_", "S3_", "KAFKA_"),
     "airflow-scheduler": ("POSTGRES_", "S3_", "KAFKA_"),

@@ -18,14 +18,14 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from dataplatform.contracts import ENTITIES
-from dataplatform.settings import KafkaSettings
+from dataplatform.settings import KafkaSettings, get_lineage_settings
 
 log = logging.getLogger(__name__)
 
 
 def platform_topics() -> list[str]:
-    """One topic per entity: `<domain>.<entity>.v<N>`."""
-    return [entity.topic for entity in ENTITIES]
+    """One topic per entity (`<domain>.<entity>.v<N>`) and the OpenLineage events' topic."""
+    return [*(entity.topic for entity in ENTITIES), get_lineage_settings().topic]
 
 
 def msk_iam_token_callback(region: str) -> Callable[[str | None], tuple[str, float]]:
