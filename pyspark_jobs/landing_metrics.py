@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -112,6 +112,18 @@ def progress_sources(progress: Any) -> list[Any]:
     return list(progress.sources)
 
 
+#: Errors of a topic or partition that no longer exists (deleted since landing reported it).
+_GONE = frozenset({KafkaError._UNKNOWN_PARTITION, KafkaError.UNKNOWN_TOPIC_OR_PART})
+
+
+def _high(consumer: Consumer, topic: str, partition: int) -> int:
+    """The partition's log-end offset (high watermark), asked of the broker now."""
+    _, high = consumer.get_watermark_offsets(
+        TopicPartition(topic, partition), timeout=5, cached=False
+    )
+    return int(high)
+
+
 class ConsumerLag(Collector):
     """`landing_consumer_lag_records{topic, partition}`, computed at scrape time.
 
@@ -148,17 +160,28 @@ class ConsumerLag(Collector):
             try:
                 consumer = self._watermark_consumer(bootstrap)
                 for topic, partitions in sorted(landed.items()):
-                    for partition, offset in sorted(partitions.items()):
-                        _, high = consumer.get_watermark_offsets(
-                            TopicPartition(topic, partition), timeout=5, cached=False
-                        )
-                        family.add_metric([topic, str(partition)], max(high - offset, 0))
+                    try:
+                        lags = [
+                            (partition, _high(consumer, topic, partition) - offset)
+                            for partition, offset in sorted(partitions.items())
+                        ]
+                    except KafkaException as exc:
+                        if exc.args[0].code() not in _GONE:
+                            raise
+                        self._forget(topic)  # deleted: it has no lag, the other topics do
+                        continue
+                    for partition, lag in lags:
+                        family.add_metric([topic, str(partition)], max(lag, 0))
             except KafkaException as exc:
                 # Without Kafka there is no log-end offset: no lag sample rather than a made-up
                 # one (the scrape itself still succeeds, with the job's other metrics).
                 logger.warning("consumer lag not measured: Kafka did not answer (%s)", exc)
                 family = GaugeMetricFamily(LAG_METRIC, _LAG_HELP, labels=["topic", "partition"])
         yield family
+
+    def _forget(self, topic: str) -> None:
+        with self._lock:
+            self._landed.pop(topic, None)
 
     def _watermark_consumer(self, bootstrap: str) -> Consumer:
         # A group-less consumer only reads watermarks; it never joins a group or commits.

@@ -137,3 +137,18 @@ def test_measure_consumer_lag_log_end_minus_committed_offsets(
     assert family.name == "landing_consumer_lag_records"
     assert {s.labels["partition"]: s.value for s in family.samples} == {busiest: 2.0, other: 0.0}
     assert unseen not in {s.labels["partition"] for s in family.samples}
+
+
+def test_measure_consumer_lag_of_a_deleted_topic_drops_it_and_keeps_the_others(
+    kafka_settings: KafkaSettings,
+) -> None:
+    kept = f"t{uuid.uuid4().hex[:8]}.{TRANSACTIONS.topic}"
+    with kafka_topic(kafka_settings, kept, partitions=1) as topic:
+        produce(kafka_settings, topic, [samples.transaction()], key_field="transaction_id")
+        lag = ConsumerLag()
+        with kafka_topic(kafka_settings, f"{kept}.gone", partitions=1) as gone:
+            lag.landed(kafka_settings.bootstrap_servers, {topic: {0: 0}, gone: {0: 0}})
+        # `gone` is deleted now (as a test's throwaway topic is after the test).
+        (family,) = list(lag.collect())
+
+    assert {(s.labels["topic"], s.value) for s in family.samples} == {(kept, 1.0)}
