@@ -163,6 +163,13 @@ def build_image_venv(dockerfile: Path, root: Path) -> ImageEnv:
     return image
 
 
+def _host_path(image: ImageEnv, arg: str) -> str:
+    """`arg`, or where it lives under the stand-in root when it is a container path there."""
+    if arg.startswith("/") and image.host(arg).exists():
+        return str(image.host(arg))
+    return arg
+
+
 def _run(argv: list[str], cwd: Path) -> None:
     result = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -209,7 +216,9 @@ def _run_step(image: ImageEnv, path_dirs: list[str], workdir: str, step: str) ->
         host_tool = str(image.host(where))
         if argv[1:2] == ["install"]:
             # pip's cache on (the image disables it to stay small), no bytecode (saves minutes).
-            args = [a for a in argv[2:] if a != "--no-cache-dir"]
+            # A container path the Dockerfile copied a file to (`--constraint /tmp/x.txt`) is
+            # read from the stand-in root.
+            args = [_host_path(image, a) for a in argv[2:] if a != "--no-cache-dir"]
             _run(
                 [host_tool, "install", "-q", "--disable-pip-version-check", "--no-compile", *args],
                 cwd,
