@@ -37,6 +37,14 @@ RUNTIME_MODULES = {
     ("init", "postgres"): ["dataplatform.native.services", "psycopg"],
     ("init", "s3"): ["dataplatform.native.services", "boto3"],
     ("init", "kafka"): ["dataplatform.native.services", "confluent_kafka"],
+    ("run", "document-landing"): [
+        "dataplatform.documents.landing",
+        "dataplatform.documents.store",
+        "pymongo",
+        "deltalake",
+    ],
+    # The command's second word is its argument (the folder the keys are written to).
+    ("openmetadata-keys", "/app/data"): ["dataplatform.envfile", "cryptography"],
 }
 #: The Spark jobs' modules behind `dataplatform run <job>`: their own `--help` imports them.
 JOB_MODULES = {("run", "landing"): "pyspark_jobs.landing"}
