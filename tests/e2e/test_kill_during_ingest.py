@@ -120,6 +120,9 @@ def _start_landing(
             "1",
             "--heartbeat-path",
             str(tmp_path / "hb.json"),
+            # No /metrics endpoint: the platform's own landing job holds the port.
+            "--metrics-port",
+            "0",
         ],
         tmp_path / "landing.log",
     )

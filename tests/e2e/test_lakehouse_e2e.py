@@ -154,6 +154,9 @@ def test_api_to_gold_exactly_one_silver_row_per_key_and_gold_sums(
             json.dumps(start),
             "--heartbeat-path",
             str(tmp_path / "hb.json"),
+            # No /metrics endpoint: the platform's own landing job holds the port.
+            "--metrics-port",
+            "0",
         ],
         tmp_path / "landing.log",
     )

@@ -93,13 +93,14 @@ def _check_money_places(value: Decimal) -> Decimal:
 #: Money written as a string, as the OpenAPI schema states it: plain digits, at most 12 before
 #: the point and 6 after.
 MONEY_TEXT_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,6})?$"
-_PLAIN_DIGITS = re.compile(r"[0-9]+(\.[0-9]+)?")
+_PLAIN_DIGITS = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
 def _check_money_text(value: object) -> object:
-    """A string amount is plain digits: no sign, exponent, spaces, `NaN` or `Infinity`.
+    """A string amount is plain digits: no `+`, exponent, spaces, `NaN` or `Infinity`.
 
-    How many digits is checked after this, with its own message.
+    The sign and the number of digits are checked after this, each with its own message
+    (`-5` is refused as below 0).
     """
     if isinstance(value, str) and not _PLAIN_DIGITS.fullmatch(value):
         raise ValueError(
