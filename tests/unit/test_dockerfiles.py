@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from dataplatform.composefiles import ROOT, VARIANTS, merged_model, services
-from tests.images import base_pip_installs, stages
+from tests.images import base_pip_installs, instructions, stages
 
 DOCKERFILES = sorted(
     {
@@ -28,18 +28,6 @@ DOCKERFILES = sorted(
     }
 )
 IDS = [str(path.relative_to(ROOT)) for path in DOCKERFILES]
-
-
-def _instructions(path: Path) -> list[tuple[str, str]]:
-    """`(INSTRUCTION, arguments)` pairs, continuation lines joined, comments dropped."""
-    text = re.sub(r"\\\n", " ", path.read_text(encoding="utf-8"))
-    out = []
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            keyword, _, rest = stripped.partition(" ")
-            out.append((keyword.upper(), rest.strip()))
-    return out
 
 
 def test_dockerfiles_found() -> None:
@@ -67,7 +55,7 @@ def test_hadolint_reports_nothing(path: Path) -> None:
 @pytest.mark.parametrize("path", DOCKERFILES, ids=IDS)
 def test_base_images_pinned(path: Path) -> None:
     stages: set[str] = set()
-    for keyword, args in _instructions(path):
+    for keyword, args in instructions(path):
         if keyword != "FROM":
             continue
         words = [word for word in args.split() if not word.startswith("--")]
@@ -82,9 +70,9 @@ def test_base_images_pinned(path: Path) -> None:
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=IDS)
 def test_final_stage_runs_as_non_root(path: Path) -> None:
-    instructions = _instructions(path)
-    last_from = max(i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM")
-    users = [args for keyword, args in instructions[last_from:] if keyword == "USER"]
+    steps = instructions(path)
+    last_from = max(i for i, (keyword, _) in enumerate(steps) if keyword == "FROM")
+    users = [args for keyword, args in steps[last_from:] if keyword == "USER"]
     assert users, "the final stage sets no USER: it would run as the base image's user"
     assert users[-1].split(":")[0] not in ("root", "0"), f"runs as {users[-1]}"
 
@@ -94,7 +82,7 @@ _SECRET_NAME = re.compile(r"(PASSWORD|SECRET|TOKEN|ACCESS_KEY|SECRET_KEY|API_KEY
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=IDS)
 def test_no_secrets_in_env_or_arg(path: Path) -> None:
-    for keyword, args in _instructions(path):
+    for keyword, args in instructions(path):
         if keyword in ("ENV", "ARG"):
             names = re.findall(r"([A-Za-z_][A-Za-z0-9_]*)(?==|\s|$)", args)
             leaked = [name for name in names if _SECRET_NAME.search(name)]
@@ -103,7 +91,7 @@ def test_no_secrets_in_env_or_arg(path: Path) -> None:
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=IDS)
 def test_copy_sources_exist(path: Path) -> None:
-    for keyword, args in _instructions(path):
+    for keyword, args in instructions(path):
         if keyword not in ("COPY", "ADD") or "--from=" in args:
             continue
         sources = [word for word in args.split() if not word.startswith("--")][:-1]
@@ -122,7 +110,7 @@ def test_dockerignore_keeps_secrets_and_state_out() -> None:
     allowed = {pattern[1:].rstrip("/") for pattern in patterns if pattern.startswith("!")}
     assert not allowed & {".env", "data", ".venv", ".jars", ".git"}
     for path in DOCKERFILES:
-        for keyword, args in _instructions(path):
+        for keyword, args in instructions(path):
             if keyword in ("COPY", "ADD") and "--from=" not in args:
                 sources = [word for word in args.split() if not word.startswith("--")][:-1]
                 for source in sources:
