@@ -155,6 +155,6 @@ def gold_schema(product: DataProduct) -> StructType:
     return StructType(
         [
             StructField(column.name, _GOLD_TYPES[column.type], nullable=column.nullable)
-            for column in product.gold_columns
+            for column in product.gold_table_columns
         ]
     )

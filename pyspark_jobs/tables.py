@@ -21,7 +21,7 @@ from dataplatform.lake import (
     get_lakehouse_settings,
     quarantine_path,
 )
-from dataplatform.products import product_of
+from dataplatform.products import GOLD_PARTITION, product_of
 from pyspark_jobs import transforms
 from pyspark_jobs.schemas import bronze_schema, gold_schema
 
@@ -162,7 +162,7 @@ def ensure_curation_tables(spark: SparkSession, lake: Lake, entity: Entity) -> N
         DeltaTable.createIfNotExists(spark)
         .location(lake.gold(entity))
         .addColumns(gold_schema(product_of(entity)))
-        .partitionedBy("event_date")
+        .partitionedBy(GOLD_PARTITION.name)
         .execute()
     )
     ensure_quarantine_table(spark, lake, entity, "curation")

@@ -37,6 +37,11 @@ class GoldColumn:
     nullable: bool = False
 
 
+#: The first column of every gold table and its partition column: curation recomputes gold
+#: day by day (`replaceWhere` on the days that changed in silver).
+GOLD_PARTITION = GoldColumn("event_date", "date")
+
+
 @dataclass(frozen=True)
 class DataProduct:
     """What the lake makes of one entity beyond bronze and silver.
@@ -45,7 +50,7 @@ class DataProduct:
         entity: The entity whose silver table feeds the product.
         gold: The gold table's name, `gold/<domain>/<gold>`; also the name of the
             `pyspark_jobs.transforms` function computing it from silver.
-        gold_columns: The gold table's columns, in order; partitioned by `event_date`.
+        gold_columns: The gold table's columns after `GOLD_PARTITION`, in order.
         fx: Silver rows are enriched with minor units and the amount converted to the
             reporting currency (the FX columns of `pyspark_jobs.transforms.FX_FIELDS`).
         silver_zorder: Columns silver is most often filtered on; OPTIMIZE clusters its files
@@ -61,6 +66,11 @@ class DataProduct:
     gold_zorder: tuple[str, ...] = ()
 
     @property
+    def gold_table_columns(self) -> tuple[GoldColumn, ...]:
+        """Every column of the gold table: `GOLD_PARTITION`, then `gold_columns`."""
+        return (GOLD_PARTITION, *self.gold_columns)
+
+    @property
     def gold_table(self) -> str:
         """`gold/<domain>/<gold>`: the table's path inside the lake."""
         return f"gold/{self.entity.domain}/{self.gold}"
@@ -72,7 +82,6 @@ DATA_PRODUCTS: tuple[DataProduct, ...] = (
         entity=TRANSACTIONS,
         gold="daily_account_totals",
         gold_columns=(
-            GoldColumn("event_date", "date"),
             GoldColumn("account_id", "string"),
             GoldColumn("currency", "string"),
             GoldColumn("transaction_count", "long"),
@@ -88,7 +97,6 @@ DATA_PRODUCTS: tuple[DataProduct, ...] = (
         entity=CLAIMS,
         gold="claims_daily",
         gold_columns=(
-            GoldColumn("event_date", "date"),
             GoldColumn("claim_type", "string"),
             GoldColumn("claim_status", "string"),
             GoldColumn("claim_count", "long"),
