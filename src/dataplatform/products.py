@@ -106,17 +106,21 @@ DATA_PRODUCTS: tuple[DataProduct, ...] = (
     ),
 )
 
-_BY_ENTITY: dict[Entity, DataProduct] = {product.entity: product for product in DATA_PRODUCTS}
+#: Products by `(domain, entity)`: a changed contract of the same entity (another model, the
+#: next version) keeps its products.
+_BY_ENTITY: dict[tuple[str, str], DataProduct] = {
+    (product.entity.domain, product.entity.name): product for product in DATA_PRODUCTS
+}
 
 
 def product_of(entity: Entity) -> DataProduct:
-    """The data product declared for `entity`.
+    """The data product declared for `entity` (matched by domain and name).
 
     Raises:
         KeyError: `entity` has no declaration here (every entity needs one).
     """
     try:
-        return _BY_ENTITY[entity]
+        return _BY_ENTITY[(entity.domain, entity.name)]
     except KeyError:
         raise KeyError(
             f"no data product declared for {entity.domain}/{entity.name} in dataplatform.products"

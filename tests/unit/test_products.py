@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 from pathlib import Path
 
 import pytest
 from pyspark.sql.types import DateType, LongType, StringType, StructField, StructType
 
-from dataplatform.contracts import ENTITIES, TRANSACTIONS, Entity
+from dataplatform.contracts import CLAIMS, ENTITIES, TRANSACTIONS, Entity
 from dataplatform.products import (
     DAG_ENTITIES,
     DATA_PRODUCTS,
@@ -40,6 +41,13 @@ def _module_constant(path: Path, name: str) -> object:
 def test_declare_products_one_per_entity_in_entity_order() -> None:
     assert [product.entity for product in DATA_PRODUCTS] == list(ENTITIES)
     assert all(product_of(entity).entity == entity for entity in ENTITIES)
+
+
+def test_product_of_new_contract_of_same_entity_keeps_its_product() -> None:
+    # A changed contract (tests/integration/test_curation_schema.py) is the same entity.
+    changed = dataclasses.replace(TRANSACTIONS, model=CLAIMS.model, version=2)
+
+    assert product_of(changed) is product_of(TRANSACTIONS)
 
 
 def test_product_of_undeclared_entity_names_it() -> None:
