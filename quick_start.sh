@@ -198,8 +198,12 @@ step "compose-resolve (compose's loader, for the compose checks) into .venv/bin"
 # compiles the collector's modules: minutes.
 step "OpenTelemetry Collector (tools/otelcol) into .venv/bin" \
   go_tool otelcol tools/otelcol CGO_ENABLED=0
+# ferretdb: the advanced track's document store (MongoDB wire protocol over PostgreSQL), FerretDB
+# v1.24.2 embedded in a small main (tools/ferretdb). A first build compiles its modules: minutes.
+step "FerretDB (tools/ferretdb) into .venv/bin" \
+  go_tool ferretdb tools/ferretdb CGO_ENABLED=0
 step "Delta log store with the commit lock (javac) into .jars/spark" build_logstore
-step "checkers for the tests (checkov in .venv-checkov, actionlint in .tools/bin)" bash tools/install.sh
+step "checkers for the tests (checkov in .venv-checkov, openmetadata-ingestion in .venv-openmetadata, actionlint in .tools/bin)" bash tools/install.sh
 step "secrets in .env" "$VENV/bin/dataplatform" env init
 step "data folder reachable by PostgreSQL" postgres_can_reach_data
 
@@ -226,9 +230,13 @@ send_sample() {
   before_tx=$(rows bronze/finance/transactions)
   before_cl=$(rows bronze/insurance/claims)
   out=$("$DP" generate --entity all --count 200 --batch-size 100 --send) || { echo "$out"; return 1; }
+  # Every record sent must be accepted: a rejected one is a broken platform, not bad luck.
   want=$(echo "$out" | "$VENV/bin/python" -c 'import json, sys
 e = json.load(sys.stdin)["entities"]
-print(*(e.get(k, {}).get("accepted", 0) for k in ("transactions", "claims")))')
+short = {k: v for k, v in e.items() if v["accepted"] + v["duplicates"] != v["sent"]}
+if short or not e:
+    sys.exit(f"not every record was accepted: {json.dumps(short or e)}")
+print(*(e.get(k, {}).get("accepted", 0) for k in ("transactions", "claims")))') || { echo "$out"; return 1; }
   read -r want_tx want_cl <<< "$want"
   echo "    accepted: $want_tx transactions, $want_cl claims; waiting for them in bronze"
   local deadline=$(( $(date +%s) + 300 )) got_tx got_cl

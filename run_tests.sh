@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run every test tier against the real native services.
 #
-#   ./run_tests.sh            unit, then integration and e2e on the real services
+#   ./run_tests.sh            unit, then integration and e2e on the real services, then
+#                             ./quick_start.sh on every track (sample data accepted and landed)
 #   ./run_tests.sh -m unit    one tier (any pytest arguments are passed on)
 #
 # Sets up what the tests need (same bootstrap as quick_start.sh), starts the services of the
@@ -10,7 +11,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
-TRACK="${DATAPLATFORM_TRACK:-intermediate}"
+TRACK="${DATAPLATFORM_TRACK:-advanced}"
 export DATAPLATFORM_TRACK="$TRACK"
 
 ./quick_start.sh --setup-only
@@ -46,3 +47,13 @@ echo "== starting the $TRACK track's services"
 
 echo "== integration and e2e tests on the real services"
 "${PYTEST[@]}" tests/integration tests/e2e -q
+
+# Every track as a new user brings it up (tools/quick_start_tracks.sh: quick_start.sh per track
+# on the installs above, sample data accepted and landed in bronze). The test track first: it is
+# already up. Only when this script started the services: switching tracks restarts a platform
+# someone else is running.
+if [ "$STARTED" -eq 1 ]; then
+  others=()
+  for track in starter intermediate advanced; do [ "$track" = "$TRACK" ] || others+=("$track"); done
+  bash tools/quick_start_tracks.sh "$TRACK" "${others[@]}"
+fi

@@ -10,6 +10,8 @@ to Spark, one task per entity.
   `POST /api/v2/assets/events`) triggers a run at once.
 * **Idempotent:** the job MERGEs on the record key and is given the run id, so running a
   run again (Clear in the UI) adds nothing.
+* **Lineage:** the job's OpenLineage runs (`curation.<domain>.<entity>.silver|gold`) name
+  the task's run as their parent (`--lineage-parent`, the provider's `lineage_parent_id`).
 * **Downstream:** each task updates its silver table's asset, which triggers `data_quality`.
 * **On failure:** tasks retry twice with backoff, then log a JSON alert (`dataplatform.alerts`).
 """
@@ -17,7 +19,15 @@ to Spark, one task per entity.
 from __future__ import annotations
 
 from airflow.sdk import AssetAny, AssetOrTimeSchedule, CronTriggerTimetable, dag
-from common import DEFAULT_ARGS, ENTITIES, alert_on_failure, slug, spark_job, table_asset
+from common import (
+    DEFAULT_ARGS,
+    ENTITIES,
+    LINEAGE_ARGS,
+    alert_on_failure,
+    slug,
+    spark_job,
+    table_asset,
+)
 
 #: Any bronze table with new data triggers a run.
 BRONZE_TABLES = AssetAny(*(table_asset("bronze", entity) for entity in ENTITIES))
@@ -42,7 +52,7 @@ def curation() -> None:
         spark_job(
             task_id=f"curate_{slug(entity)}",
             job="curation.py",
-            args=["--entity", entity, "--run-id", "{{ run_id }}"],
+            args=["--entity", entity, "--run-id", "{{ run_id }}", *LINEAGE_ARGS],
             inlets=[table_asset("bronze", entity)],
             outlets=[table_asset("silver", entity)],
         )

@@ -52,12 +52,20 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DecimalType
 
 from dataplatform.contracts import Entity
-from dataplatform.lake import CURATION_STATE_TABLE, Lake, get_lakehouse_settings, select_entities
+from dataplatform.lake import (
+    CURATION_STATE_TABLE,
+    Lake,
+    get_lakehouse_settings,
+    quarantine_path,
+    select_entities,
+)
+from dataplatform.lineage import JobRun, LineageEmitter, ParentRun, gold_table
 from dataplatform.products import product_of
 from dataplatform.settings import PostgresSettings, get_postgres_settings
 from dataplatform.shutdown import exit_now
 from pyspark_jobs import quality, transforms
 from pyspark_jobs.launch import start_job_session
+from pyspark_jobs.lineage import add_lineage_args, gold_run, silver_run
 from pyspark_jobs.quality import Expectation, ExpectationFailedError, load_expectations
 from pyspark_jobs.schemas import gold_schema
 from pyspark_jobs.tables import (
@@ -407,11 +415,15 @@ def recompute_gold(
     days: Sequence[date],
     *,
     silver_version: int | None = None,
-) -> None:
+) -> int:
     """Replace the gold rows of `days` with aggregates recomputed from silver (as of
-    `silver_version`, by default the latest)."""
+    `silver_version`, by default the latest).
+
+    Returns:
+        The gold rows written (from the commit's metrics: no extra Spark job).
+    """
     if not days:
-        return
+        return 0
     reader = spark.read.format("delta")
     if silver_version is not None:
         reader = reader.option("versionAsOf", silver_version)
@@ -431,24 +443,36 @@ def recompute_gold(
         .option("replaceWhere", predicate)
         .save(lake.gold(entity))
     )
+    # Curation is gold's only writer, so the latest commit is this one.
+    gold = lake.delta_rs(gold_table(entity))
+    metrics = (gold.history(1)[0].get("operationMetrics") or {}) if gold is not None else {}
+    return int(metrics.get("numOutputRows", 0))
+
+
+@dataclass(frozen=True)
+class GoldWrite:
+    """What `write_gold` did."""
+
+    #: The first silver version whose changes were read.
+    first_silver_version: int
+    #: The event dates recomputed.
+    days: list[date]
+    #: Gold rows written.
+    rows: int
 
 
 def write_gold(
     spark: SparkSession, lake: Lake, entity: Entity, *, silver_version: int
-) -> tuple[int, list[date]]:
+) -> GoldWrite:
     """Bring gold up to `silver_version`: recompute the days changed in silver since the last
     version gold was completed for (which includes the MERGE of an earlier run whose gold step
-    failed).
-
-    Returns:
-        The first silver version whose changes were read, and the days recomputed.
-    """
+    failed)."""
     table = entity.table_path("silver")
     gold_done = last_gold_silver_version(lake, entity)
     first = gold_done + 1 if gold_done is not None else _first_feed_version(lake, table)
     days = changed_dates(spark, lake.table("silver", entity), first, silver_version)
-    recompute_gold(spark, lake, entity, days, silver_version=silver_version)
-    return first, days
+    rows = recompute_gold(spark, lake, entity, days, silver_version=silver_version)
+    return GoldWrite(first, days, rows)
 
 
 def write_state(
@@ -485,12 +509,19 @@ def curate_entity(
     expectations: Sequence[Expectation],
     reporting_currency: str | None = None,
     from_bronze_version: int | None = None,
+    lineage: LineageEmitter | None = None,
+    lineage_parent: ParentRun | None = None,
+    lineage_root: ParentRun | None = None,
 ) -> CurationResult:
     """Curate the bronze versions of `entity` no run has processed yet.
 
     Reads the new bronze versions (`read_bronze_changes`), curates them (`curate_batch`) and
     writes the expectation results, quarantine, silver, gold and the run's state, in that
     order: the state is written only once gold succeeded.
+
+    With `lineage`, the two steps are OpenLineage runs: `curation.<domain>.<entity>.silver`
+    (bronze -> silver and quarantine) and `curation.<domain>.<entity>.gold` (silver -> gold),
+    each a child of `lineage_parent` (the Airflow task run) when given.
 
     Args:
         spark: The session.
@@ -502,6 +533,9 @@ def curate_entity(
         reporting_currency: Defaults to `LAKEHOUSE_REPORTING_CURRENCY`.
         from_bronze_version: Reprocess from this bronze version instead of after the last
             processed one (after a `restore`, to re-curate with fixed code).
+        lineage: Where the OpenLineage events go (None: no events).
+        lineage_parent: The run that started this one (an Airflow task run).
+        lineage_root: The root of `lineage_parent`'s hierarchy (the DAG run).
 
     Returns:
         What the run did.
@@ -511,6 +545,52 @@ def curate_entity(
             processed versions did not advance.
         SchemaEvolutionError: The contract changed incompatibly with silver.
     """
+    emitter = lineage or LineageEmitter.disabled()
+    steps = (
+        silver_run(emitter, lake, entity, parent=lineage_parent, root=lineage_root),
+        gold_run(
+            emitter,
+            lake,
+            entity,
+            gold_schema(product_of(entity)),
+            parent=lineage_parent,
+            root=lineage_root,
+        ),
+    )
+    try:
+        return _curate_entity(
+            spark,
+            lake,
+            entity,
+            run_id=run_id,
+            reference=reference,
+            expectations=expectations,
+            reporting_currency=reporting_currency,
+            from_bronze_version=from_bronze_version,
+            steps=steps,
+        )
+    except BaseException as exc:
+        for step in steps:
+            if step.state == "START":
+                step.fail(exc)
+        raise
+
+
+def _curate_entity(
+    spark: SparkSession,
+    lake: Lake,
+    entity: Entity,
+    *,
+    run_id: str,
+    reference: Reference,
+    expectations: Sequence[Expectation],
+    reporting_currency: str | None,
+    from_bronze_version: int | None,
+    steps: tuple[JobRun, JobRun],
+) -> CurationResult:
+    """`curate_entity` without the lineage bookkeeping of failures."""
+    silver_step, gold_step = steps
+    silver_step.start()
     started = time.monotonic()
     name = f"{entity.domain}/{entity.name}"
     ensure_landing_tables(spark, lake, entity)
@@ -523,6 +603,7 @@ def curate_entity(
     )
     if upto <= after:
         logger.info("%s: bronze is at version %d, already curated; nothing to do", name, upto)
+        silver_step.complete({ref.name: 0 for ref in (*silver_step.inputs, *silver_step.outputs)})
         return CurationResult(name, run_id, after + 1, upto, 0, 0, 0, 0, None, 0.0)
 
     batch = curate_batch(
@@ -546,7 +627,15 @@ def curate_entity(
         )
         rows_quarantined = write_quarantine(spark, lake, entity, batch.quarantine)
         merge = write_silver(spark, lake, entity, batch.latest, run_id=run_id)
-        first, days = write_gold(spark, lake, entity, silver_version=merge.version)
+        silver_step.complete(
+            {
+                lake.relative(entity.table_path("bronze")): rows_read,
+                lake.relative(entity.table_path("silver")): merge.rows_merged,
+                lake.relative(quarantine_path(entity, "curation")): rows_quarantined,
+            }
+        )
+        gold_step.start()
+        gold = write_gold(spark, lake, entity, silver_version=merge.version)
     finally:
         batch.unpersist()
 
@@ -558,11 +647,12 @@ def curate_entity(
         rows_read,
         rows_quarantined,
         merge.rows_merged,
-        len(days),
+        len(gold.days),
         merge.version,
         time.monotonic() - started,
     )
-    write_state(spark, lake, result, silver_version_from=first)
+    write_state(spark, lake, result, silver_version_from=gold.first_silver_version)
+    gold_step.complete({lake.relative(gold_table(entity)): gold.rows})
     logger.info(
         "%s: curated bronze versions %d..%d: %d rows read, %d quarantined, %d merged "
         "(MERGE %.1f s), %d gold days recomputed, silver at version %s, %.1f s in all",
@@ -573,7 +663,7 @@ def curate_entity(
         rows_quarantined,
         result.rows_merged,
         merge.seconds,
-        len(days),
+        len(gold.days),
         result.silver_version,
         result.seconds,
         extra={"run_id": run_id, "entity": name},
@@ -615,6 +705,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=int,
         help="reprocess bronze from this version (after a restore of silver)",
     )
+    add_lineage_args(parser)
     return parser.parse_args(argv)
 
 
@@ -627,10 +718,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     run_id = args.run_id or f"manual-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    lineage = None
     try:
         entities = select_entities(args.entity)
         spark = start_job_session("curation")
         lake = Lake.load(prefix=args.lake_prefix)
+        lineage = LineageEmitter.from_settings(lake)
         reference = read_reference(spark, get_postgres_settings())
         for entity in entities:
             curate_entity(
@@ -642,6 +735,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 expectations=load_expectations(entity, args.expectations_dir),
                 reporting_currency=args.reporting_currency,
                 from_bronze_version=args.from_bronze_version,
+                lineage=lineage,
+                lineage_parent=args.lineage_parent,
+                lineage_root=args.lineage_root,
             )
     except ExpectationFailedError as exc:
         logger.error("curation run %s stopped: %s", run_id, exc)
@@ -652,6 +748,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception:
         logger.exception("curation run %s failed", run_id)
         return 1
+    finally:
+        if lineage is not None:
+            lineage.close()
     return 0
 
 

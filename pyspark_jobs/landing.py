@@ -36,16 +36,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NamedTuple
 
 from confluent_kafka import KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient
+from prometheus_client import start_http_server
 from pyspark import StorageLevel
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
+from dataplatform.clients.kafka import client_config, jvm_client_config
 from dataplatform.contracts import Entity
 from dataplatform.contracts.bronze import OUTBOX_EPOCH
 from dataplatform.lake import (
@@ -56,11 +58,13 @@ from dataplatform.lake import (
     select_entities,
     write_heartbeat,
 )
+from dataplatform.lineage import JobRun, LineageEmitter, ParentRun, quarantine_dataset
 from dataplatform.settings import KafkaSettings, get_kafka_settings
 from dataplatform.shutdown import exit_now
 from dataplatform.spark_settings import get_spark_settings
-from pyspark_jobs import transforms
+from pyspark_jobs import landing_metrics, transforms
 from pyspark_jobs.launch import start_job_session
+from pyspark_jobs.lineage import add_lineage_args, landing_run
 from pyspark_jobs.tables import ensure_landing_tables
 
 logger = logging.getLogger("pyspark_jobs.landing")
@@ -140,7 +144,7 @@ def topic_ids(kafka: KafkaSettings, topics: Sequence[str]) -> dict[str, str]:
     Raises:
         LandingDataLossError: A topic does not exist (deleted and not recreated yet).
     """
-    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers, "log_level": 0})
+    admin = AdminClient({**client_config(kafka), "log_level": 0})
     futures = admin.describe_topics(TopicCollection(list(topics)), request_timeout=30)
     found: dict[str, str] = {}
     for name, future in futures.items():
@@ -314,6 +318,8 @@ class BatchWriter:
     pause_after_write_s: float = 0.0
     query_id: str = ""
     started: threading.Event = field(default_factory=threading.Event)
+    #: Records this run sent to bronze and to quarantine (the lineage run's row counts).
+    landed: dict[str, int] = field(default_factory=lambda: {"valid": 0, "invalid": 0})
     _landed_once: bool = False
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
@@ -332,6 +338,8 @@ class BatchWriter:
             outcome = [
                 F.count_if(error.isNull()).alias("valid"),
                 F.count_if(error.isNotNull()).alias("invalid"),
+                # Epoch seconds of the batch's oldest Kafka timestamp: its time to bronze.
+                F.min(F.col("ingested_at").cast("double")).alias("oldest_ingested_s"),
             ]
             # Bronze is appended even when nothing passed (an empty commit that still records
             # the batch id), and quarantine only when something failed. The counts are
@@ -348,6 +356,7 @@ class BatchWriter:
             # and a third of the files for Delta to track.
             bronze = bronze.coalesce(1).transform(transforms.to_bronze)
             self._append(bronze, "bronze", app_id, batch_id)
+            bronze_done = time.time()
             if observed is not None:
                 counts = observed.get
             self._landed_once = True
@@ -365,6 +374,9 @@ class BatchWriter:
                 phases.mark("quarantine")
         finally:
             checked.unpersist()
+        self._measure(counts, phases.total_s, bronze_done)
+        self.landed["valid"] += counts["valid"]
+        self.landed["invalid"] += counts["invalid"]
         logger.info(
             "landed batch %d of %s: %d to bronze, %d to quarantine in %.2f s (%s)",
             batch_id,
@@ -382,7 +394,22 @@ class BatchWriter:
             },
         )
 
+    def _measure(self, counts: dict[str, Any], total_s: float, bronze_done: float) -> None:
+        # A batch replayed after a crash is counted again (Delta skips its append): the
+        # counters say what the job processed, bronze's rows what it holds.
+        label = landing_metrics.entity_label(self.entity)
+        landing_metrics.RECORDS.labels(label, "bronze").inc(counts["valid"])
+        landing_metrics.RECORDS.labels(label, "quarantine").inc(counts["invalid"])
+        landing_metrics.BATCHES.labels(label).inc()
+        landing_metrics.BATCH_SECONDS.labels(label).observe(total_s)
+        landing_metrics.LAST_BATCH.labels(label).set(bronze_done)
+        if counts["oldest_ingested_s"] is not None:
+            landing_metrics.TIME_TO_BRONZE.labels(label).observe(
+                max(bronze_done - counts["oldest_ingested_s"], 0.0)
+            )
+
     def _append(self, df: DataFrame, layer: str, app_id: str, batch_id: int) -> None:
+        started = time.perf_counter()
         if layer == "quarantine":
             uri = self.lake.quarantine(self.entity, "landing")
         else:
@@ -396,6 +423,9 @@ class BatchWriter:
             .option("txnVersion", batch_id)
             .save(uri)
         )
+        landing_metrics.COMMIT_SECONDS.labels(
+            landing_metrics.entity_label(self.entity), layer
+        ).observe(time.perf_counter() - started)
 
 
 # --------------------------------------------------------------------------- heartbeat
@@ -473,6 +503,9 @@ class LandingOptions:
     topic_prefix: str = ""
     heartbeat_path: Path | None = None
     pause_after_write_s: float = 0.0
+    #: The run that started the job (an Airflow task), for the lineage parent run facet.
+    lineage_parent: ParentRun | None = None
+    lineage_root: ParentRun | None = None
 
 
 def topic_of(entity: Entity, prefix: str) -> str:
@@ -504,9 +537,10 @@ def read_kafka(
     max_offsets_per_trigger: int,
 ) -> DataFrame:
     """The streaming DataFrame of one topic, with headers, failing on lost offsets."""
+    client = {f"kafka.{name}": value for name, value in jvm_client_config(kafka).items()}
     return (
         spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", kafka.bootstrap_servers)
+        .options(**client)
         .option("subscribe", topic)
         .option("startingOffsets", starting_offsets)
         .option("includeHeaders", "true")
@@ -520,6 +554,15 @@ def read_kafka(
     )
 
 
+class LandingQuery(NamedTuple):
+    """One entity's running landing query."""
+
+    entity: Entity
+    query: StreamingQuery
+    checkpoint: str
+    writer: BatchWriter
+
+
 def start_landing(
     spark: SparkSession,
     lake: Lake,
@@ -527,11 +570,11 @@ def start_landing(
     options: LandingOptions,
     *,
     kafka: KafkaSettings | None = None,
-) -> list[tuple[Entity, StreamingQuery, str]]:
+) -> list[LandingQuery]:
     """Create the tables and start one landing query per entity.
 
     Returns:
-        `(entity, query, checkpoint)` per entity.
+        One `LandingQuery` per entity.
 
     Raises:
         LandingDataLossError: A topic was recreated since its checkpoint was written.
@@ -542,6 +585,7 @@ def start_landing(
     started = []
     for entity in entities:
         ensure_landing_tables(spark, lake, entity)
+        landing_metrics.declare_entity(entity)
         name = landing_job_name(entity)
         checkpoint = lake.checkpoint(name)
         topic = topic_of(entity, options.topic_prefix)
@@ -585,13 +629,13 @@ def start_landing(
             checkpoint,
             query.id,
         )
-        started.append((entity, query, checkpoint))
+        started.append(LandingQuery(entity, query, checkpoint, writer))
     return started
 
 
 def await_landing(
     spark: SparkSession,
-    queries: list[tuple[Entity, StreamingQuery, str]],
+    queries: list[LandingQuery],
     *,
     stop_requested: threading.Event,
 ) -> None:
@@ -603,24 +647,24 @@ def await_landing(
         StreamingQueryException: A query failed for another reason.
     """
     try:
-        while any(query.isActive for _, query, _ in queries):
+        while any(item.query.isActive for item in queries):
             if stop_requested.is_set():
                 logger.info("stop requested: stopping the landing queries")
                 break
-            for entity, query, checkpoint in queries:
+            for entity, query, checkpoint, _ in queries:
                 # Short waits keep the main thread responsive to SIGTERM.
                 try:
                     query.awaitTermination(1)
                 except StreamingQueryException as exc:
                     raise explain_failure(exc, entity, checkpoint) or exc from exc
-        for entity, query, checkpoint in queries:
+        for entity, query, checkpoint, _ in queries:
             error = query.exception()
             if error is not None:
                 raise explain_failure(error, entity, checkpoint) or error
     finally:
-        for _, query, _ in queries:
-            if query.isActive:
-                query.stop()
+        for item in queries:
+            if item.query.isActive:
+                item.query.stop()
 
 
 def run_landing(
@@ -631,8 +675,13 @@ def run_landing(
     *,
     kafka: KafkaSettings | None = None,
     stop_requested: threading.Event | None = None,
+    lineage: LineageEmitter | None = None,
 ) -> None:
     """Run the landing job until it ends (availableNow), fails, or `stop_requested` is set.
+
+    With `lineage`, each entity's query is one OpenLineage run of `landing.<domain>.<entity>`:
+    START before the query starts, COMPLETE with the records landed when the job stops or
+    finishes, FAIL when it fails.
 
     Args:
         spark: The session (with Delta, Kafka and s3a).
@@ -641,25 +690,67 @@ def run_landing(
         options: Trigger, offsets and test hooks.
         kafka: The brokers; defaults to `KAFKA_*` settings.
         stop_requested: Set it (e.g. from a signal handler) to stop gracefully.
+        lineage: Where the OpenLineage events go (None: no events).
 
     Raises:
         LandingDataLossError: See `await_landing`.
     """
+    kafka = kafka or get_kafka_settings()
     heartbeat = HeartbeatListener(
         options.heartbeat_path or default_heartbeat_path(), lake_prefix=lake.prefix
     )
     heartbeat.write("starting")
+    progress = landing_metrics.ProgressMetrics((kafka or get_kafka_settings()).bootstrap_servers)
     spark.streams.addListener(heartbeat)
+    spark.streams.addListener(progress)
+    runs: dict[str, JobRun] = {}
+    if lineage is not None:
+        for entity in entities:
+            runs[entity.topic] = landing_run(
+                lineage,
+                lake,
+                kafka,
+                entity,
+                topic_of(entity, options.topic_prefix),
+                parent=options.lineage_parent,
+                root=options.lineage_root,
+            )
+            runs[entity.topic].start()
     try:
         queries = start_landing(spark, lake, entities, options, kafka=kafka)
         heartbeat.write("running")
-        await_landing(spark, queries, stop_requested=stop_requested or threading.Event())
+        try:
+            await_landing(spark, queries, stop_requested=stop_requested or threading.Event())
+        finally:
+            # Listeners get progress reports asynchronously: a query that just ended (an
+            # availableNow run, a stop) may not have delivered its last one before they are
+            # removed, so its committed offsets are taken from the query itself.
+            for item in queries:
+                progress.observe(item.query.lastProgress)
     except BaseException as exc:
         heartbeat.write("failed", error=str(exc)[:2000])
+        for run in runs.values():
+            run.fail(exc)
         raise
     finally:
         spark.streams.removeListener(heartbeat)
+        spark.streams.removeListener(progress)
+    for item in queries:
+        if item.entity.topic in runs:
+            _complete_landing_run(runs[item.entity.topic], lake, item, options.topic_prefix)
     heartbeat.write("stopped")
+
+
+def _complete_landing_run(run: JobRun, lake: Lake, item: LandingQuery, topic_prefix: str) -> None:
+    """COMPLETE with the records read from the topic and written to each table."""
+    valid, invalid = item.writer.landed["valid"], item.writer.landed["invalid"]
+    run.complete(
+        {
+            topic_of(item.entity, topic_prefix): valid + invalid,
+            lake.relative(item.entity.table_path("bronze")): valid,
+            quarantine_dataset(lake, item.entity, "landing").name: invalid,
+        }
+    )
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -684,9 +775,29 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--topic-prefix", default="", help="prefix of the topic names (tests)")
     parser.add_argument("--heartbeat-path", type=Path, help="default data/run/landing/...")
     parser.add_argument(
+        "--metrics-port",
+        type=int,
+        help="port of the Prometheus /metrics endpoint; 0: none (default LAKEHOUSE_METRICS_PORT)",
+    )
+    parser.add_argument(
         "--fault-pause-after-write-s", type=float, default=0.0, help=argparse.SUPPRESS
     )
+    add_lineage_args(parser)
     return parser.parse_args(argv)
+
+
+def serve_metrics(port: int | None = None) -> None:
+    """Serve the job's Prometheus metrics (`landing_metrics`) on LAKEHOUSE_METRICS_HOST.
+
+    Args:
+        port: Overrides LAKEHOUSE_METRICS_PORT; 0 serves nothing (tests that run a landing
+            job next to the platform's).
+    """
+    settings = get_lakehouse_settings()
+    port = settings.metrics_port if port is None else port
+    if port:
+        start_http_server(port, addr=settings.metrics_host)
+        logger.info("metrics on http://%s:%d/metrics", settings.metrics_host, port)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -713,19 +824,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         topic_prefix=args.topic_prefix,
         heartbeat_path=args.heartbeat_path,
         pause_after_write_s=args.fault_pause_after_write_s,
+        lineage_parent=args.lineage_parent,
+        lineage_root=args.lineage_root,
     )
+    lineage = None
     try:
         entities = select_entities(args.entity)
+        serve_metrics(args.metrics_port)
         spark = start_job_session("landing")
-        run_landing(
-            spark, Lake.load(prefix=args.lake_prefix), entities, options, stop_requested=stop
-        )
+        lake = Lake.load(prefix=args.lake_prefix)
+        lineage = LineageEmitter.from_settings(lake)
+        run_landing(spark, lake, entities, options, stop_requested=stop, lineage=lineage)
     except LandingDataLossError as exc:
         logger.error("landing stopped: %s", exc)
         return 2
     except Exception:
         logger.exception("landing failed")
         return 1
+    finally:
+        if lineage is not None:
+            lineage.close()
     return 0
 
 

@@ -40,6 +40,7 @@ from dataplatform.contracts.bronze import (
     HEADER_INGEST_ID,
     HEADER_SOURCE_EPOCH,
     HEADER_SOURCE_OFFSET,
+    HEADER_TRACEPARENT,
 )
 from dataplatform.products import product_of
 from pyspark_jobs.quality import failing
@@ -170,6 +171,17 @@ def _header(name: str) -> Column:
     return F.element_at(found, 1)["value"].cast("string")
 
 
+#: W3C `traceparent`: version, trace id, parent span id, flags (lower-case hex). The trace id
+#: of all zeros is invalid.
+_TRACEPARENT = r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$"
+
+
+def trace_id_of(traceparent: Column) -> Column:
+    """The trace id of a W3C `traceparent` value, or null when it is absent or malformed."""
+    found = F.regexp_extract(traceparent, _TRACEPARENT, 1)
+    return F.when((found != "") & (found != "0" * 32), found)
+
+
 def kafka_to_checked(df: DataFrame, entity: Entity, *, epoch: int) -> DataFrame:
     """Kafka rows -> rows with ingest metadata, order token and the contract check's result.
 
@@ -186,7 +198,7 @@ def kafka_to_checked(df: DataFrame, entity: Entity, *, epoch: int) -> DataFrame:
 
     Returns:
         `ingest_id, kafka_topic, kafka_partition, kafka_offset, ingested_at, source_epoch,
-        source_offset` plus the `_check` struct of `CHECK_SCHEMA`.
+        source_offset, trace_id` plus the `_check` struct of `CHECK_SCHEMA`.
     """
     coordinates = F.concat_ws(":", F.lit("kafka"), "topic", "partition", "offset")
     check = contract_check_udf(entity, normalize=False)
@@ -204,6 +216,7 @@ def kafka_to_checked(df: DataFrame, entity: Entity, *, epoch: int) -> DataFrame:
         F.when(replayed, replayed_offset)
         .otherwise(F.col("offset").cast("long"))
         .alias("source_offset"),
+        trace_id_of(_header(HEADER_TRACEPARENT)).alias("trace_id"),
         check(F.col("key"), F.col("value")).alias(CHECK_COLUMN),
     )
 
@@ -224,6 +237,7 @@ def to_bronze(df: DataFrame) -> DataFrame:
         "ingest_date": F.to_date("ingested_at"),
         "source_epoch": F.col("source_epoch"),
         "source_offset": F.col("source_offset"),
+        "trace_id": F.col("trace_id"),
     }
     return df.where(F.col(f"{CHECK_COLUMN}.error").isNull()).select(
         *[columns[name].alias(name) for name, *_ in BRONZE_COLUMNS]

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Install the checkers the unit tests run on files Python does not own: checkov (Terraform), in
-# its own virtualenv .venv-checkov, and the Go binaries actionlint (GitHub workflows) and, on
+# its own virtualenv .venv-checkov; OpenMetadata's ingestion library (its workflow configs), in
+# .venv-openmetadata; and the Go binaries actionlint (GitHub workflows) and, on
 # request, tofu (OpenTofu, `tofu fmt`), built from the Go module proxy into .tools/bin.
 #
 #   bash tools/install.sh                   # checkov, actionlint
 #   DATAPLATFORM_TOFU=1 bash tools/install.sh   # also OpenTofu: a first build takes 15-45 min
 #                                               # on 2 cores, so it is not part of every setup
 #
-# Idempotent and quick when done: checkov is stamped with the hash of its constraints and this
-# script; a Go binary is built only when missing or of another version (OpenTofu takes minutes).
+# Idempotent and quick when done: checkov and openmetadata-ingestion are stamped with the hash of
+# their constraints and this script; a Go binary is built only when missing or of another version (OpenTofu takes minutes).
 # Without a Go toolchain (1.24+) the Go tools are left out with a message, and their tests skip
 # saying so; CI installs Go first (.github/workflows/ci.yml).
 set -euo pipefail
@@ -18,6 +19,10 @@ PYTHON="${PYTHON:-python3.11}"
 CHECKOV_VENV="$ROOT/.venv-checkov"
 CHECKOV_CONSTRAINTS="$ROOT/constraints-checkov.txt"
 CHECKOV_VERSION=3.3.30
+OPENMETADATA_VENV="$ROOT/.venv-openmetadata"
+OPENMETADATA_CONSTRAINTS="$ROOT/constraints-openmetadata.txt"
+# The client of the compose OpenMetadata server's version (docker-compose.yml).
+OPENMETADATA_VERSION=2.0.7.0
 TOOLS="$ROOT/.tools/bin"
 ACTIONLINT_VERSION=v1.7.12
 TOFU_VERSION=v1.10.6
@@ -36,6 +41,24 @@ install_checkov() {
   "$CHECKOV_VENV/bin/checkov" --version >/dev/null
   echo "$sum" > "$stamp"
   echo "    installed checkov $CHECKOV_VERSION into $CHECKOV_VENV"
+}
+
+install_openmetadata() {
+  local stamp="$OPENMETADATA_VENV/.dataplatform-install.sha256" sum
+  sum=$(cat "$OPENMETADATA_CONSTRAINTS" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)
+  if [ -x "$OPENMETADATA_VENV/bin/metadata" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ]; then
+    echo "    openmetadata-ingestion is up to date ($OPENMETADATA_VENV)"
+    return
+  fi
+  [ -x "$OPENMETADATA_VENV/bin/python" ] || "$PYTHON" -m venv "$OPENMETADATA_VENV"
+  "$OPENMETADATA_VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip
+  # The constraints keep dbt-core at 1.x: 2.x needs a parser whose build downloads from GitHub.
+  "$OPENMETADATA_VENV/bin/pip" install -q --disable-pip-version-check \
+    -c "$OPENMETADATA_CONSTRAINTS" "openmetadata-ingestion==$OPENMETADATA_VERSION"
+  "$OPENMETADATA_VENV/bin/python" -W ignore -c \
+    "import metadata.ingestion.api.parser, metadata.config.common" >/dev/null
+  echo "$sum" > "$stamp"
+  echo "    installed openmetadata-ingestion $OPENMETADATA_VERSION into $OPENMETADATA_VENV"
 }
 
 find_go() {
@@ -76,6 +99,7 @@ build_tofu() {
 }
 
 install_checkov
+install_openmetadata
 GO="$(find_go)"
 if [ -z "$GO" ]; then
   echo "    no Go toolchain: actionlint and tofu are not installed (their tests skip); install Go 1.24+ and re-run" >&2

@@ -53,6 +53,23 @@ def alert_on_failure(context: Any) -> None:
     alerts.error(json.dumps(alert, default=str, sort_keys=True))
 
 
+#: `--lineage-parent`/`--lineage-root` of a Spark job: the task run and its DAG run, as the
+#: OpenLineage provider names them, so the job's runs carry the parent run facet. Empty (no
+#: link) when the provider is disabled and its macros do not exist.
+_PLUGIN = "macros.OpenLineageProviderPlugin"
+LINEAGE_ARGS: tuple[str, ...] = tuple(
+    item
+    for option, macro in (
+        ("--lineage-parent", "lineage_parent_id"),
+        ("--lineage-root", "lineage_root_parent_id"),
+    )
+    for item in (
+        option,
+        f"{{% if {_PLUGIN} is defined and {_PLUGIN}.{macro} is defined %}}"
+        f"{{{{ {_PLUGIN}.{macro}(task_instance) }}}}{{% endif %}}",
+    )
+)
+
 #: Every task: owner, two retries with backoff, and the alert once retries are exhausted.
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": OWNER,

@@ -21,15 +21,24 @@ from opentelemetry.sdk.trace import TracerProvider
 from pydantic.json_schema import models_json_schema
 
 from dataplatform.contracts import ENTITIES
+from dataplatform.contracts.documents import DocumentIn
 from dataplatform.db.migrate import migrate
-from dataplatform.settings import IngestorSettings, get_kafka_settings, get_postgres_settings
+from dataplatform.settings import (
+    IngestorSettings,
+    get_kafka_settings,
+    get_mongo_settings,
+    get_postgres_settings,
+)
 from fastapi_app.app.api.errors import install_error_handlers
+from fastapi_app.app.api.routes import documents as document_routes
 from fastapi_app.app.api.routes import entities, receipts, root
+from fastapi_app.app.api.shedding import ConcurrencyLimitMiddleware
 from fastapi_app.app.core.config import get_settings
 from fastapi_app.app.core.publisher import Publisher
 from fastapi_app.app.core.security import ApiKeyAuthenticator, RateLimiter
 from fastapi_app.app.core.store import IngestStore
 from fastapi_app.app.core.telemetry import TelemetryMiddleware, default_tracer_provider
+from fastapi_app.app.services.documents import DocumentService
 from fastapi_app.app.services.ingest import IngestService
 
 log = logging.getLogger(__name__)
@@ -76,6 +85,7 @@ def create_app(
     store: IngestStore | None = None,
     publisher: Publisher | None = None,
     tracer_provider: TracerProvider | None = None,
+    documents: DocumentService | None = None,
 ) -> FastAPI:
     """Build the app.
 
@@ -84,6 +94,8 @@ def create_app(
         store: Receipt store; default Postgres (migrated at startup).
         publisher: Sink; default the one `settings.sink` names.
         tracer_provider: Where spans go; default the process's, configured by OTEL_* variables.
+        documents: The document service; default MongoDB (`MONGODB_*`) with the default stack,
+            none (503 on the document routes) when `store` and `publisher` are given.
     """
     settings = settings or get_settings()
     tracer_provider = tracer_provider or default_tracer_provider()
@@ -103,10 +115,18 @@ def create_app(
             used_store, used_publisher = _build_stack(settings, tracer_provider)
         else:
             used_store, used_publisher = store, publisher
+        used_documents = documents
+        if used_documents is None and store is None:
+            from dataplatform.documents.store import DocumentStore
+
+            # pymongo connects lazily: without a document store (starter and intermediate
+            # tracks) the document routes answer 503 and everything else works.
+            used_documents = DocumentService(settings, DocumentStore(get_mongo_settings()))
         await used_store.start()
         await used_publisher.start()
         service = IngestService(settings, used_store, used_publisher)
         app.state.service = service
+        app.state.documents = used_documents
         app.state.authenticator = ApiKeyAuthenticator(
             used_store, ttl_s=settings.api_key_cache_ttl_s
         )
@@ -118,7 +138,10 @@ def create_app(
             yield
         finally:
             app.state.service = None
+            app.state.documents = None
             await service.drain()
+            if used_documents is not None:
+                await used_documents.close()
             await used_publisher.close()
             await used_store.close()
             await asyncio.to_thread(tracer_provider.force_flush)
@@ -133,6 +156,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.service = None
+    app.state.documents = None
     app.state.rate_limiter = RateLimiter(
         rate=settings.rate_limit_per_s, burst=settings.rate_limit_burst
     )
@@ -140,6 +164,7 @@ def create_app(
     for spec in entities.ENTITY_ROUTES:
         app.include_router(entities.build_router(spec, settings))
     app.include_router(receipts.router)
+    app.include_router(document_routes.router)
     install_error_handlers(app)
     app.add_middleware(TelemetryMiddleware)
     # The server span wraps the whole stack (error handlers included), so every log line and
@@ -150,6 +175,12 @@ def create_app(
         tracer_provider=tracer_provider,
         excluded_urls="/health,/metrics",
         exclude_spans=["receive", "send"],
+    )
+    # Outermost: a shed request costs no span, no routing and no body read.
+    app.add_middleware(
+        ConcurrencyLimitMiddleware,
+        limit=settings.max_concurrency,
+        retry_after_s=settings.retry_after_s,
     )
 
     def openapi() -> dict[str, Any]:
@@ -168,7 +199,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     # The ingest routes read raw bodies (for speed), so FastAPI does not see the contracts:
     # add their schemas for the `$ref`s in the routes' `openapi_extra`.
     _, defs = models_json_schema(
-        [(entity.model, "validation") for entity in ENTITIES],
+        [(entity.model, "validation") for entity in ENTITIES] + [(DocumentIn, "validation")],
         ref_template="#/components/schemas/{model}",
     )
     components = spec.setdefault("components", {})

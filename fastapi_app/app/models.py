@@ -231,3 +231,27 @@ class Readiness(BaseModel):
 
     status: Literal["ready", "unavailable"]
     checks: dict[str, str]
+
+
+class DocumentDestination(BaseModel):
+    """Where the document store put a document version."""
+
+    sink: Literal["mongodb"]
+    database: str
+    collection: str
+    ingest_seq: int = Field(description="position in the ingest sequence the lake lands by")
+
+
+class DocumentReceipt(BaseModel):
+    """The receipt of one document version (`POST /v1/documents`, `GET .../ingest/{id}`)."""
+
+    message: str
+    ingest_id: UUID
+    entity: Literal["claim_note", "adjuster_report", "customer_profile"]
+    document_id: str
+    status: Literal["durable"] = Field(description="stored and acknowledged by the store")
+    duplicate: bool = Field(
+        description="true when an earlier request with the same Idempotency-Key stored it"
+    )
+    received_at: datetime
+    destination: DocumentDestination

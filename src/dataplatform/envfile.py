@@ -17,6 +17,7 @@ from dataplatform.files import write_private
 GENERATE = "<generate>"
 GENERATE_KAFKA_ID = "<generate-kafka-cluster-id>"
 GENERATE_FERNET_KEY = "<generate-fernet-key>"
+GENERATE_RSA_KEY = "<generate-rsa-key>"
 
 
 def _fresh(placeholder: str) -> str:
@@ -26,7 +27,48 @@ def _fresh(placeholder: str) -> str:
     if placeholder == GENERATE_FERNET_KEY:
         # A Fernet key: 32 random bytes, base64url-encoded with padding.
         return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    if placeholder == GENERATE_RSA_KEY:
+        return generate_rsa_key()
     return secrets.token_urlsafe(24)
+
+
+def generate_rsa_key() -> str:
+    """A fresh 2048-bit RSA private key: PKCS#8 DER, base64 (one line fits `.env`)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    der = key.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return base64.b64encode(der).decode()
+
+
+def rsa_key_files(private_key_b64: str) -> dict[str, bytes]:
+    """The DER files OpenMetadata reads its JWT signing keys from, from a `.env` value.
+
+    Args:
+        private_key_b64: A value written by `generate_rsa_key`.
+
+    Returns:
+        `{"private_key.der": PKCS#8 DER, "public_key.der": X.509 SubjectPublicKeyInfo DER}`.
+
+    Raises:
+        ValueError: Not base64 of an RSA private key.
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    der = base64.b64decode(private_key_b64, validate=True)
+    key = serialization.load_der_private_key(der, password=None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError("not an RSA private key")
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return {"private_key.der": der, "public_key.der": public}
 
 
 def parse(text: str) -> dict[str, str]:

@@ -86,6 +86,9 @@ class LakehouseSettings(BaseSettings):
     #: per micro-batch, checkpoints less often than Delta's default of 10; readers replay at
     #: most this many small JSON commits.
     bronze_checkpoint_interval: int = Field(default=100, ge=1)
+    #: Where the landing job serves its Prometheus metrics (`/metrics`); port 0: nowhere.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=8011, ge=0, le=65535)
 
 
 @cache

@@ -115,6 +115,35 @@ def _empty_is_none(value: object) -> object:
     return None if value == "" else value
 
 
+#: The Kafka topic every OpenLineage event goes to (the platform creates it with its topics).
+LINEAGE_TOPIC = "openlineage.events.v1"
+
+
+class LineageSettings(BaseSettings):
+    """Where the jobs' OpenLineage events go: env vars `LINEAGE_*` (in `.env.example`)."""
+
+    model_config = settings_config("LINEAGE_")
+
+    #: `kafka`: to `topic` (the default); `console`: into the job's log; `disabled`: nowhere
+    #: (the Delta copy is off too).
+    transport: Literal["kafka", "console", "disabled"] = "kafka"
+    #: The Kafka topic of the events.
+    topic: str = LINEAGE_TOPIC
+    #: The jobs' namespace, shared with Airflow's OpenLineage provider.
+    namespace: str = "dataplatform"
+    #: Also append every event to the lake's `_lineage/openlineage_events` Delta table (what
+    #: `dataplatform lineage` reads).
+    delta: bool = True
+    #: Also POST every event to this OpenLineage HTTP API (Marquez, in compose); empty: no.
+    url: str = ""
+
+
+@cache
+def get_lineage_settings() -> LineageSettings:
+    """Cached `LineageSettings`."""
+    return LineageSettings()
+
+
 class KafkaSettings(BaseSettings):
     """Kafka: bootstrap servers and topic layout."""
 
@@ -128,6 +157,37 @@ class KafkaSettings(BaseSettings):
         default=None, ge=1
     )
     cluster_id: str = ""
+    #: `PLAINTEXT` natively; `SASL_SSL` for Amazon MSK's IAM listener (port 9098).
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL"] = "PLAINTEXT"
+    #: With `SASL_SSL`: how clients prove their IAM identity to MSK. `OAUTHBEARER`: a SigV4-signed
+    #: token (MSK's signer in Python, its `IAMOAuthBearerLoginCallbackHandler` on the JVM);
+    #: `AWS_MSK_IAM`: MSK's own SASL mechanism on the JVM. librdkafka has no `AWS_MSK_IAM`, so the
+    #: Python clients use `OAUTHBEARER` with the same identity either way; MSK accepts both.
+    sasl_mechanism: Literal["", "OAUTHBEARER", "AWS_MSK_IAM"] = ""
+    #: The region MSK's IAM tokens are signed for (the cluster's region).
+    aws_region: str = ""
+
+    @model_validator(mode="after")
+    def _iam_needs_sasl_ssl(self) -> Self:
+        if self.sasl_mechanism and self.security_protocol != "SASL_SSL":
+            raise ValueError(
+                f"KAFKA_SASL_MECHANISM={self.sasl_mechanism} needs KAFKA_SECURITY_PROTOCOL=SASL_SSL"
+            )
+        if self.security_protocol == "SASL_SSL" and not self.sasl_mechanism:
+            raise ValueError(
+                "KAFKA_SECURITY_PROTOCOL=SASL_SSL needs KAFKA_SASL_MECHANISM "
+                "(OAUTHBEARER or AWS_MSK_IAM: MSK's IAM authentication)"
+            )
+        if self.sasl_mechanism and not self.aws_region:
+            raise ValueError(
+                "KAFKA_AWS_REGION is required with MSK IAM authentication (KAFKA_SASL_MECHANISM)"
+            )
+        return self
+
+    @property
+    def msk_iam(self) -> bool:
+        """Whether clients authenticate to Amazon MSK with IAM (SASL over TLS)."""
+        return bool(self.sasl_mechanism)
 
     def topic_min_insync_replicas(self, brokers: int) -> int:
         """`min.insync.replicas` for a topic created on a cluster of `brokers` brokers.
@@ -172,6 +232,73 @@ class S3Settings(_SecretsGuard):
             "AWS_S3_ALLOW_UNSAFE_RENAME": "false",
             "conditional_put": "etag",
         }
+
+
+class MongoSettings(_SecretsGuard):
+    """The document store: MongoDB in compose, FerretDB v1 natively (advanced track)."""
+
+    model_config = settings_config("MONGODB_")
+
+    host: str = "127.0.0.1"
+    port: int = 27017
+    #: Natively also a PostgreSQL role: FerretDB hands each client's credentials to PostgreSQL.
+    user: str = "documents"
+    password: SecretStr = SecretStr("")
+    #: The MongoDB database holding the `documents` collection and the ingest sequence.
+    db: str = "dataplatform"
+    #: FerretDB v1 speaks SASL PLAIN (over loopback natively); MongoDB's root user SCRAM-SHA-256.
+    auth_mechanism: Literal["PLAIN", "SCRAM-SHA-256"] = "PLAIN"
+    #: Where the user is defined: `$external` for PLAIN, `admin` for MongoDB's root user.
+    auth_source: str = "$external"
+    #: Longest wait for one operation (server selection, a write) before giving up.
+    timeout_s: float = Field(default=5.0, gt=0)
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments of `pymongo.MongoClient` for this server and user."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "username": self.user,
+            "password": self.password.get_secret_value(),
+            "authMechanism": self.auth_mechanism,
+            "authSource": self.auth_source,
+            "serverSelectionTimeoutMS": int(self.timeout_s * 1000),
+            "timeoutMS": int(self.timeout_s * 1000),
+            # The platform's own decisions (ids, sequence numbers) make writes idempotent;
+            # a driver-level retry of a write whose answer was lost could duplicate a version.
+            "retryWrites": False,
+            "tz_aware": True,
+        }
+
+
+@cache
+def get_mongo_settings() -> MongoSettings:
+    """Cached `MongoSettings`."""
+    return MongoSettings()
+
+
+class DocumentLandingSettings(BaseSettings):
+    """The document landing job: document store -> bronze/silver Delta (advanced track)."""
+
+    model_config = settings_config("DOCUMENTS_")
+
+    #: Most document versions landed in one Delta commit.
+    batch_size: int = Field(default=1000, ge=1)
+    #: Seconds between polls of the ingest sequence when nothing new is there.
+    poll_interval_s: float = Field(default=1.0, gt=0)
+    #: Seconds a gap in the ingest sequence is waited for before it is passed: a number taken
+    #: by a request that failed before its insert is never filled. Longer than any insert takes
+    #: (MONGODB_TIMEOUT_S bounds them).
+    gap_grace_s: float = Field(default=30.0, gt=0)
+    #: Seconds between checks for newly curated claims to join notes to.
+    join_interval_s: float = Field(default=60.0, gt=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+@cache
+def get_document_landing_settings() -> DocumentLandingSettings:
+    """Cached `DocumentLandingSettings`."""
+    return DocumentLandingSettings()
 
 
 class RuntimeSettings(BaseSettings):
@@ -253,15 +380,20 @@ class IngestorSettings(BaseSettings):
     rate_limit_burst: int = Field(default=10000, ge=1)
     #: Bytes of one record (the whole body of the single-record endpoints).
     max_record_bytes: int = Field(default=64 * 1024, ge=256)
+    #: Bytes of one document (the whole body of the document endpoint).
+    max_document_bytes: int = Field(default=256 * 1024, ge=1024)
     #: Bytes of one batch request body and records in it.
     max_batch_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     max_batch_records: int = Field(default=1000, ge=1)
     #: Records admitted but not yet acknowledged by the sink; beyond it requests get 503 at once,
     #: so overload sheds load instead of growing latency without bound.
     max_inflight_records: int = Field(default=10000, ge=1)
-    #: Open connections and requests the server handles at once; beyond it uvicorn answers 503
-    #: before any work, so a flood of single-record requests cannot queue without bound.
-    max_concurrency: int = Field(default=512, ge=1)
+    #: Requests served at once; beyond it a request gets 503 + Retry-After at once, before any
+    #: work, so a flood of single-record requests cannot queue without bound.
+    max_concurrency: int = Field(default=256, ge=1)
+    #: Open connections the server accepts (uvicorn's bound, against running out of sockets);
+    #: keep it well above `max_concurrency`, which decides who is served.
+    max_connections: int = Field(default=4096, ge=1)
     #: Longest wait for the sink (Kafka ack, Postgres commit) before answering 503.
     sink_timeout_s: float = Field(default=5.0, gt=0)
     #: `Retry-After` seconds sent with 503 answers.

@@ -6,6 +6,9 @@ Idempotency-Key, new versions of a record and invalid records (422 at the edge, 
 enter). A contract-violating message produced straight to Kafka must reach quarantine with
 its reason. The test's tables live under their own lake prefix; it reads the real topics from
 the offsets they had when it started, and keys its assertions on its own unique accounts.
+
+The jobs' OpenLineage events of the run, read back from the lake's events table (library and
+`dataplatform lineage`) and from the Kafka topic, must trace gold to its topic.
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ import pytest
 from pyspark.sql import SparkSession
 
 from dataplatform import samples
+from dataplatform.clients.kafka import ensure_topics
 from dataplatform.contracts import CLAIMS, TRANSACTIONS
 from dataplatform.lake import Lake
 from dataplatform.reference import seed_rates
-from dataplatform.settings import KafkaSettings, PostgresSettings
+from dataplatform.settings import LINEAGE_TOPIC, KafkaSettings, PostgresSettings
 from fastapi_app.testing import create_api_key, live_ingestor, temporary_schema
 from pyspark_jobs import curation
 from tests.integration.lakehouse_support import (
@@ -41,6 +45,7 @@ from tests.integration.lakehouse_support import (
     money,
     produce,
 )
+from tests.integration.lineage_support import assert_gold_lineage
 
 __all__ = ["lake", "lake_spark"]
 
@@ -78,6 +83,8 @@ def test_api_to_gold_exactly_one_silver_row_per_key_and_gold_sums(
     rng = random.Random(20260101)
     run = uuid.uuid4().hex[:8]
     start = end_offsets(kafka_settings, [TRANSACTIONS.topic, CLAIMS.topic])
+    ensure_topics(kafka_settings, [LINEAGE_TOPIC])
+    lineage_start = end_offsets(kafka_settings, [LINEAGE_TOPIC])[LINEAGE_TOPIC]
     accounts = [f"ACC-E2E-{run}-{n}" for n in range(3)]
     # A day of its own keeps other tests' claims out of this test's gold rows.
     claim_day = date(1990, 1, 1).fromordinal(date(1990, 1, 1).toordinal() + rng.randrange(7000))
@@ -151,7 +158,22 @@ def test_api_to_gold_exactly_one_silver_row_per_key_and_gold_sums(
         tmp_path / "landing.log",
     )
     assert landing.wait(600) == 0, landing.tail()
-    assert curation.main(["--run-id", f"e2e-{run}", "--lake-prefix", lake.prefix]) == 0
+    # As the curation DAG's task passes its own run (the provider's lineage_parent_id).
+    parent = f"dataplatform/curation.curate_finance_transactions/{uuid.uuid4()}"
+    assert (
+        curation.main(
+            ["--run-id", f"e2e-{run}", "--lake-prefix", lake.prefix, "--lineage-parent", parent]
+        )
+        == 0
+    )
+    assert_gold_lineage(
+        lake,
+        kafka_settings,
+        TRANSACTIONS.topic,
+        lineage_start,
+        parent=parent,
+        min_rows={"bronze": 15, "silver": 13, "gold": 3},
+    )
 
     # Silver: exactly one row per key, the latest version, read alike by Spark and delta-rs.
     silver = assert_engines_agree(

@@ -144,6 +144,7 @@ def write_bronze(
             ingested_at.date(),
             1,
             start + offset,
+            None,
         )
         for offset, (record, ingested_at) in enumerate(records)
     ]
@@ -294,6 +295,9 @@ def landing_args(lake: Lake, topic_prefix: str, entity: Entity, heartbeat: Path)
         f"{entity.domain}/{entity.name}",
         "--heartbeat-path",
         str(heartbeat),
+        # No /metrics endpoint: the platform's own landing job may hold the port.
+        "--metrics-port",
+        "0",
     ]
 
 

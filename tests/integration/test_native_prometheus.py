@@ -23,7 +23,9 @@ from fastapi.testclient import TestClient
 from prometheus_client import start_http_server
 
 from dataplatform import samples, settings
+from dataplatform.contracts import TRANSACTIONS
 from dataplatform.exporter.lake import BACKLOG
+from dataplatform.lake import get_lakehouse_settings
 from dataplatform.native.base import Context, wait_until
 from dataplatform.native.services import SERVICES
 from dataplatform.observability.dashboards import DASHBOARDS
@@ -31,6 +33,7 @@ from dataplatform.observability.report import build_report
 from dataplatform.settings import IngestorSettings
 from fastapi_app.app.core.memory import MemoryPublisher, MemoryStore
 from fastapi_app.app.main import create_app
+from pyspark_jobs import landing_metrics
 from tests.browser import chromium
 
 TX = "/ingest-financial-transaction/"
@@ -48,17 +51,20 @@ def _clear_settings() -> None:
         getter = getattr(settings, name)
         if name.startswith("get_") and hasattr(getter, "cache_clear"):
             getter.cache_clear()
+    get_lakehouse_settings.cache_clear()
 
 
 @pytest.fixture
-def prometheus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, int]]:
-    """A native Prometheus started from the service definition; yields (base URL, exporter port)."""
-    exporter_port = _free_port()
+def prometheus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, int, int]]:
+    """A native Prometheus started from the service definition; yields (base URL, exporter
+    port, landing port): nothing listens on either until a test serves its metrics there."""
+    exporter_port, landing_port = _free_port(), _free_port()
     monkeypatch.setenv("DATAPLATFORM_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("PROMETHEUS_PORT", str(_free_port()))
     monkeypatch.setenv("PROMETHEUS_SCRAPE_INTERVAL", "1s")
     monkeypatch.setenv("EXPORTER_METRICS_PORT", str(exporter_port))
     monkeypatch.setenv("INGESTOR_PORT", str(_free_port()))  # nothing listens: target down
+    monkeypatch.setenv("LAKEHOUSE_METRICS_PORT", str(landing_port))
     _clear_settings()
     ctx = Context.load("advanced")
     service = SERVICES["prometheus"]
@@ -70,7 +76,7 @@ def prometheus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tupl
         assert wait_until(lambda: service.probe(ctx), timeout_s=60), (
             tmp_path / "prometheus.log"
         ).read_text()
-        yield settings.get_prometheus_settings().base_url, exporter_port
+        yield settings.get_prometheus_settings().base_url, exporter_port, landing_port
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -86,12 +92,15 @@ def _query(base_url: str, promql: str) -> list[dict]:
 
 
 def test_native_prometheus_loads_slo_rules_and_scrapes_platform(
-    prometheus: tuple[str, int],
+    prometheus: tuple[str, int, int],
 ) -> None:
-    base_url, exporter_port = prometheus
+    base_url, exporter_port, landing_port = prometheus
     assert base_url.startswith("http://127.0.0.1:")
+    # This process's registry stands in for the lake exporter's and the landing job's.
     start_http_server(exporter_port, addr="127.0.0.1")
+    start_http_server(landing_port, addr="127.0.0.1")
     BACKLOG.labels("transactions").set(12345)
+    landing_metrics.declare_entity(TRANSACTIONS)
 
     groups = httpx.get(f"{base_url}/api/v1/rules", timeout=5).json()["data"]["groups"]
     alerts = {
@@ -107,13 +116,18 @@ def test_native_prometheus_loads_slo_rules_and_scrapes_platform(
     assert lag and float(lag[0]["value"][1]) == 12345
 
     up = {s["metric"]["job"]: s["value"][1] for s in _query(base_url, "up")}
-    assert up == {"prometheus": "1", "lake-exporter": "1", "ingestor": "0"}
+    assert up == {"prometheus": "1", "lake-exporter": "1", "ingestor": "0", "landing": "1"}
+    landed = _query(base_url, 'landing_records_total{job="landing"}')
+    assert {(s["metric"]["entity"], s["metric"]["table"]) for s in landed} >= {
+        ("finance.transactions", "bronze"),
+        ("finance.transactions", "quarantine"),
+    }
 
 
 def test_report_renders_every_panel_from_real_prometheus(
-    prometheus: tuple[str, int], tmp_path: Path
+    prometheus: tuple[str, int, int], tmp_path: Path
 ) -> None:
-    base_url, exporter_port = prometheus
+    base_url, exporter_port, _ = prometheus
     # This process's registry (the ingestor's and the lake exporter's metrics) is the target.
     start_http_server(exporter_port, addr="127.0.0.1")
     store, publisher = MemoryStore(), MemoryPublisher()

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
 from dataplatform import samples
+from dataplatform.contracts.common import MONEY_TEXT_PATTERN, currency_minor_units
 from dataplatform.db.apikeys import PREFIX
 from dataplatform.settings import IngestorSettings
 from fastapi_app.app.core.memory import MemoryPublisher, MemoryStore
@@ -232,3 +233,40 @@ def test_batch_record_with_integers_beyond_64_bits_is_rejected_not_500(
     assert response.status_code == 200
     assert [r["outcome"] for r in response.json()["results"]] == ["rejected", "accepted"]
     assert len(publisher.messages) == 1
+
+
+def test_openapi_states_the_money_and_currency_rules_the_api_enforces(client: TestClient) -> None:
+    props = client.get("/openapi.json").json()["components"]["schemas"]["FinancialTransactionIn"][
+        "properties"
+    ]
+    number, text = props["amount"]["anyOf"]
+    assert (number["type"], number["minimum"], number["exclusiveMaximum"]) == ("number", 0, 10**12)
+    assert text["pattern"] == MONEY_TEXT_PATTERN
+    assert props["currency"]["enum"] == sorted(currency_minor_units())
+
+
+def test_openapi_links_every_receipt_to_its_status(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert paths["/ingest/{ingest_id}"]["get"]["operationId"] == "get_receipt"
+    pointers = {
+        "/ingest-financial-transaction/": "$response.body#/ingest_id",
+        "/ingest-insurance-claim/": "$response.body#/ingest_id",
+        "/v1/transactions/batch": "$response.body#/results/0/receipt/ingest_id",
+        "/v1/claims/batch": "$response.body#/results/0/receipt/ingest_id",
+    }
+    for path, pointer in pointers.items():
+        link = paths[path]["post"]["responses"]["200"]["links"]["GetReceipt"]
+        assert link == {
+            "operationId": "get_receipt",
+            "parameters": {"ingest_id": pointer},
+            "description": "Where the record is now.",
+        }
+
+
+def test_amount_as_json_number_with_exponent_is_still_accepted(
+    client: TestClient, publisher: MemoryPublisher, rng: random.Random
+) -> None:
+    # Only the string form is restricted to plain digits; 1E+3 is a valid JSON number.
+    response = client.post(TX, content=_raw(samples.transaction(rng), amount="1E+3"), headers=JSON)
+    assert response.status_code == 200, response.text
+    assert b'"amount":1E+3' in publisher.messages[-1].value

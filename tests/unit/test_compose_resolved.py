@@ -462,6 +462,44 @@ def test_openmetadata_fernet_key_from_env_file() -> None:
     assert "OPENMETADATA_FERNET_KEY=<generate-fernet-key>" in (ROOT / ".env.example").read_text()
 
 
+#: The search engines and PostgreSQL each OpenMetadata release line documents as supported
+#: ("Minimum Requirements", docs.open-metadata.org/<line>/deployment/minimum-requirements):
+#: 2.0.x: OpenSearch 3.x from 3.0.0 (3.3.0 recommended), Elasticsearch 9.x, PostgreSQL 15 or
+#: later; 2.1.x: OpenSearch 3.x from 3.4.0. A new line must be looked up and added here.
+OPENMETADATA_SUPPORTED: dict[str, dict[str, Any]] = {
+    "2.0": {"opensearch": ((3, 0, 0), (4, 0, 0)), "elasticsearch": ((9, 0, 0), (10, 0, 0))},
+    "2.1": {"opensearch": ((3, 4, 0), (4, 0, 0)), "elasticsearch": ((9, 0, 0), (10, 0, 0))},
+}
+OPENMETADATA_MIN_POSTGRES = 15
+SEARCH_IMAGES = {
+    "opensearch": "opensearchproject/opensearch",
+    "elasticsearch": "docker.elastic.co/elasticsearch/elasticsearch",
+}
+
+
+def _image_version(image: str) -> tuple[int, ...]:
+    tag = image.rpartition(":")[2]
+    match = re.match(r"(\d+(?:\.\d+)*)", tag)
+    assert match, f"{image}: no version in the tag"
+    return tuple(int(part) for part in match[1].split("."))
+
+
+def test_openmetadata_search_engine_is_a_documented_pair() -> None:
+    services = _services(resolve("advanced"))
+    versions = {services[n]["image"] for n in ("openmetadata-init", "openmetadata-server")}
+    assert len(versions) == 1, f"init and server run different OpenMetadata: {versions}"
+    line = ".".join(map(str, _image_version(versions.pop())[:2]))
+    assert line in OPENMETADATA_SUPPORTED, f"OpenMetadata {line}: look up its supported pair"
+    env = _env(services["openmetadata-server"])
+    engine = env["SEARCH_TYPE"]
+    search = services[env["ELASTICSEARCH_HOST"]]["image"]
+    assert search.startswith(SEARCH_IMAGES[engine] + ":"), f"{engine} served by {search}"
+    low, high = OPENMETADATA_SUPPORTED[line][engine]
+    assert low <= _image_version(search) < high, f"OpenMetadata {line} does not support {search}"
+    postgres = services[env["DB_HOST"]]["image"]
+    assert _image_version(postgres)[0] >= OPENMETADATA_MIN_POSTGRES, postgres
+
+
 def test_airflow_secrets_derived_as_natively(monkeypatch: pytest.MonkeyPatch) -> None:
     services = _services(resolve("advanced"))
     monkeypatch.setenv("AIRFLOW_SECRET_KEY", "a-root-secret")

@@ -246,12 +246,15 @@ SETTINGS = _settings_classes()
 #: Which settings classes the code of each compose service builds (by env prefix). The values
 #: are the contract; the required variables and their names are read from the classes.
 SERVICE_SETTINGS: dict[str, tuple[str, ...]] = {
-    "ingestor": ("INGESTOR_", "POSTGRES_", "KAFKA_"),
+    "ingestor": ("INGESTOR_", "POSTGRES_", "KAFKA_", "MONGODB_"),
+    "document-landing": ("DOCUMENTS_", "MONGODB_", "POSTGRES_", "S3_"),
     "lake-exporter": ("EXPORTER_", "POSTGRES_", "S3_"),
     "postgres-init": ("POSTGRES_",),
     "s3-init": ("S3_",),
     "kafka-init": ("KAFKA_",),
     "landing": ("SPARK_", "S3_", "KAFKA_", "POSTGRES_"),
+    # Reads only OPENMETADATA_JWT_PRIVATE_KEY (no settings class).
+    "openmetadata-keys-init": (),
     # DAG tasks call the platform's library.
     "airflow-apiserver": ("POSTGRES_", "S3_", "KAFKA_"),
     "airflow-scheduler": ("POSTGRES_", "S3_", "KAFKA_"),

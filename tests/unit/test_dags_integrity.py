@@ -112,6 +112,7 @@ def _dags_of(report: dict[str, Any], file_name: str) -> dict[str, Any]:
 
 def test_dag_folder_has_the_platform_dags() -> None:
     assert DAG_FILES == [
+        "catalog_ingestion.py",
         "curation.py",
         "data_quality.py",
         "lake_maintenance.py",

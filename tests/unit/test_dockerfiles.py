@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from dataplatform.composefiles import ROOT, VARIANTS, merged_model, services
+from tests.images import base_pip_installs, stages
 
 DOCKERFILES = sorted(
     {
@@ -126,3 +127,45 @@ def test_dockerignore_keeps_secrets_and_state_out() -> None:
                 sources = [word for word in args.split() if not word.startswith("--")][:-1]
                 for source in sources:
                     assert source.split("/")[0] in allowed, f"{path}: {source} is ignored"
+
+
+# --------------------------------------------------------------------------- installs vs pins
+
+
+def _airflow_install_requirements() -> list[str]:
+    """The REQUIREMENTS array of the native Airflow install (src/dataplatform/native/...)."""
+    script = (ROOT / "src" / "dataplatform" / "native" / "airflow_install.sh").read_text()
+    match = re.search(r"^REQUIREMENTS=\(\n(.*?)^\)", script, re.MULTILINE | re.DOTALL)
+    assert match, "REQUIREMENTS=( ... ) not found in airflow_install.sh"
+    return [line.strip() for line in match[1].splitlines() if line.strip() and "#" not in line]
+
+
+def test_airflow_image_installs_native_airflow_requirements() -> None:
+    dockerfile = ROOT / "docker" / "airflow" / "Dockerfile"
+    installs = base_pip_installs(dockerfile)
+    assert len(installs) == 1, installs
+    args = installs[0]
+    requirements = [a for a in args if not a.startswith("-") and not a.endswith(".txt")]
+    assert sorted(requirements) == sorted(_airflow_install_requirements())
+    constraint = args[args.index("--constraint") + 1]
+    assert Path(constraint).name == "constraints-airflow.txt"
+    base = stages(dockerfile)[-1][0][1]
+    version = re.search(r"apache/airflow:(\d+\.\d+\.\d+)", base)
+    assert version and f"apache-airflow=={version[1]}" in requirements, base
+
+
+def test_spark_image_spark_is_the_pyspark_pin() -> None:
+    """The Spark image's own PySpark serves its jobs (a .pth file): the version pyproject pins."""
+    base = stages(ROOT / "pyspark_jobs" / "Dockerfile")[-1][0][1]
+    image_spark = re.search(r"apache/spark:(\d+\.\d+\.\d+)", base)
+    pin = re.search(r'"pyspark==([\d.]+)"', (ROOT / "pyproject.toml").read_text())
+    assert image_spark and pin and image_spark[1] == pin[1], (base, pin and pin[1])
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=IDS)
+def test_image_python_is_the_projects(path: Path) -> None:
+    """Every image runs the project's code on the Python minor version pyproject.toml requires."""
+    requires = re.search(r'requires-python = ">=(\d+\.\d+)', (ROOT / "pyproject.toml").read_text())
+    assert requires
+    text = path.read_text()
+    assert re.search(rf"python{re.escape(requires[1])}\b|python:{re.escape(requires[1])}\.", text)

@@ -60,3 +60,25 @@ def test_ensure_env_file_generates_fernet_key(tmp_path: Path) -> None:
     envfile.ensure_env_file(example, target)
     key = envfile.parse(target.read_text(encoding="utf-8"))["A_FERNET_KEY"]
     assert len(base64.urlsafe_b64decode(key)) == 32
+
+
+def test_generate_rsa_key_gives_openmetadata_der_pair() -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from dataplatform.envfile import generate_rsa_key, rsa_key_files
+
+    value = generate_rsa_key()
+    assert "\n" not in value and value != generate_rsa_key()
+    files = rsa_key_files(value)
+    private = serialization.load_der_private_key(files["private_key.der"], password=None)
+    public = serialization.load_der_public_key(files["public_key.der"])
+    assert private.public_key().public_numbers() == public.public_numbers()  # type: ignore[union-attr]
+
+
+def test_rsa_key_files_not_a_key_refused() -> None:
+    import pytest
+
+    from dataplatform.envfile import rsa_key_files
+
+    with pytest.raises(ValueError):
+        rsa_key_files("bm90IGEga2V5")

@@ -22,12 +22,9 @@ import importlib
 import importlib.util
 import json
 import re
-import shlex
 import shutil
 import subprocess
 import zipfile
-from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -38,10 +35,8 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 from dataplatform.cli.main import app
+from tests.runbooks import PAGES, ROOT, RUNBOOKS, Command, page_commands
 
-ROOT = Path(__file__).resolve().parents[2]
-RUNBOOKS = ROOT / "runbooks"
-PAGES = sorted(RUNBOOKS.glob("*.md"))
 REQUIRED = {
     "kafka_consumer_lag",
     "spark_job_hang",
@@ -52,9 +47,6 @@ REQUIRED = {
     "ingestor_overload",
     "incident_review_template",
 }
-BLOCK_RE = re.compile(r"^```bash( cloud)?\n(.*?)^```", re.S | re.M)
-ASSIGNMENT_RE = re.compile(r"^[A-Z_][A-Z0-9_]*=")
-OPERATORS = {"|", "||", "&&", ";", "&"}
 #: The programs allowed in ```bash cloud blocks (runbooks/README.md, "Cloud-only commands").
 CLOUD_PROGRAMS = {"aws"}
 #: AWS CLI commands that are customisations, not API operations (not in botocore's models).
@@ -75,63 +67,6 @@ AWS_GLOBAL_OPTIONS = {
 AWS_SERVICE_NAMES = {"s3api": "s3"}
 AIRFLOW_PYTHON = ROOT / ".venv-airflow" / "bin" / "python"
 DAG_IDS = {p.stem for p in (ROOT / "airflow_dags").glob("*.py") if not p.stem.startswith("_")}
-
-
-@dataclass(frozen=True)
-class Command:
-    """One simple command of a runbook, its variables expanded."""
-
-    page: str
-    cloud: bool
-    argv: tuple[str, ...]
-
-    def __str__(self) -> str:
-        return f"{self.page}: {shlex.join(self.argv)}"
-
-
-def _logical_lines(block: str) -> Iterator[str]:
-    for line in re.sub(r"\\\n\s*", " ", block).splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            yield line
-
-
-def _simple_commands(line: str) -> Iterator[list[str]]:
-    lexer = shlex.shlex(line, posix=True, punctuation_chars="|&;")
-    lexer.whitespace_split = True
-    lexer.commenters = "#"
-    current: list[str] = []
-    for token in lexer:
-        if token in OPERATORS:
-            if current:
-                yield current
-            current = []
-        else:
-            current.append(token)
-    if current:
-        yield current
-
-
-def _expand(token: str, variables: dict[str, str]) -> str:
-    return re.sub(
-        r"\$\{?([A-Z_][A-Z0-9_]*)\}?", lambda m: variables.get(m.group(1), m.group(0)), token
-    )
-
-
-def page_commands(page: Path) -> list[Command]:
-    """The page's commands in order, with the page's own variables (NAME=value) expanded."""
-    variables: dict[str, str] = {}
-    commands = []
-    for match in BLOCK_RE.finditer(page.read_text(encoding="utf-8")):
-        cloud = bool(match.group(1))
-        for line in _logical_lines(match.group(2)):
-            for words in _simple_commands(line):
-                while words and ASSIGNMENT_RE.match(words[0]):
-                    name, _, value = words.pop(0).partition("=")
-                    variables[name] = _expand(value, variables)
-                if words:
-                    argv = tuple(_expand(word, variables) for word in words)
-                    commands.append(Command(page.stem, cloud, argv))
-    return commands
 
 
 ALL = [command for page in PAGES for command in page_commands(page)]

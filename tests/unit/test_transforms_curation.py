@@ -53,6 +53,7 @@ def _bronze(
                 ingested_at.date(),
                 epoch,
                 offset if epoch is not None else None,
+                None,
             )
         )
     return spark.createDataFrame(rows, bronze_schema()).withColumn(

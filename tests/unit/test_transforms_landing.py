@@ -167,6 +167,7 @@ def test_kafka_to_bronze_valid_rows_with_ingest_metadata(spark: SparkSession) ->
                 ingest_date=date(2024, 3, 1),
                 source_epoch=3,
                 source_offset=0,
+                trace_id=None,
             ),
             Row(
                 ingest_id="kafka:finance.transactions.v1:1:1",
@@ -181,9 +182,43 @@ def test_kafka_to_bronze_valid_rows_with_ingest_metadata(spark: SparkSession) ->
                 ingest_date=date(2024, 3, 1),
                 source_epoch=3,
                 source_offset=1,
+                trace_id=None,
             ),
         ],
     )
+
+
+def test_kafka_to_bronze_trace_id_from_traceparent_header(spark: SparkSession) -> None:
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    headers = {
+        "FT-1": f"00-{trace}-00f067aa0ba902b7-01",
+        "FT-2": "not a traceparent",
+        "FT-3": f"00-{'0' * 32}-00f067aa0ba902b7-01",  # the invalid all-zero trace id
+        "FT-4": f"00-{trace.upper()}-00f067aa0ba902b7-01",  # W3C: lower-case hex only
+    }
+    batches = [
+        _kafka_rows(
+            spark,
+            [(key, json.dumps(transaction(transaction_id=key)).encode(), True)],
+            extra_headers=[("traceparent", value.encode())],
+        )
+        for key, value in headers.items()
+    ]
+    batches.append(
+        _kafka_rows(
+            spark, [("FT-5", json.dumps(transaction(transaction_id="FT-5")).encode(), True)]
+        )
+    )
+    batch = batches[0]
+    for other in batches[1:]:
+        batch = batch.unionByName(other)
+
+    bronze = batch.transform(transforms.kafka_to_checked, TRANSACTIONS, epoch=1).transform(
+        transforms.to_bronze
+    )
+
+    found = {row["record_key"]: row["trace_id"] for row in bronze.collect()}
+    assert found == {"FT-1": trace, "FT-2": None, "FT-3": None, "FT-4": None, "FT-5": None}
 
 
 def test_kafka_to_quarantine_keeps_payload_and_reason(spark: SparkSession) -> None:

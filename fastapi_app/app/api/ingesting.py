@@ -190,6 +190,25 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 INGEST_ERRORS = _errors(400, 401, 409, 413, 415, 422, 429, 503)
 
+#: `operationId` of `GET /ingest/{ingest_id}`, the target of the receipts' OpenAPI links.
+RECEIPT_OPERATION_ID = "get_receipt"
+
+
+def receipt_link(pointer: str) -> dict[str, Any]:
+    """The 200 answer's OpenAPI link to `GET /ingest/{ingest_id}`, with the id at `pointer`.
+
+    Clients and stateful fuzzers follow it from a receipt to where the record is now.
+    """
+    return {
+        "links": {
+            "GetReceipt": {
+                "operationId": RECEIPT_OPERATION_ID,
+                "parameters": {"ingest_id": f"$response.body#{pointer}"},
+                "description": "Where the record is now.",
+            }
+        }
+    }
+
 
 def _example(entity: Entity) -> dict[str, Any]:
     extra = entity.model.model_config.get("json_schema_extra")

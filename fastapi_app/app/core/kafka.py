@@ -108,6 +108,14 @@ class KafkaPublisher:
             "error_cb": self._on_error,
         }
 
+    def _note_fatal(self, exc: KafkaException) -> None:
+        """Remember a fatal error raised by the client (librdkafka raises it from `poll()` and
+        `produce()` rather than through `error_cb`), so the next publish replaces the producer.
+        """
+        error = exc.args[0] if exc.args else None
+        if isinstance(error, KafkaError) and error.fatal():
+            self._on_error(error)
+
     def _on_error(self, error: KafkaError) -> None:
         if error.fatal():
             # The idempotent producer's state is lost; a new producer replaces it.
@@ -153,6 +161,12 @@ class KafkaPublisher:
                 continue
             try:
                 served = producer.poll(0)
+            except KafkaException as exc:
+                # A fatal error (e.g. the broker lost the idempotent producer's sequence state
+                # when its data was restored): the producer cannot go on.
+                log.exception("kafka poll failed")
+                self._note_fatal(exc)
+                served = 0
             except Exception:  # a callback raised; never let the poll task die
                 log.exception("kafka poll failed")
                 served = 0
@@ -255,6 +269,7 @@ class KafkaPublisher:
                     raise SinkOverloaded("kafka producer queue is full") from exc
                 except KafkaException as exc:
                     future.cancel()
+                    self._note_fatal(exc)
                     raise SinkUnavailable(f"kafka refused the record: {exc}") from exc
         finally:
             self._wake.set()  # the poll task serves the reports of what was produced

@@ -246,9 +246,9 @@ class PostgresStore:
             return None
         return ReceiptView(
             _receipt(row, created=False),
-            principal=row[11],  # type: ignore[arg-type]
-            landed_at=row[12],  # type: ignore[arg-type]
-            delta_version=row[13],  # type: ignore[arg-type]
+            principal=row[11],
+            landed_at=row[12],
+            delta_version=row[13],
         )
 
     async def get_receipts(self, ingest_ids: tuple[UUID, ...]) -> list[Receipt]:

@@ -18,8 +18,10 @@ from dataplatform.cli.airflow import AIRFLOW_COMMAND, airflow_passthrough
 from dataplatform.cli.apikeys import apikey_app
 from dataplatform.cli.backup import backup_app
 from dataplatform.cli.db import db_app
+from dataplatform.cli.drill import drill_app
 from dataplatform.cli.generate import generate
 from dataplatform.cli.lake import lake_app
+from dataplatform.cli.lineage import lineage
 from dataplatform.cli.observability import dashboards_app, report
 from dataplatform.cli.run import run_app
 from dataplatform.native import runtime, supervisor
@@ -41,6 +43,8 @@ app.add_typer(run_app, name="run")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(db_app, name="db")
 app.add_typer(lake_app, name="lake")
+app.add_typer(drill_app, name="drill")
+app.command("lineage")(lineage)
 app.add_typer(dashboards_app, name="dashboards")
 app.command("report")(report)
 app.command("generate")(generate)
@@ -190,6 +194,41 @@ def init(
         raise _fail(f"unknown service {service!r}: one of {', '.join(SHARED_INIT)}")
     step(Context.load())
     console.print(f"{service} initialised")
+
+
+@app.command("openmetadata-keys")
+def openmetadata_keys(
+    folder: Annotated[Path, typer.Argument(help="Where to write the two DER files")],
+) -> None:
+    """Write OpenMetadata's JWT signing key pair from OPENMETADATA_JWT_PRIVATE_KEY (compose).
+
+    `dataplatform env init` generates the private key into `.env`; the server reads both keys
+    as DER files (`RSA_PRIVATE_KEY_FILE_PATH`, `RSA_PUBLIC_KEY_FILE_PATH`), so the compose
+    one-shot `openmetadata-keys` writes them into the volume the server mounts, instead of the
+    image's published default pair. Idempotent.
+    """
+    import os
+
+    value = os.environ.get("OPENMETADATA_JWT_PRIVATE_KEY") or envfile.parse(
+        env_file().read_text(encoding="utf-8") if env_file().exists() else ""
+    ).get("OPENMETADATA_JWT_PRIVATE_KEY", "")
+    try:
+        files = envfile.rsa_key_files(value)
+    except ValueError as exc:
+        raise _fail(
+            f"OPENMETADATA_JWT_PRIVATE_KEY is not a generated key ({exc}): run "
+            "`dataplatform env init` after removing it from .env"
+        ) from None
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        path = folder / name
+        # Read-only from the last run: replaced, not opened for writing.
+        path.unlink(missing_ok=True)
+        path.write_bytes(data)
+        # The server runs as another user than this step: readable by all, inside a volume
+        # that only the OpenMetadata containers mount.
+        path.chmod(0o444)
+    console.print(f"wrote {', '.join(sorted(files))} to {folder}")
 
 
 @app.command("airflow-key")

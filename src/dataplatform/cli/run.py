@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import threading
+from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
@@ -76,7 +77,7 @@ def run_ingestor(
         http="httptools",
         access_log=False,
         log_config=None,
-        limit_concurrency=settings.max_concurrency,
+        limit_concurrency=settings.max_connections,
         timeout_graceful_shutdown=int(settings.sink_timeout_s) + 5,
     )
 
@@ -121,3 +122,44 @@ def run_exporter(
         settings.metrics_port,
     )
     exporter.run(stop)
+
+
+@run_app.command("document-landing")
+def run_document_landing(
+    once: Annotated[bool, typer.Option("--once", help="Land what is stored, then exit")] = False,
+    heartbeat_path: Annotated[
+        Path | None,
+        typer.Option(help="Default: <data dir>/run/document-landing/heartbeat.json"),
+    ] = None,
+) -> None:
+    """Documents: the document store (MongoDB/FerretDB) -> bronze and silver Delta."""
+    from dataplatform.documents.landing import DocumentLanding
+    from dataplatform.documents.store import DocumentStore
+    from dataplatform.lake import Lake
+    from dataplatform.logs import configure_logging
+    from dataplatform.settings import get_document_landing_settings, get_mongo_settings
+
+    settings = get_document_landing_settings()
+    configure_logging(settings.log_level)
+    store = DocumentStore(get_mongo_settings())
+    landing = DocumentLanding(
+        store, Lake.load(), get_postgres_settings(), settings, heartbeat_path=heartbeat_path
+    )
+    if once:
+        while (batch := landing.land_once()) is not None:
+            log.info("landed through ingest sequence %d", batch.through_seq)
+        landing.curate(force=True)
+        return
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: stopping after the current batch", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    log.info("document landing polling every %gs", settings.poll_interval_s)
+    try:
+        landing.run(stop)
+    finally:
+        store.close()

@@ -1,26 +1,103 @@
-"""Kafka admin helpers and producer/consumer configuration."""
+"""Kafka admin helpers and producer/consumer configuration.
+
+Every librdkafka client of the platform starts from `client_config`, which carries the
+connection and its authentication: plain TCP natively, and on Amazon MSK TLS with IAM
+(SASL/OAUTHBEARER) whose tokens are SigV4-signed by AWS's own signer library
+(`aws-msk-iam-sasl-signer-python`) from the default credential chain (the Lambda's or the
+task's role). The JVM clients (Spark's Kafka source) get the same choice as Java client
+properties from `jvm_client_config`, served by MSK's `aws-msk-iam-auth` jar (pyspark_jobs/pom.xml).
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from dataplatform.contracts import ENTITIES
-from dataplatform.settings import KafkaSettings
+from dataplatform.settings import KafkaSettings, get_lineage_settings
 
 log = logging.getLogger(__name__)
 
 
 def platform_topics() -> list[str]:
-    """One topic per entity: `<domain>.<entity>.v<N>`."""
-    return [entity.topic for entity in ENTITIES]
+    """One topic per entity (`<domain>.<entity>.v<N>`) and the OpenLineage events' topic."""
+    return [*(entity.topic for entity in ENTITIES), get_lineage_settings().topic]
+
+
+def msk_iam_token_callback(region: str) -> Callable[[str | None], tuple[str, float]]:
+    """librdkafka's `oauth_cb`: a fresh MSK IAM token for `region` on each refresh.
+
+    librdkafka calls it on the client's poll thread when the previous token nears its expiry
+    (MSK tokens live 15 minutes); credentials come from the default chain each time, so a
+    rotated role session is picked up.
+    """
+    from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
+
+    def oauth_cb(_config: str | None) -> tuple[str, float]:
+        token, expiry_ms = MSKAuthTokenProvider.generate_auth_token(region)
+        return token, expiry_ms / 1000
+
+    return oauth_cb
+
+
+def client_config(settings: KafkaSettings) -> dict[str, Any]:
+    """The connection every librdkafka client (producer, consumer, admin) shares."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "security.protocol": settings.security_protocol,
+    }
+    if settings.msk_iam:
+        config["sasl.mechanism"] = "OAUTHBEARER"
+        config["oauth_cb"] = msk_iam_token_callback(settings.aws_region)
+    return config
+
+
+#: The JVM side of MSK IAM per SASL mechanism: classes of `software.amazon.msk:aws-msk-iam-auth`.
+_JVM_MSK_IAM: dict[str, dict[str, str]] = {
+    "OAUTHBEARER": {
+        "sasl.mechanism": "OAUTHBEARER",
+        "sasl.jaas.config": (
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;"
+        ),
+        "sasl.login.callback.handler.class": (
+            "software.amazon.msk.auth.iam.IAMOAuthBearerLoginCallbackHandler"
+        ),
+        "sasl.client.callback.handler.class": (
+            "software.amazon.msk.auth.iam.IAMOAuthBearerLoginCallbackHandler"
+        ),
+    },
+    "AWS_MSK_IAM": {
+        "sasl.mechanism": "AWS_MSK_IAM",
+        "sasl.jaas.config": "software.amazon.msk.auth.iam.IAMLoginModule required;",
+        "sasl.client.callback.handler.class": (
+            "software.amazon.msk.auth.iam.IAMClientCallbackHandler"
+        ),
+    },
+}
+
+
+def jvm_client_config(settings: KafkaSettings) -> dict[str, str]:
+    """The same connection as Java client properties (Spark takes them as `kafka.<name>`).
+
+    The JVM handlers sign with the default credential and region chains of the AWS SDK
+    (`AWS_REGION`, which EMR Serverless and Glue set to the job's region).
+    """
+    config = {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "security.protocol": settings.security_protocol,
+    }
+    if settings.msk_iam:
+        config.update(_JVM_MSK_IAM[settings.sasl_mechanism])
+    return config
 
 
 def ensure_topics(settings: KafkaSettings, topics: list[str] | None = None) -> list[str]:
     """Create the platform's topics if missing; return the ones created. Idempotent."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    admin = AdminClient(client_config(settings))
     wanted = topics or platform_topics()
     metadata = admin.list_topics(timeout=10)
     existing = set(metadata.topics)
@@ -49,10 +126,10 @@ def ensure_topics(settings: KafkaSettings, topics: list[str] | None = None) -> l
     return created
 
 
-def producer_config(settings: KafkaSettings) -> dict[str, object]:
+def producer_config(settings: KafkaSettings) -> dict[str, Any]:
     """Durable producer: idempotent, `acks=all`, bounded delivery time."""
     return {
-        "bootstrap.servers": settings.bootstrap_servers,
+        **client_config(settings),
         "enable.idempotence": True,
         "acks": "all",
     }

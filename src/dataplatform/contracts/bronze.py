@@ -13,6 +13,11 @@ starter's outbox still sort after everything accepted before: 0 is the starter's
 up are the Kafka topic ids landing has seen, in order. Rows written before the token existed
 have nulls, which sort oldest. The columns come last, so tables from before them are evolved by
 appending two nullable columns.
+
+`trace_id` follows one record from its HTTP request to the table: the 32 hex digits of the W3C
+`traceparent` header the ingestor puts on every Kafka message (the trace of its server and
+Kafka produce spans). It is null for messages without a valid header and in the starter track,
+whose outbox does not keep the trace context. It was added last, nullable, for the same reason.
 """
 
 from __future__ import annotations
@@ -36,6 +41,12 @@ BRONZE_COLUMNS: tuple[tuple[str, DeltaType, bool, str], ...] = (
     ("ingest_date", "date", False, "UTC date of ingested_at; the partition column"),
     ("source_epoch", "long", True, "order token, part 1: 0 outbox, 1+ Kafka topic generation"),
     ("source_offset", "long", True, "order token, part 2: Kafka offset or outbox id"),
+    (
+        "trace_id",
+        "string",
+        True,
+        "W3C trace id of the request that sent the record (Kafka `traceparent` header)",
+    ),
 )
 
 BRONZE_PARTITION_COLUMNS: tuple[str, ...] = ("ingest_date",)

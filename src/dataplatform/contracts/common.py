@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
 from importlib import resources
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, WithJsonSchema
 
 #: Identifiers: 1-64 characters, starting with a letter or digit; no spaces or control characters.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$"
@@ -44,7 +45,11 @@ CurrencyCode = Annotated[
     BeforeValidator(_upper),
     StringConstraints(min_length=3, max_length=3),
     AfterValidator(_check_currency),
-    Field(examples=["USD"], description="ISO 4217 alphabetic code"),
+    Field(
+        examples=["USD"],
+        description="ISO 4217 alphabetic code (an active one; lower case is accepted)",
+        json_schema_extra={"enum": sorted(currency_minor_units())},
+    ),
 ]
 
 
@@ -85,11 +90,45 @@ def _check_money_places(value: Decimal) -> Decimal:
     return value
 
 
-#: Money: non-negative, at most 12 digits before the point and 6 after (as written).
+#: Money written as a string, as the OpenAPI schema states it: plain digits, at most 12 before
+#: the point and 6 after.
+MONEY_TEXT_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,6})?$"
+_PLAIN_DIGITS = re.compile(r"[0-9]+(\.[0-9]+)?")
+
+
+def _check_money_text(value: object) -> object:
+    """A string amount is plain digits: no sign, exponent, spaces, `NaN` or `Infinity`.
+
+    How many digits is checked after this, with its own message.
+    """
+    if isinstance(value, str) and not _PLAIN_DIGITS.fullmatch(value):
+        raise ValueError(
+            "as a string, an amount is plain digits with an optional decimal point (e.g. '125.50')"
+        )
+    return value
+
+
+#: Money: non-negative, at most 12 digits before the point and 6 after (as written). The
+#: OpenAPI schema states the same rules, so generated clients and fuzzers send what is accepted.
 Money = Annotated[
     Decimal,
-    Field(ge=0, max_digits=18, decimal_places=6, examples=["125.50"]),
+    BeforeValidator(_check_money_text),
+    Field(ge=0, max_digits=18, decimal_places=6),
     AfterValidator(_check_money_places),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0, "exclusiveMaximum": 1_000_000_000_000},
+                {"type": "string", "pattern": MONEY_TEXT_PATTERN},
+            ],
+            "description": (
+                "exact decimal, as a JSON number or a string: at most 12 digits before the "
+                f"point and {MONEY_DECIMAL_PLACES} after it, as written"
+            ),
+            "examples": ["125.50"],
+        },
+        mode="validation",
+    ),
 ]
 
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]

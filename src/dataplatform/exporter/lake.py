@@ -59,6 +59,7 @@ COMMIT_SECONDS = Histogram(
 )
 BACKLOG = Gauge("exporter_backlog_rows", "Outbox rows not yet exported.", ["entity"])
 ERRORS = Counter("exporter_errors_total", "Polls that failed (Postgres or S3 errors).")
+POLLS = Counter("exporter_polls_total", "Polls that finished without error, rows to export or not.")
 LAST_SUCCESS = Gauge(
     "exporter_last_success_timestamp_seconds", "When the last poll finished without error."
 )
@@ -254,6 +255,8 @@ class LakeExporter:
             # The order token: outbox ids follow the order requests were accepted in.
             "source_epoch": [OUTBOX_EPOCH] * len(records),
             "source_offset": [r[0] for r in records],
+            # The outbox does not keep the request's trace context.
+            "trace_id": [None] * len(records),
         }
         table = pa.Table.from_pydict(columns, schema=self._schema)
         uri = self.table_uri(entity)
@@ -266,7 +269,8 @@ class LakeExporter:
                 table,
                 mode="append",
                 partition_by=list(BRONZE_PARTITION_COLUMNS),
-                # A bronze table from before the order token gains its nullable columns.
+                # A bronze table from before the order token or the trace id gains its nullable
+                # columns.
                 schema_mode="merge",
                 # As landing creates bronze (applied when this write creates the table): curation
                 # reads bronze's change feed, also after the starter track was switched to Kafka.
@@ -301,6 +305,7 @@ class LakeExporter:
         while not stop.is_set():
             try:
                 self.export_once()
+                POLLS.inc()
                 LAST_SUCCESS.set_to_current_time()
             except Exception:
                 ERRORS.inc()

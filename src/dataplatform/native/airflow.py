@@ -74,8 +74,9 @@ class AirflowSettings(_SecretsGuard):
     spark_pool_slots: int = Field(default=1, ge=1)
     spark_master: str = "local[2]"
     dags_paused_at_creation: bool = False
-    #: OpenLineage provider: off, events in the task logs, or sent to `openlineage_url`.
-    openlineage_transport: Literal["disabled", "console", "http"] = "console"
+    #: OpenLineage provider: off, events in the task logs, to the Kafka topic the Spark jobs
+    #: send theirs to (`LINEAGE_TOPIC`), or to `openlineage_url`.
+    openlineage_transport: Literal["disabled", "console", "kafka", "http"] = "kafka"
     openlineage_url: str = ""
     openlineage_namespace: str = "dataplatform"
 
@@ -98,12 +99,29 @@ class AirflowSettings(_SecretsGuard):
         secret = self.secret_key.get_secret_value().encode()
         return hmac.new(secret, purpose.encode(), hashlib.sha256).digest()
 
-    def openlineage_transport_json(self) -> str | None:
-        """The provider's `[openlineage] transport` JSON, or None when lineage is disabled."""
+    def openlineage_transport_json(
+        self, *, kafka_bootstrap_servers: str = "", topic: str = ""
+    ) -> str | None:
+        """The provider's `[openlineage] transport` JSON, or None when lineage is disabled.
+
+        Args:
+            kafka_bootstrap_servers: The brokers of the `kafka` transport.
+            topic: Its topic (the Spark jobs' `LINEAGE_TOPIC`).
+        """
         if self.openlineage_transport == "disabled":
             return None
         if self.openlineage_transport == "http":
             return json.dumps({"type": "http", "url": self.openlineage_url})
+        if self.openlineage_transport == "kafka":
+            return json.dumps(
+                {
+                    "type": "kafka",
+                    "topic": topic,
+                    "config": {"bootstrap.servers": kafka_bootstrap_servers, "acks": "all"},
+                    # A task process may exit right after the event: send it before.
+                    "flush": True,
+                }
+            )
         return json.dumps({"type": "console"})
 
     def fernet_key(self) -> str:
@@ -173,7 +191,13 @@ def render_config(
     `environment=` cannot carry JSON (the OpenLineage transport) and would expose the secrets in
     its own config; the file is private (0600). `AIRFLOW__*` variables still override it.
     """
-    openlineage = settings.openlineage_transport_json()
+    from dataplatform.lineage import get_lineage_settings
+    from dataplatform.settings import get_kafka_settings
+
+    openlineage = settings.openlineage_transport_json(
+        kafka_bootstrap_servers=get_kafka_settings().bootstrap_servers,
+        topic=get_lineage_settings().topic,
+    )
     return {
         "core": {
             "dags_folder": str(dags_folder()),

@@ -22,6 +22,8 @@ REQUIREMENTS=(
   apache-airflow-providers-postgres
   apache-airflow-providers-apache-spark
   apache-airflow-providers-openlineage
+  # The provider's Kafka transport (AIRFLOW_OPENLINEAGE_TRANSPORT=kafka).
+  confluent-kafka
 )
 
 sum=$(cat "$CONSTRAINTS" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)

@@ -16,6 +16,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from dataplatform.native import supervisor
@@ -149,10 +150,18 @@ def up(ctx: Context, track: Track, *, progress: Callable[[str], None] = log.info
         progress(f"{service.name} ready in {time.monotonic() - started:.1f}s")
 
 
+#: How long a started dependency may fail its probe before a dependent refuses to start: one
+#: probe times out now and then on a loaded 2-core host (an API server busy parsing DAGs).
+DEPENDENCY_GRACE_S = 60.0
+
+
 def _start(ctx: Context, service: Service, progress: Callable[[str], None]) -> None:
-    for dependency in service.depends_on:
-        if not SERVICES[dependency].probe(ctx):
-            raise PlatformError(f"{service.name} needs {dependency}, which is not healthy")
+    for name in service.depends_on:
+        if not wait_until(partial(SERVICES[name].probe, ctx), timeout_s=DEPENDENCY_GRACE_S):
+            raise PlatformError(
+                f"{service.name} needs {name}, which is not healthy; last lines of "
+                f"{ctx.runtime.logs_dir / (name + '.log')}:\n{supervisor.tail(ctx, name)}"
+            )
     progress(f"starting {service.name}")
     supervisor.start_program(ctx, service.name)
     if not wait_until(lambda: service.probe(ctx), timeout_s=ctx.runtime.start_timeout_s):

@@ -16,10 +16,12 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from string import Template
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from dataplatform.files import write_private
+from dataplatform.lake import get_lakehouse_settings
 from dataplatform.native.airflow import AIRFLOW_SERVICES
 from dataplatform.native.base import (
     Context,
@@ -28,12 +30,17 @@ from dataplatform.native.base import (
     host_port,
     port_open,
 )
+
+if TYPE_CHECKING:
+    import psycopg
+
 from dataplatform.settings import (
     TRACKS,
     Track,
     get_collector_settings,
     get_exporter_settings,
     get_ingestor_settings,
+    get_mongo_settings,
     get_prometheus_settings,
     project_root,
 )
@@ -172,7 +179,35 @@ def _pg_initialise(ctx: Context) -> None:
                         sql.Identifier(db), sql.Identifier(pg.user)
                     )
                 )
+        if "mongodb" in TRACK_SERVICES[ctx.track]:
+            _ferretdb_database(conn)
     _pg_seed(ctx)
+
+
+#: The PostgreSQL database FerretDB keeps the documents in (a schema per MongoDB database).
+FERRETDB_DATABASE = "ferretdb"
+
+
+def _ferretdb_database(conn: psycopg.Connection[Any]) -> None:
+    """FerretDB's own role and database: MongoDB clients log in as this PostgreSQL role."""
+    from psycopg import sql
+
+    mongo = get_mongo_settings()
+    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (mongo.user,)).fetchone()
+    verb = "ALTER" if exists else "CREATE"
+    conn.execute(
+        sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(
+            sql.Identifier(mongo.user), sql.Literal(mongo.password.get_secret_value())
+        )
+    )
+    if not conn.execute(
+        "SELECT 1 FROM pg_database WHERE datname = %s", (FERRETDB_DATABASE,)
+    ).fetchone():
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(FERRETDB_DATABASE), sql.Identifier(mongo.user)
+            )
+        )
 
 
 def _pg_seed(ctx: Context) -> None:
@@ -647,6 +682,7 @@ def render_prometheus_config(ctx: Context) -> Path:
     prometheus = get_prometheus_settings()
     ingestor = get_ingestor_settings()
     exporter = get_exporter_settings()
+    lakehouse = get_lakehouse_settings()
     return _render(
         "dataplatform.native.prometheus",
         "prometheus.yml",
@@ -656,6 +692,7 @@ def render_prometheus_config(ctx: Context) -> Path:
         prometheus=f"{prometheus.host}:{prometheus.port}",
         ingestor=f"{ingestor.host}:{ingestor.port}",
         lake_exporter=f"{exporter.host}:{exporter.metrics_port}",
+        landing=f"{lakehouse.metrics_host}:{lakehouse.metrics_port}",
     )
 
 
@@ -726,6 +763,67 @@ def _collector_preflight(_ctx: Context) -> str | None:
     return None
 
 
+# --------------------------------------------------------------------------- FerretDB (MongoDB)
+
+
+def ferretdb_binary() -> Path:
+    """FerretDB v1, built by quick_start.sh from tools/ferretdb into the venv."""
+    return Path(sys.executable).parent / "ferretdb"
+
+
+def _ferretdb_command(ctx: Context) -> list[str]:
+    mongo = get_mongo_settings()
+    return [
+        str(ferretdb_binary()),
+        f"-listen-addr={mongo.host}:{mongo.port}",
+        # No credentials here: every client logs in to PostgreSQL with its own.
+        f"-postgresql-url=postgres://{ctx.postgres.host}:{ctx.postgres.port}/{FERRETDB_DATABASE}",
+    ]
+
+
+def _ferretdb_probe(_ctx: Context) -> bool:
+    from pymongo import MongoClient
+    from pymongo.errors import PyMongoError
+
+    mongo = get_mongo_settings()
+    if not port_open(mongo.host, mongo.port):
+        return False
+    client: MongoClient[Any] = MongoClient(
+        **(mongo.client_options() | {"serverSelectionTimeoutMS": 2000, "timeoutMS": 2000})
+    )
+    try:
+        # An authenticated command: PostgreSQL accepted the platform's document user.
+        client[mongo.db].command("ping")
+    except PyMongoError:
+        return False
+    finally:
+        client.close()
+    return True
+
+
+def _ferretdb_preflight(ctx: Context) -> str | None:
+    mongo = get_mongo_settings()
+    if not ferretdb_binary().exists():
+        return (
+            f"FerretDB not found at {ferretdb_binary()}: run ./quick_start.sh "
+            "(it builds tools/ferretdb with Go)"
+        )
+    if not mongo.password.get_secret_value():
+        return "MONGODB_PASSWORD is empty: run `dataplatform env init`"
+    if mongo.user == ctx.postgres.user:
+        return (
+            f"MONGODB_USER and POSTGRES_USER are both {mongo.user!r}: natively MONGODB_USER is a "
+            "PostgreSQL role of its own (FerretDB), so set MONGODB_USER=documents in .env"
+        )
+    return None
+
+
+def _document_landing_healthy() -> bool:
+    from dataplatform.documents.landing import landing_healthy
+
+    return landing_healthy()
+
+
 # --------------------------------------------------------------------------- registry
 
 SERVICES: dict[str, Service] = {
@@ -787,7 +885,8 @@ SERVICES: dict[str, Service] = {
         Service(
             name="landing",
             description="Spark streaming: Kafka -> bronze Delta",
-            ports=lambda _ctx: (),
+            # Its /metrics (LAKEHOUSE_METRICS_PORT; 0 serves none).
+            ports=lambda _ctx: tuple(p for p in (get_lakehouse_settings().metrics_port,) if p),
             command=lambda _ctx: _cli("run", "landing"),
             # Ready once the job's heartbeat (rewritten after every micro-batch) is fresh.
             probe=lambda _ctx: _landing_healthy(),
@@ -815,6 +914,24 @@ SERVICES: dict[str, Service] = {
             environment=_collector_environment,
             preflight=(_collector_preflight,),
         ),
+        Service(
+            name="mongodb",
+            description="FerretDB 1.24: the MongoDB wire protocol over PostgreSQL (documents)",
+            ports=lambda _ctx: (get_mongo_settings().port,),
+            command=_ferretdb_command,
+            probe=_ferretdb_probe,
+            depends_on=("postgres",),
+            preflight=(_ferretdb_preflight,),
+        ),
+        Service(
+            name="document-landing",
+            description="documents: MongoDB ingest sequence -> bronze/silver Delta (delta-rs)",
+            ports=lambda _ctx: (),
+            command=lambda _ctx: _cli("run", "document-landing"),
+            # Ready once the job's heartbeat (rewritten after every poll) is fresh.
+            probe=lambda _ctx: _document_landing_healthy(),
+            depends_on=("postgres", "s3", "mongodb"),
+        ),
     )
 }
 
@@ -837,9 +954,11 @@ TRACK_SERVICES: dict[Track, tuple[str, ...]] = {
         "s3",
         "kafka",
         "otel-collector",
+        "mongodb",
         "ingestor",
         "lake-exporter",
         "landing",
+        "document-landing",
         "prometheus",
     ),
 }

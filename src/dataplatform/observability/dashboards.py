@@ -1,8 +1,8 @@
 """The platform's dashboards, defined once: Grafana JSON (grafana-foundation-sdk) and the
 static report (`dataplatform report`) are both built from `DASHBOARDS`.
 
-Every panel is one PromQL query over the platform's real metrics (the ingestor's and the lake
-exporter's prometheus-client endpoints, and the SLO recording rules in
+Every panel is one PromQL query over the platform's real metrics (the ingestor's, the lake
+exporter's and the landing job's prometheus-client endpoints, and the SLO recording rules in
 observability/rules/slo.rules.yml). No query pads missing series (`or vector(0)`): a panel
 without data means the metric is not there, and the acceptance test says so.
 """
@@ -133,29 +133,75 @@ DASHBOARDS: tuple[Dashboard, ...] = (
                 "platform:consumer_lag_records:max",
                 "lag",
             ),
-            Panel("Backlog by entity", "exporter_backlog_rows", "{{entity}}"),
+            Panel(
+                "Consumer lag by partition",
+                "landing_consumer_lag_records",
+                "{{topic}} [{{partition}}]",
+                description="Kafka log-end offset minus the offset landing committed",
+            ),
+            Panel(
+                "Landing input rate",
+                "sum by (entity) (rate(landing_records_total[5m]))",
+                "{{entity}}",
+                unit="rps",
+            ),
+            Panel(
+                "Micro-batch duration p95",
+                "histogram_quantile(0.95, sum by (le, entity) "
+                "(rate(landing_batch_duration_seconds_bucket[5m])))",
+                "{{entity}}",
+                unit="s",
+            ),
+            Panel(
+                "Time to bronze p99 (oldest record of each micro-batch)",
+                "histogram_quantile(0.99, sum by (le, entity) "
+                "(rate(landing_time_to_bronze_seconds_bucket[5m])))",
+                "{{entity}}",
+                unit="s",
+                description="From the ingestor's Kafka acknowledgement to the bronze commit",
+            ),
+            Panel(
+                "Seconds since the last micro-batch",
+                "time() - landing_last_batch_timestamp_seconds",
+                "{{entity}}",
+                unit="s",
+            ),
+            Panel("Outbox backlog by entity (starter)", "exporter_backlog_rows", "{{entity}}"),
         ),
     ),
     Dashboard(
         uid="dp-lake",
         title="Lake",
         panels=(
+            # Bronze has one writer per track: the lake exporter (starter) or landing (Kafka
+            # tracks); each panel reads whichever reports, never a padded zero.
             Panel(
                 "Rows written to bronze",
-                "sum by (entity) (rate(exporter_rows_total[5m]))",
+                "sum by (entity) (rate(exporter_rows_total[5m])) "
+                'or sum by (entity) (rate(landing_records_total{table="bronze"}[5m]))',
                 "{{entity}}",
                 unit="rps",
             ),
             Panel(
+                "Quarantined records",
+                'sum by (entity) (rate(landing_records_total{table="quarantine"}[5m]))',
+                "{{entity}}",
+                unit="rps",
+                description="Records landing refused (contract check) into quarantine tables",
+            ),
+            Panel(
                 "Delta commit duration p95",
-                "histogram_quantile(0.95, sum by (le, entity) "
-                "(rate(exporter_delta_commit_seconds_bucket[5m])))",
+                "histogram_quantile(0.95, "
+                "sum by (le, entity) (rate(exporter_delta_commit_seconds_bucket[5m])) "
+                "or sum by (le, entity) "
+                '(rate(landing_delta_commit_seconds_bucket{table="bronze"}[5m])))',
                 "{{entity}}",
                 unit="s",
             ),
             Panel(
-                "Bronze batches by outcome",
-                "sum by (entity, outcome) (increase(exporter_batches_total[1h]))",
+                "Bronze batches",
+                "sum by (entity, outcome) (increase(exporter_batches_total[1h])) "
+                "or sum by (entity) (increase(landing_batches_total[1h]))",
                 "{{entity}} {{outcome}}",
             ),
         ),

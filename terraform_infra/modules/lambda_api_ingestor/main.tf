@@ -190,6 +190,9 @@ resource "aws_lambda_function" "ingestor" {
       DATAPLATFORM_ENV            = var.environment
       INGESTOR_SINK               = var.sink
       KAFKA_BOOTSTRAP_SERVERS     = var.kafka_bootstrap_servers
+      KAFKA_SECURITY_PROTOCOL     = "SASL_SSL"
+      KAFKA_SASL_MECHANISM        = "OAUTHBEARER"
+      KAFKA_AWS_REGION            = data.aws_region.current.region
       POSTGRES_HOST               = var.postgres_host
       POSTGRES_PORT               = tostring(var.postgres_port)
       POSTGRES_DB                 = var.postgres_db

@@ -17,9 +17,14 @@ locals {
   # EMR 7 bundles Delta; the project's wheel (dataplatform + pyspark_jobs) goes on --py-files.
   spark_submit_parameters = join(" ", [
     "--py-files ${var.artifacts_uri}/dataplatform.whl",
-    "--conf spark.jars=/usr/share/aws/delta/lib/delta-spark.jar,/usr/share/aws/delta/lib/delta-storage.jar",
+    # MSK's IAM login classes (aws-msk-iam-auth, uploaded with the artifacts) for the Kafka source.
+    "--conf spark.jars=/usr/share/aws/delta/lib/delta-spark.jar,/usr/share/aws/delta/lib/delta-storage.jar,${var.artifacts_uri}/aws-msk-iam-auth.jar",
     "--conf spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
     "--conf spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog",
+    # MSK's IAM listener: the same KAFKA_* settings as the ingestor (dataplatform.settings).
+    "--conf spark.emr-serverless.driverEnv.KAFKA_SECURITY_PROTOCOL=SASL_SSL",
+    "--conf spark.emr-serverless.driverEnv.KAFKA_SASL_MECHANISM=AWS_MSK_IAM",
+    "--conf spark.emr-serverless.driverEnv.KAFKA_AWS_REGION=${data.aws_region.current.region}",
   ])
   log_group = "/aws/emr-serverless/${var.name_prefix}"
 }

@@ -15,6 +15,7 @@ from fastapi_app.app.api.ingesting import (
     batch_openapi,
     ingest_many,
     ingest_one,
+    receipt_link,
     single_openapi,
 )
 from fastapi_app.app.models import BatchIngested, ClaimIngested, IngestReceipt, TransactionIngested
@@ -106,7 +107,7 @@ def build_router(spec: EntityRoutes, config: IngestorSettings) -> APIRouter:
         methods=["POST"],
         name=f"ingest_{spec.short}",
         response_model=spec.response_model,
-        responses=INGEST_ERRORS,
+        responses={200: receipt_link("/ingest_id"), **INGEST_ERRORS},
         openapi_extra=single_openapi(entity),
         summary=f"Ingest one {spec.noun}",
         description=f"Ingest one {spec.short}; 200 once it is durable in the sink.",
@@ -117,7 +118,7 @@ def build_router(spec: EntityRoutes, config: IngestorSettings) -> APIRouter:
         methods=["POST"],
         name=f"ingest_{spec.tag}_batch",
         response_model=BatchIngested,
-        responses=INGEST_ERRORS,
+        responses={200: receipt_link("/results/0/receipt/ingest_id"), **INGEST_ERRORS},
         openapi_extra=batch_openapi(entity, max_records=config.max_batch_records),
         summary=f"Ingest a batch of {spec.noun}s (JSON array or NDJSON)",
         description=(

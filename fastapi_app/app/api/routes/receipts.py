@@ -11,7 +11,7 @@ from fastapi import APIRouter, Response
 
 from fastapi_app.app.api.deps import PrincipalDep, ServiceDep
 from fastapi_app.app.api.errors import ApiError
-from fastapi_app.app.api.ingesting import SECURITY
+from fastapi_app.app.api.ingesting import RECEIPT_OPERATION_ID, SECURITY
 from fastapi_app.app.api.receipt_bodies import destination_dict
 from fastapi_app.app.models import ErrorResponse, ReceiptStatusOut
 
@@ -35,6 +35,7 @@ router = APIRouter(tags=["receipts"])
     },
     openapi_extra={"security": SECURITY},
     summary="Where an ingested record is now",
+    operation_id=RECEIPT_OPERATION_ID,
 )
 async def get_receipt(ingest_id: UUID, principal: PrincipalDep, service: ServiceDep) -> Response:
     """The receipt of one record: accepted -> durable (outbox/Kafka) -> landed (bronze)."""

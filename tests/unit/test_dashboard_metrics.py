@@ -1,0 +1,81 @@
+"""Every metric a dashboard panel or an SLO rule reads is one the platform's code exports (or a
+recording rule, or Prometheus's own `up`): a renamed metric fails here, in seconds, instead of
+leaving a panel empty on the real platform."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client import REGISTRY
+
+import dataplatform.exporter.lake
+import fastapi_app.app.core.telemetry
+import pyspark_jobs.landing_metrics
+from dataplatform.observability.dashboards import DASHBOARDS, Panel
+
+ROOT = Path(__file__).resolve().parents[2]
+RULES = ROOT / "observability" / "rules" / "slo.rules.yml"
+#: The modules whose prometheus-client metrics Prometheus scrapes (imported for their metrics).
+EXPORTING_MODULES = (
+    fastapi_app.app.core.telemetry,
+    dataplatform.exporter.lake,
+    pyspark_jobs.landing_metrics,
+)
+#: PromQL words that are not metric names.
+_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "or", "and"}
+_KEYWORDS |= {"unless", "bool", "offset"}
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric (series) names a PromQL expression reads."""
+    text = re.sub(r'"[^"]*"', '""', expr)
+    text = re.sub(r"\{[^}]*\}", "", text)  # label matchers
+    text = re.sub(r"\[[^\]]*\]", "", text)  # range selectors
+    text = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", "", text)  # grouping labels
+    names = set(re.findall(r"(?<![\w.])[A-Za-z_:][A-Za-z0-9_:]*", text))
+    functions = {name for name in names if re.search(rf"(?<![\w:]){name}\s*\(", text)}
+    return names - functions - _KEYWORDS
+
+
+def _rules() -> list[dict[str, str]]:
+    groups = yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def _exported() -> set[str]:
+    names = {"up"} | {rule["record"] for rule in _rules() if "record" in rule}
+    for family in REGISTRY.collect():
+        names |= {family.name} | {
+            family.name + suffix for suffix in ("_total", "_bucket", "_count", "_sum")
+        }
+    return names
+
+
+def test_metric_names_of_promql_expressions() -> None:
+    expr = (
+        'histogram_quantile(0.95, sum by (le, entity) (rate(a_bucket{table="x"}[5m])) '
+        "or sum by (le) (rate(b:c_bucket[1h]))) - time() + up"
+    )
+
+    assert metric_names(expr) == {"a_bucket", "b:c_bucket", "up"}
+
+
+@pytest.mark.parametrize(
+    "panel",
+    [panel for spec in DASHBOARDS for panel in spec.panels],
+    ids=lambda panel: panel.title,
+)
+def test_panel_query_reads_exported_metrics(panel: Panel) -> None:
+    missing = metric_names(panel.expr) - _exported()
+
+    assert not missing, f"no code exports {sorted(missing)}"
+
+
+@pytest.mark.parametrize("rule", _rules(), ids=lambda rule: rule.get("record") or rule["alert"])
+def test_rule_reads_exported_metrics(rule: dict[str, str]) -> None:
+    missing = metric_names(rule["expr"]) - _exported()
+
+    assert not missing, f"no code exports {sorted(missing)}"
