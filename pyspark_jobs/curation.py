@@ -10,7 +10,8 @@ one), then:
 
 1. re-checks every payload against the contract (exact decimals) and parses it into typed
    columns (failures go to `quarantine/curation/...`, stage `curation`);
-2. enriches transactions with minor units and FX rates read from Postgres over JDBC;
+2. enriches the rows of products declared with `fx` (transactions) with minor units and FX
+   rates read from Postgres over JDBC;
 3. evaluates the entity's expectations on every version (warn / drop to quarantine, stage
    `expectation` / fail the run) and records the results in `_quality/expectation_results`;
 4. keeps, per key, the latest *valid* version: the greatest (event time, order token
@@ -23,7 +24,9 @@ one), then:
    only after gold succeeded: a run that fails in the gold step is redone in full by the
    next run, which finds the days of the earlier MERGE in the change feed.
 
-A run with no new bronze version writes nothing: every table keeps its version.
+A run with no new bronze version writes nothing: every table keeps its version. The code
+follows the steps: `read_bronze_changes` -> `curate_batch` (pure DataFrame transforms, 1-4)
+-> `write_quarantine`, `write_silver`, `write_gold`, `write_state` (5-7).
 
 Exit codes: 0 done, 1 error, 3 a `fail` expectation was not met, 4 an incompatible schema
 change (the message names the column and what to do).
@@ -46,15 +49,7 @@ from pyspark import StorageLevel
 from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import (
-    DateType,
-    DecimalType,
-    LongType,
-    StringType,
-    StructField,
-    StructType,
-    TimestampType,
-)
+from pyspark.sql.types import DecimalType
 
 from dataplatform.contracts import Entity
 from dataplatform.lake import (
@@ -65,69 +60,23 @@ from dataplatform.lake import (
     select_entities,
 )
 from dataplatform.lineage import JobRun, LineageEmitter, ParentRun, gold_table
+from dataplatform.products import product_of
 from dataplatform.settings import PostgresSettings, get_postgres_settings
 from dataplatform.shutdown import exit_now
 from pyspark_jobs import quality, transforms
 from pyspark_jobs.launch import start_job_session
 from pyspark_jobs.lineage import add_lineage_args, gold_run, silver_run
-from pyspark_jobs.quality import (
-    Expectation,
-    ExpectationFailedError,
-    evaluate,
-    failure_message,
-    load_expectations,
-    write_results,
-)
+from pyspark_jobs.quality import Expectation, ExpectationFailedError, load_expectations
+from pyspark_jobs.schemas import gold_schema
 from pyspark_jobs.tables import (
+    STATE_SCHEMA,
     SchemaEvolutionError,
+    ensure_curation_tables,
     ensure_landing_tables,
-    ensure_quarantine_table,
-    ensure_table_property,
     evolve_schema,
 )
 
 logger = logging.getLogger("pyspark_jobs.curation")
-
-#: Gold schemas, NOT NULL where the aggregate always has a value.
-GOLD_SCHEMAS: dict[str, StructType] = {
-    "finance": StructType(
-        [
-            StructField("event_date", DateType(), nullable=False),
-            StructField("account_id", StringType(), nullable=False),
-            StructField("currency", StringType(), nullable=False),
-            StructField("transaction_count", LongType(), nullable=False),
-            StructField("total_amount", transforms.SUM_TYPE, nullable=False),
-            StructField("reporting_currency", StringType(), nullable=True),
-            StructField("total_amount_reporting", transforms.SUM_TYPE, nullable=True),
-        ]
-    ),
-    "insurance": StructType(
-        [
-            StructField("event_date", DateType(), nullable=False),
-            StructField("claim_type", StringType(), nullable=False),
-            StructField("claim_status", StringType(), nullable=False),
-            StructField("claim_count", LongType(), nullable=False),
-            StructField("total_claim_amount", transforms.SUM_TYPE, nullable=False),
-        ]
-    ),
-}
-
-STATE_SCHEMA = StructType(
-    [
-        StructField("entity", StringType(), nullable=False),
-        StructField("run_id", StringType(), nullable=False),
-        StructField("bronze_version_from", LongType(), nullable=False),
-        StructField("bronze_version_to", LongType(), nullable=False),
-        StructField("rows_read", LongType(), nullable=False),
-        StructField("rows_quarantined", LongType(), nullable=False),
-        StructField("rows_merged", LongType(), nullable=False),
-        # Gold is complete for silver up to this version (the run's own MERGE).
-        StructField("silver_version", LongType(), nullable=True),
-        StructField("finished_at", TimestampType(), nullable=False),
-        # The first silver version whose changes this run recomputed gold for.
-        StructField("silver_version_from", LongType(), nullable=True),
-    ]
-)
 
 __all__ = ["SchemaEvolutionError", "curate_entity", "evolve_schema", "main"]
 
@@ -161,38 +110,7 @@ class CurationResult:
         return self.bronze_version_from > self.bronze_version_to
 
 
-# --------------------------------------------------------------------------- tables
-
-
-def ensure_curation_tables(spark: SparkSession, lake: Lake, entity: Entity) -> None:
-    """Create silver, gold, quarantine and state tables if missing; evolve silver's schema."""
-    silver = lake.table("silver", entity)
-    schema = transforms.silver_schema(entity)
-    (
-        DeltaTable.createIfNotExists(spark)
-        .location(silver)
-        .addColumns(schema)
-        # The change feed of each MERGE tells which days' gold rows changed (old and new
-        # event dates), without scanning silver; downstream consumers can follow it too.
-        .property("delta.enableChangeDataFeed", "true")
-        .execute()
-    )
-    evolve_schema(spark, silver, schema, table=entity.table_path("silver"))
-    # A silver table from before the change feed was used: turn it on from now.
-    ensure_table_property(
-        spark, lake, entity.table_path("silver"), "delta.enableChangeDataFeed", "true"
-    )
-    (
-        DeltaTable.createIfNotExists(spark)
-        .location(lake.gold(entity))
-        .addColumns(GOLD_SCHEMAS[entity.domain])
-        .partitionedBy("event_date")
-        .execute()
-    )
-    ensure_quarantine_table(spark, lake, entity, "curation")
-    state = lake.uri(CURATION_STATE_TABLE)
-    DeltaTable.createIfNotExists(spark).location(state).addColumns(STATE_SCHEMA).execute()
-    evolve_schema(spark, state, STATE_SCHEMA, table=CURATION_STATE_TABLE)
+# --------------------------------------------------------------------------- read
 
 
 def table_version(lake: Lake, table: str) -> int:
@@ -291,13 +209,40 @@ def read_reference(spark: SparkSession, postgres: PostgresSettings) -> Reference
     )
 
 
-# --------------------------------------------------------------------------- one run
+# --------------------------------------------------------------------------- transform
+
+
+@dataclass(frozen=True)
+class CuratedBatch:
+    """One batch of bronze changes, curated: DataFrames only, no table read or written yet.
+
+    `checked` and `flagged` are persisted (each is read several times: counts, expectations,
+    quarantine, MERGE); `unpersist` releases them.
+
+    Attributes:
+        checked: The bronze rows with the contract check's result; `rows_read` counts them.
+        flagged: The rows that passed, typed, enriched and flagged with the expectations they
+            fail (`quality.FAILED_COLUMN`): what the expectations are evaluated on.
+        quarantine: The rows the contract refused (stage `curation`) and those a `drop`
+            expectation refused (stage `expectation`), in the quarantine layout.
+        latest: Per key, the latest version no `drop` expectation refused: what is MERGEd.
+    """
+
+    checked: DataFrame
+    flagged: DataFrame
+    quarantine: DataFrame
+    latest: DataFrame
+
+    def unpersist(self) -> None:
+        """Release the persisted DataFrames."""
+        self.flagged.unpersist()
+        self.checked.unpersist()
 
 
 def _enrich(
     rows: DataFrame, entity: Entity, reference: Reference, reporting_currency: str
 ) -> DataFrame:
-    if entity.domain != "finance":
+    if not product_of(entity).fx:
         return rows
     units = reference.currencies.where(F.col("code") == reporting_currency).first()
     if units is None:
@@ -314,15 +259,82 @@ def _enrich(
     )
 
 
-def _quarantine(spark: SparkSession, lake: Lake, entity: Entity, rows: DataFrame) -> None:
-    """Insert quarantine rows not already there (reruns of a batch add nothing)."""
-    (
-        DeltaTable.forPath(spark, lake.quarantine(entity, "curation"))
-        .alias("q")
-        .merge(rows.alias("n"), "q.quarantine_id = n.quarantine_id")
-        .whenNotMatchedInsertAll()
-        .execute()
+def curate_batch(
+    changes: DataFrame,
+    entity: Entity,
+    *,
+    run_id: str,
+    reference: Reference,
+    expectations: Sequence[Expectation],
+    reporting_currency: str,
+) -> CuratedBatch:
+    """Bronze changes -> what goes to silver and what goes to quarantine.
+
+    Checks every payload against the contract and parses it into typed columns, enriches the
+    rows (FX, for products with `fx`), flags the expectations each row fails and picks, per
+    key, the latest valid version. Expectations judge every version before the latest is
+    picked: a newer version that a `drop` expectation refuses must not hide an older valid one.
+
+    Args:
+        changes: Output of `read_bronze_changes`.
+        entity: Whose contract, product and key apply.
+        run_id: This run's id, recorded on silver and quarantine rows.
+        reference: Currencies and FX rates.
+        expectations: The entity's expectations.
+        reporting_currency: The currency amounts are converted to.
+
+    Raises:
+        ValueError: `reporting_currency` is not in the reference currencies.
+    """
+    checked = changes.transform(transforms.bronze_to_checked, entity).persist(
+        StorageLevel.MEMORY_AND_DISK
     )
+    flagged = (
+        checked.transform(transforms.parse_checked, entity, run_id=run_id)
+        .transform(_enrich, entity, reference, reporting_currency)
+        .transform(quality.flag_expectations, expectations)
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    drop_names = quality.drop_names(expectations)
+    dropped = transforms.to_quarantine(
+        flagged.where(quality.failing(flagged, drop_names)),
+        stage="expectation",
+        reason=quality.drop_reason(drop_names),
+        run_id=run_id,
+        key_column=entity.key_field,
+    )
+    refused = transforms.to_quarantine(checked, stage="curation", run_id=run_id)
+    return CuratedBatch(
+        checked=checked,
+        flagged=flagged,
+        quarantine=refused.unionByName(dropped),
+        latest=transforms.latest_valid_per_key(flagged, entity, drop_names),
+    )
+
+
+# --------------------------------------------------------------------------- write
+
+
+def write_quarantine(spark: SparkSession, lake: Lake, entity: Entity, rows: DataFrame) -> int:
+    """Insert quarantine rows not already there (reruns of a batch add nothing).
+
+    Returns:
+        How many rows the batch quarantined (inserted now or by an earlier run).
+    """
+    rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        count = rows.count()
+        if count:
+            (
+                DeltaTable.forPath(spark, lake.quarantine(entity, "curation"))
+                .alias("q")
+                .merge(rows.alias("n"), "q.quarantine_id = n.quarantine_id")
+                .whenNotMatchedInsertAll()
+                .execute()
+            )
+    finally:
+        rows.unpersist()
+    return count
 
 
 #: Spark conf whose value Delta records as the next commits' `userMetadata`.
@@ -348,6 +360,35 @@ def _merge_silver(
         )
     finally:
         spark.conf.unset(_USER_METADATA)
+
+
+@dataclass(frozen=True)
+class SilverMerge:
+    """What one run's MERGE did to silver."""
+
+    #: The run's MERGE commit, or the version the run saw when the MERGE committed nothing.
+    version: int
+    rows_merged: int
+    seconds: float
+
+
+def write_silver(
+    spark: SparkSession, lake: Lake, entity: Entity, latest: DataFrame, *, run_id: str
+) -> SilverMerge:
+    """MERGE the latest versions into silver, updating a key only when the incoming version
+    is newer (so replaying a batch changes nothing)."""
+    table = entity.table_path("silver")
+    version_before = table_version(lake, table)
+    marker = f"curation:{run_id}:{uuid.uuid4()}"
+    started = time.monotonic()
+    _merge_silver(spark, lake.table("silver", entity), entity, latest, marker=marker)
+    seconds = time.monotonic() - started
+    merge_version, metrics = _own_commit(lake, table, version_before, marker)
+    return SilverMerge(
+        version=merge_version if merge_version >= 0 else version_before,
+        rows_merged=int(metrics.get("numSourceRows", 0)),
+        seconds=seconds,
+    )
 
 
 def changed_dates(spark: SparkSession, uri: str, first: int, last: int) -> list[date]:
@@ -389,8 +430,9 @@ def recompute_gold(
     silver = reader.load(lake.table("silver", entity))
     listed = ", ".join(f"DATE'{day.isoformat()}'" for day in days)
     predicate = f"event_date IN ({listed})"
-    aggregates = silver.where(predicate).transform(transforms.GOLD_TRANSFORMS[entity.domain])
-    schema = GOLD_SCHEMAS[entity.domain]
+    product = product_of(entity)
+    aggregates = silver.where(predicate).transform(transforms.GOLD_TRANSFORMS[product.gold])
+    schema = gold_schema(product)
     # The rows are computed from the same predicate, so Delta's extra pass checking that
     # every written row matches `replaceWhere` would only cost time.
     spark.conf.set("spark.databricks.delta.replaceWhere.constraintCheck.enabled", "false")
@@ -405,6 +447,56 @@ def recompute_gold(
     gold = lake.delta_rs(gold_table(entity))
     metrics = (gold.history(1)[0].get("operationMetrics") or {}) if gold is not None else {}
     return int(metrics.get("numOutputRows", 0))
+
+
+@dataclass(frozen=True)
+class GoldWrite:
+    """What `write_gold` did."""
+
+    #: The first silver version whose changes were read.
+    first_silver_version: int
+    #: The event dates recomputed.
+    days: list[date]
+    #: Gold rows written.
+    rows: int
+
+
+def write_gold(
+    spark: SparkSession, lake: Lake, entity: Entity, *, silver_version: int
+) -> GoldWrite:
+    """Bring gold up to `silver_version`: recompute the days changed in silver since the last
+    version gold was completed for (which includes the MERGE of an earlier run whose gold step
+    failed)."""
+    table = entity.table_path("silver")
+    gold_done = last_gold_silver_version(lake, entity)
+    first = gold_done + 1 if gold_done is not None else _first_feed_version(lake, table)
+    days = changed_dates(spark, lake.table("silver", entity), first, silver_version)
+    rows = recompute_gold(spark, lake, entity, days, silver_version=silver_version)
+    return GoldWrite(first, days, rows)
+
+
+def write_state(
+    spark: SparkSession, lake: Lake, result: CurationResult, *, silver_version_from: int
+) -> None:
+    """Record a finished run in `_state/curation_runs`: the next run starts after its
+    bronze versions, and gold is complete for its silver version."""
+    row = (
+        result.entity,
+        result.run_id,
+        result.bronze_version_from,
+        result.bronze_version_to,
+        result.rows_read,
+        result.rows_quarantined,
+        result.rows_merged,
+        result.silver_version,
+        datetime.now(UTC),
+        silver_version_from,
+    )
+    state = spark.createDataFrame([row], STATE_SCHEMA)
+    state.write.format("delta").mode("append").save(lake.uri(CURATION_STATE_TABLE))
+
+
+# --------------------------------------------------------------------------- one run
 
 
 def curate_entity(
@@ -422,6 +514,10 @@ def curate_entity(
     lineage_root: ParentRun | None = None,
 ) -> CurationResult:
     """Curate the bronze versions of `entity` no run has processed yet.
+
+    Reads the new bronze versions (`read_bronze_changes`), curates them (`curate_batch`) and
+    writes the expectation results, quarantine, silver, gold and the run's state, in that
+    order: the state is written only once gold succeeded.
 
     With `lineage`, the two steps are OpenLineage runs: `curation.<domain>.<entity>.silver`
     (bronze -> silver and quarantine) and `curation.<domain>.<entity>.gold` (silver -> gold),
@@ -456,7 +552,7 @@ def curate_entity(
             emitter,
             lake,
             entity,
-            GOLD_SCHEMAS[entity.domain],
+            gold_schema(product_of(entity)),
             parent=lineage_parent,
             root=lineage_root,
         ),
@@ -499,7 +595,6 @@ def _curate_entity(
     name = f"{entity.domain}/{entity.name}"
     ensure_landing_tables(spark, lake, entity)
     ensure_curation_tables(spark, lake, entity)
-    bronze_uri, silver_uri = lake.table("bronze", entity), lake.table("silver", entity)
     upto = table_version(lake, entity.table_path("bronze"))
     after = (
         from_bronze_version - 1
@@ -511,96 +606,39 @@ def _curate_entity(
         silver_step.complete({ref.name: 0 for ref in (*silver_step.inputs, *silver_step.outputs)})
         return CurationResult(name, run_id, after + 1, upto, 0, 0, 0, 0, None, 0.0)
 
-    checked = (
-        read_bronze_changes(spark, bronze_uri, after, upto)
-        .transform(transforms.bronze_to_checked, entity)
-        .persist(StorageLevel.MEMORY_AND_DISK)
-    )
-    rows_read = checked.count()
-    refused = transforms.to_quarantine(checked, stage="curation", run_id=run_id)
-    typed = checked.transform(transforms.parse_checked, entity, run_id=run_id)
-    # Expectations judge every version before the latest is picked: a newer version that a
-    # `drop` expectation refuses must not hide an older valid one.
-    flagged = (
-        typed.transform(_enrich, entity, reference, reporting_currency or _reporting_currency())
-        .transform(quality.flag_expectations, expectations)
-        .persist(StorageLevel.MEMORY_AND_DISK)
+    batch = curate_batch(
+        read_bronze_changes(spark, lake.table("bronze", entity), after, upto),
+        entity,
+        run_id=run_id,
+        reference=reference,
+        expectations=expectations,
+        reporting_currency=reporting_currency or _reporting_currency(),
     )
     try:
-        table = entity.table_path("silver")
-        results = evaluate(flagged, expectations)
-        write_results(spark, lake, results, run_id=run_id, job="curation", table=table)
-        if any(result.outcome == "fail" for result in results):
-            raise ExpectationFailedError(failure_message(results, table=table, run_id=run_id))
-
-        drop_names = [item.name for item in expectations if item.action == "drop"]
-        reason = F.concat(
-            F.lit("failed expectation(s): "),
-            F.array_join(
-                F.filter(F.col(quality.FAILED_COLUMN), lambda n: n.isin(drop_names)), ", "
-            ),
-        )
-        dropped = transforms.to_quarantine(
-            flagged.where(transforms.failing(flagged, drop_names)),
-            stage="expectation",
-            reason=reason,
+        rows_read = batch.checked.count()
+        quality.judge(
+            spark,
+            lake,
+            batch.flagged,
+            expectations,
             run_id=run_id,
-            key_column=entity.key_field,
+            job="curation",
+            table=entity.table_path("silver"),
         )
-        quarantine = refused.unionByName(dropped).persist(StorageLevel.MEMORY_AND_DISK)
-        rows_quarantined = quarantine.count()
-        if rows_quarantined:
-            _quarantine(spark, lake, entity, quarantine)
-        quarantine.unpersist()
-
-        silver_table = entity.table_path("silver")
-        version_before = table_version(lake, silver_table)
-        gold_done = last_gold_silver_version(lake, entity)
-        marker = f"curation:{run_id}:{uuid.uuid4()}"
-        merge_started = time.monotonic()
-        latest = transforms.latest_valid_per_key(flagged, entity, drop_names)
-        _merge_silver(spark, silver_uri, entity, latest, marker=marker)
-        merge_seconds = time.monotonic() - merge_started
-        merge_version, metrics = _own_commit(lake, silver_table, version_before, marker)
-        rows_merged = int(metrics.get("numSourceRows", 0))
-        # Gold is brought up to this run's MERGE (or to what the run saw when the MERGE
-        # committed nothing), from the last version gold was completed for: that includes the
-        # MERGE of an earlier run whose gold step failed.
-        silver_version = merge_version if merge_version >= 0 else version_before
+        rows_quarantined = write_quarantine(spark, lake, entity, batch.quarantine)
+        merge = write_silver(spark, lake, entity, batch.latest, run_id=run_id)
         silver_step.complete(
             {
                 lake.relative(entity.table_path("bronze")): rows_read,
-                lake.relative(silver_table): rows_merged,
+                lake.relative(entity.table_path("silver")): merge.rows_merged,
                 lake.relative(quarantine_path(entity, "curation")): rows_quarantined,
             }
         )
         gold_step.start()
-        first = gold_done + 1 if gold_done is not None else _first_feed_version(lake, silver_table)
-        days = changed_dates(spark, silver_uri, first, silver_version)
-        gold_rows = recompute_gold(spark, lake, entity, days, silver_version=silver_version)
+        gold = write_gold(spark, lake, entity, silver_version=merge.version)
     finally:
-        flagged.unpersist()
-        checked.unpersist()
+        batch.unpersist()
 
-    state = spark.createDataFrame(
-        [
-            (
-                name,
-                run_id,
-                after + 1,
-                upto,
-                rows_read,
-                rows_quarantined,
-                rows_merged,
-                silver_version,
-                datetime.now(UTC),
-                first,
-            )
-        ],
-        STATE_SCHEMA,
-    )
-    state.write.format("delta").mode("append").save(lake.uri(CURATION_STATE_TABLE))
-    gold_step.complete({lake.relative(gold_table(entity)): gold_rows})
     result = CurationResult(
         name,
         run_id,
@@ -608,11 +646,13 @@ def _curate_entity(
         upto,
         rows_read,
         rows_quarantined,
-        rows_merged,
-        len(days),
-        silver_version,
+        merge.rows_merged,
+        len(gold.days),
+        merge.version,
         time.monotonic() - started,
     )
+    write_state(spark, lake, result, silver_version_from=gold.first_silver_version)
+    gold_step.complete({lake.relative(gold_table(entity)): gold.rows})
     logger.info(
         "%s: curated bronze versions %d..%d: %d rows read, %d quarantined, %d merged "
         "(MERGE %.1f s), %d gold days recomputed, silver at version %s, %.1f s in all",
@@ -621,10 +661,10 @@ def _curate_entity(
         upto,
         rows_read,
         rows_quarantined,
-        rows_merged,
-        merge_seconds,
-        len(days),
-        silver_version,
+        result.rows_merged,
+        merge.seconds,
+        len(gold.days),
+        result.silver_version,
         result.seconds,
         extra={"run_id": run_id, "entity": name},
     )

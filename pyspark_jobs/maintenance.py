@@ -25,21 +25,11 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
 from dataplatform.lake import MIN_RETENTION_HOURS, Lake, RetentionGuardError, check_retention
+from dataplatform.products import ZORDER_COLUMNS
 from dataplatform.shutdown import exit_now
 from pyspark_jobs.launch import start_job_session
 
 logger = logging.getLogger("pyspark_jobs.maintenance")
-
-
-#: Columns each table is most often filtered on; OPTIMIZE clusters files by them (Z-order),
-#: so a filter on any of them skips most files. Tables not listed are only compacted.
-ZORDER_COLUMNS: dict[str, tuple[str, ...]] = {
-    "silver/finance/transactions": ("account_id", "event_date"),
-    "silver/insurance/claims": ("policy_number", "customer_id"),
-    "bronze/finance/transactions": ("record_key",),
-    "bronze/insurance/claims": ("record_key",),
-    "gold/finance/daily_account_totals": ("account_id",),
-}
 
 
 #: Bronze OPTIMIZE without `--where` compacts only closed `ingest_date` partitions (before

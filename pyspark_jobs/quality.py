@@ -154,6 +154,17 @@ def failing(df: DataFrame, names: Sequence[str]) -> Column:
     return F.arrays_overlap(F.col(FAILED_COLUMN), F.array(*[F.lit(name) for name in names]))
 
 
+def drop_names(expectations: Sequence[Expectation]) -> list[str]:
+    """The names of the `drop` expectations: rows failing one go to quarantine."""
+    return [item.name for item in expectations if item.action == "drop"]
+
+
+def drop_reason(names: Sequence[str]) -> Column:
+    """The quarantine reason of a flagged row failing some of the `drop` expectations `names`."""
+    failed = F.filter(F.col(FAILED_COLUMN), lambda name: name.isin(list(names)))
+    return F.concat(F.lit("failed expectation(s): "), F.array_join(failed, ", "))
+
+
 def evaluate(flagged: DataFrame, expectations: Sequence[Expectation]) -> list[ExpectationResult]:
     """Count, in one pass, the rows of a flagged DataFrame failing each expectation.
 
@@ -245,6 +256,40 @@ def failure_message(results: Sequence[ExpectationResult], *, table: str, run_id:
     return "\n".join(lines)
 
 
+def judge(
+    spark: SparkSession,
+    lake: Lake,
+    flagged: DataFrame,
+    expectations: Sequence[Expectation],
+    *,
+    run_id: str,
+    job: str,
+    table: str,
+) -> list[ExpectationResult]:
+    """Evaluate the expectations on flagged rows, record the results, stop on a `fail`.
+
+    Args:
+        spark: The session.
+        lake: Where `_quality/expectation_results` is.
+        flagged: Output of `flag_expectations`.
+        expectations: The expectations it was flagged with.
+        run_id: The id the results are recorded under.
+        job: The job evaluating them (`curation`, `quality`).
+        table: The table the rows are (or are going to) for messages and results.
+
+    Returns:
+        One result per expectation.
+
+    Raises:
+        ExpectationFailedError: A `fail` expectation was not met (results are written first).
+    """
+    results = evaluate(flagged, expectations)
+    write_results(spark, lake, results, run_id=run_id, job=job, table=table)
+    if any(result.outcome == "fail" for result in results):
+        raise ExpectationFailedError(failure_message(results, table=table, run_id=run_id))
+    return results
+
+
 def check_silver(
     spark: SparkSession,
     lake: Lake,
@@ -273,15 +318,18 @@ def check_silver(
     Raises:
         ExpectationFailedError: A `fail` expectation was not met (results are written first).
     """
-    table = entity.table_path("silver")
     silver = spark.read.format("delta").load(lake.table("silver", entity))
     if curation_run_id is not None:
         silver = silver.where(F.col("curation_run_id") == curation_run_id)
-    results = evaluate(silver.transform(flag_expectations, expectations), expectations)
-    write_results(spark, lake, results, run_id=run_id, job="quality", table=table)
-    if any(result.outcome == "fail" for result in results):
-        raise ExpectationFailedError(failure_message(results, table=table, run_id=run_id))
-    return results
+    return judge(
+        spark,
+        lake,
+        silver.transform(flag_expectations, expectations),
+        expectations,
+        run_id=run_id,
+        job="quality",
+        table=entity.table_path("silver"),
+    )
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

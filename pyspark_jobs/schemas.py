@@ -1,7 +1,7 @@
 """Spark schemas derived from the contracts, so Spark never holds a hand-written copy of them.
 
-Pure functions over the pydantic models and `BRONZE_COLUMNS`: no Spark session is needed
-(`pyspark.sql.types` is plain Python).
+Pure functions over the pydantic models, `BRONZE_COLUMNS` and the gold columns of
+`dataplatform.products`: no Spark session is needed (`pyspark.sql.types` is plain Python).
 """
 
 from __future__ import annotations
@@ -28,6 +28,10 @@ from pyspark.sql.types import (
 )
 
 from dataplatform.contracts.bronze import BRONZE_COLUMNS, DeltaType
+from dataplatform.products import DataProduct, GoldType
+
+#: Decimal of gold sums (`decimal(30,6)` in `dataplatform.products`).
+SUM_TYPE = DecimalType(30, 6)
 
 #: Python types with one obvious Spark type. `Decimal` is absent: it needs its constraints.
 _SCALAR_TYPES: dict[type, DataType] = {
@@ -45,6 +49,13 @@ _DELTA_TYPES: dict[DeltaType, DataType] = {
     "long": LongType(),
     "timestamp": TimestampType(),
     "date": DateType(),
+}
+
+_GOLD_TYPES: dict[GoldType, DataType] = {
+    "string": StringType(),
+    "long": LongType(),
+    "date": DateType(),
+    "decimal(30,6)": SUM_TYPE,
 }
 
 
@@ -135,5 +146,15 @@ def bronze_schema() -> StructType:
                 name, _DELTA_TYPES[delta_type], nullable=nullable, metadata={"comment": comment}
             )
             for name, delta_type, nullable, comment in BRONZE_COLUMNS
+        ]
+    )
+
+
+def gold_schema(product: DataProduct) -> StructType:
+    """The gold table's schema, from the product's declared columns."""
+    return StructType(
+        [
+            StructField(column.name, _GOLD_TYPES[column.type], nullable=column.nullable)
+            for column in product.gold_table_columns
         ]
     )

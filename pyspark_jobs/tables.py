@@ -1,7 +1,7 @@
 """The lakehouse's Delta tables: created from their schemas, evolved only when that is safe.
 
-Landing creates bronze and its quarantine table; curation creates silver, gold, its quarantine
-and state tables and re-checks bronze: both use these functions.
+Landing creates bronze and its quarantine table (`ensure_landing_tables`); curation creates
+silver, gold, its quarantine and state tables (`ensure_curation_tables`) and re-checks bronze.
 """
 
 from __future__ import annotations
@@ -10,18 +10,43 @@ import logging
 
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
-from pyspark.sql.types import StructType
+from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
 
 from dataplatform.contracts import Entity
 from dataplatform.contracts.bronze import BRONZE_PARTITION_COLUMNS
-from dataplatform.lake import Lake, QuarantineTable, get_lakehouse_settings, quarantine_path
+from dataplatform.lake import (
+    CURATION_STATE_TABLE,
+    Lake,
+    QuarantineTable,
+    get_lakehouse_settings,
+    quarantine_path,
+)
+from dataplatform.products import GOLD_PARTITION, product_of
 from pyspark_jobs import transforms
-from pyspark_jobs.schemas import bronze_schema
+from pyspark_jobs.schemas import bronze_schema, gold_schema
 
 logger = logging.getLogger(__name__)
 
 #: Delta table property: commits between two checkpoints of the table's state.
 CHECKPOINT_INTERVAL = "delta.checkpointInterval"
+
+#: `_state/curation_runs`: one row per finished curation run of an entity.
+STATE_SCHEMA = StructType(
+    [
+        StructField("entity", StringType(), nullable=False),
+        StructField("run_id", StringType(), nullable=False),
+        StructField("bronze_version_from", LongType(), nullable=False),
+        StructField("bronze_version_to", LongType(), nullable=False),
+        StructField("rows_read", LongType(), nullable=False),
+        StructField("rows_quarantined", LongType(), nullable=False),
+        StructField("rows_merged", LongType(), nullable=False),
+        # Gold is complete for silver up to this version (the run's own MERGE).
+        StructField("silver_version", LongType(), nullable=True),
+        StructField("finished_at", TimestampType(), nullable=False),
+        # The first silver version whose changes this run recomputed gold for.
+        StructField("silver_version_from", LongType(), nullable=True),
+    ]
+)
 
 
 class SchemaEvolutionError(RuntimeError):
@@ -113,6 +138,37 @@ def ensure_landing_tables(spark: SparkSession, lake: Lake, entity: Entity) -> No
     ensure_table_property(
         spark, lake, quarantine_path(entity, "landing"), CHECKPOINT_INTERVAL, interval
     )
+
+
+def ensure_curation_tables(spark: SparkSession, lake: Lake, entity: Entity) -> None:
+    """Create silver, gold, quarantine and state tables if missing; evolve silver's schema."""
+    silver = lake.table("silver", entity)
+    schema = transforms.silver_schema(entity)
+    (
+        DeltaTable.createIfNotExists(spark)
+        .location(silver)
+        .addColumns(schema)
+        # The change feed of each MERGE tells which days' gold rows changed (old and new
+        # event dates), without scanning silver; downstream consumers can follow it too.
+        .property("delta.enableChangeDataFeed", "true")
+        .execute()
+    )
+    evolve_schema(spark, silver, schema, table=entity.table_path("silver"))
+    # A silver table from before the change feed was used: turn it on from now.
+    ensure_table_property(
+        spark, lake, entity.table_path("silver"), "delta.enableChangeDataFeed", "true"
+    )
+    (
+        DeltaTable.createIfNotExists(spark)
+        .location(lake.gold(entity))
+        .addColumns(gold_schema(product_of(entity)))
+        .partitionedBy(GOLD_PARTITION.name)
+        .execute()
+    )
+    ensure_quarantine_table(spark, lake, entity, "curation")
+    state = lake.uri(CURATION_STATE_TABLE)
+    DeltaTable.createIfNotExists(spark).location(state).addColumns(STATE_SCHEMA).execute()
+    evolve_schema(spark, state, STATE_SCHEMA, table=CURATION_STATE_TABLE)
 
 
 def ensure_quarantine_table(

@@ -42,8 +42,9 @@ from dataplatform.contracts.bronze import (
     HEADER_SOURCE_OFFSET,
     HEADER_TRACEPARENT,
 )
+from dataplatform.products import product_of
 from pyspark_jobs.quality import failing
-from pyspark_jobs.schemas import contract_schema
+from pyspark_jobs.schemas import SUM_TYPE, contract_schema
 
 #: Internal column: the check's result.
 CHECK_COLUMN = "_check"
@@ -81,8 +82,6 @@ QUARANTINE_SCHEMA = StructType(
 
 #: Decimal of converted amounts: sums of up to 10^6 rows of the contract's 18 digits fit.
 REPORTING_AMOUNT_TYPE = DecimalType(24, 6)
-#: Decimal of gold sums.
-SUM_TYPE = DecimalType(30, 6)
 
 _MAX_REASON_CHARS = 2000
 
@@ -318,7 +317,7 @@ def silver_base_schema(entity: Entity) -> StructType:
     return StructType(fields)
 
 
-#: Columns finance transactions gain from the reference data.
+#: Columns the silver rows of a product with `fx` gain from the reference data.
 FX_FIELDS = (
     StructField("currency_minor_units", IntegerType(), nullable=True),
     StructField("reporting_currency", StringType(), nullable=False),
@@ -328,9 +327,9 @@ FX_FIELDS = (
 
 
 def silver_schema(entity: Entity) -> StructType:
-    """The full silver schema of an entity (finance gets the FX enrichment columns)."""
+    """The full silver schema of an entity (with the FX columns when its product has `fx`)."""
     base = silver_base_schema(entity)
-    if entity.domain == "finance":
+    if product_of(entity).fx:
         return StructType([*base.fields, *FX_FIELDS])
     return base
 
@@ -514,8 +513,8 @@ def claims_daily(silver: DataFrame) -> DataFrame:
     )
 
 
-#: The gold transform of each domain.
+#: The gold transforms by the name of the product they compute (`DataProduct.gold`); every
+#: declared product has one (tests/unit/test_products.py).
 GOLD_TRANSFORMS: dict[str, Callable[[DataFrame], DataFrame]] = {
-    "finance": daily_account_totals,
-    "insurance": claims_daily,
+    transform.__name__: transform for transform in (daily_account_totals, claims_daily)
 }

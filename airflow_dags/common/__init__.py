@@ -17,7 +17,9 @@ from airflow.sdk import Asset
 
 #: The lake's bucket (one bucket, `lakehouse`, by design).
 LAKE = "s3://lakehouse"
-#: `<domain>/<entity>` of every curated entity.
+#: `<domain>/<entity>` of every curated entity: `dataplatform.products.DAG_ENTITIES`, which the
+#: DAG processor cannot import (it runs in Airflow's own virtualenv, without the platform's
+#: code); tests/unit/test_products.py fails when the two differ.
 ENTITIES: tuple[str, ...] = ("finance/transactions", "insurance/claims")
 #: Spark connection, pool and the Variable naming the jobs' folder; `dataplatform up` creates
 #: them from `.env` (see `dataplatform.native.airflow`).

@@ -18,6 +18,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings
 
 from dataplatform.contracts import ENTITIES, Entity
+from dataplatform.products import product_of
 from dataplatform.settings import (
     S3Settings,
     get_runtime_settings,
@@ -43,12 +44,6 @@ QUARANTINE_TABLE_OF_STAGE: dict[str, QuarantineTable] = {
     "landing": "landing",
     "curation": "curation",
     "expectation": "curation",
-}
-
-#: Gold products per domain: `gold/<domain>/<product>`.
-GOLD_PRODUCTS: dict[str, str] = {
-    "finance": "daily_account_totals",
-    "insurance": "claims_daily",
 }
 
 #: The per-run expectation results and the curation job's processed-version log.
@@ -164,8 +159,8 @@ class Lake:
         return self.uri(f"{SOURCE_EPOCHS_DIR}/{entity.domain}/{entity.name}.json")
 
     def gold(self, entity: Entity, *, scheme: Literal["s3", "s3a"] = "s3a") -> str:
-        """The URI of the domain's gold product fed by `entity`."""
-        return self.uri(f"gold/{entity.domain}/{GOLD_PRODUCTS[entity.domain]}", scheme=scheme)
+        """The URI of the gold table fed by `entity` (see `dataplatform.products`)."""
+        return self.uri(product_of(entity).gold_table, scheme=scheme)
 
     def delta_rs(self, table: str) -> DeltaRsTable | None:
         """`table` (`<layer>/<domain>/<entity>`) opened with delta-rs, or None if missing.

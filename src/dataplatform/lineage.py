@@ -33,8 +33,9 @@ from typing import Any, Literal
 import pyarrow as pa
 
 from dataplatform.contracts import Entity
-from dataplatform.lake import GOLD_PRODUCTS, Lake, QuarantineTable, quarantine_path
+from dataplatform.lake import Lake, QuarantineTable, quarantine_path
 from dataplatform.lakelock import table_commit_lock
+from dataplatform.products import product_of
 from dataplatform.settings import (
     KafkaSettings,
     LineageSettings,
@@ -139,7 +140,7 @@ def table_dataset(lake: Lake, table: str, fields: Sequence[tuple[str, str]] = ()
 
 def gold_table(entity: Entity) -> str:
     """`gold/<domain>/<product>`: the gold product fed by an entity."""
-    return f"gold/{entity.domain}/{GOLD_PRODUCTS[entity.domain]}"
+    return f"gold/{entity.domain}/{product_of(entity).gold}"
 
 
 def quarantine_dataset(

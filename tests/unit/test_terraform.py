@@ -21,7 +21,7 @@ import hcl2
 import pytest
 
 from dataplatform.contracts import ENTITIES
-from dataplatform.lake import GOLD_PRODUCTS
+from dataplatform.products import GOLD_PRODUCTS
 from dataplatform.settings import PostgresSettings
 
 ROOT = Path(__file__).resolve().parents[2]

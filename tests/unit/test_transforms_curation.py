@@ -1,4 +1,5 @@
-"""Curation transforms on tiny inline DataFrames: parsing, dedup, FX, expectations, gold."""
+"""Curation transforms on tiny inline DataFrames: parsing, dedup, FX, expectations, gold, and
+the curation job's whole transform step (`curate_batch`)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from dataplatform.contracts import CLAIMS, TRANSACTIONS
-from pyspark_jobs import quality, transforms
+from dataplatform.products import DATA_PRODUCTS, DataProduct
+from pyspark_jobs import curation, quality, transforms
 from pyspark_jobs.quality import Expectation, evaluate, load_expectations
-from pyspark_jobs.schemas import bronze_schema
+from pyspark_jobs.schemas import bronze_schema, gold_schema
 from tests.factories import claim, transaction
 from tests.unit.spark_fixtures import assertDataFrameEqual, spark
 
@@ -493,3 +495,97 @@ def test_silver_schema_contract_fields_then_lineage_then_fx() -> None:
     ]
     assert "amount_reporting" not in transforms.silver_schema(CLAIMS).fieldNames()
     assert not transforms.silver_schema(TRANSACTIONS)["transaction_id"].nullable
+
+
+@pytest.mark.parametrize("product", DATA_PRODUCTS, ids=lambda p: p.gold)
+def test_gold_transform_columns_match_declared_gold_schema(
+    spark: SparkSession, product: DataProduct
+) -> None:
+    silver = spark.createDataFrame([], transforms.silver_schema(product.entity))
+
+    gold = silver.transform(transforms.GOLD_TRANSFORMS[product.gold])
+
+    assert [(f.name, f.dataType) for f in gold.schema.fields] == [
+        (f.name, f.dataType) for f in gold_schema(product).fields
+    ]
+
+
+def _curate(
+    spark: SparkSession,
+    records: list[tuple[dict[str, Any] | str, datetime, str]],
+    reference: tuple[DataFrame, DataFrame],
+    entity: Any = TRANSACTIONS,
+    *,
+    reporting_currency: str = "EUR",
+) -> curation.CuratedBatch:
+    return curation.curate_batch(
+        _bronze(spark, records),
+        entity,
+        run_id="r1",
+        reference=curation.Reference(*reference),
+        expectations=load_expectations(entity),
+        reporting_currency=reporting_currency,
+    )
+
+
+def test_curate_batch_splits_silver_and_quarantine(
+    spark: SparkSession, reference: tuple[DataFrame, DataFrame]
+) -> None:
+    valid = transaction(transaction_id="FT-1", timestamp="2024-03-01T12:30:00", amount="10")
+    future = transaction(transaction_id="FT-1", timestamp="2205-03-01T12:30:00", amount="20")
+    euros = transaction(transaction_id="FT-2", currency="EUR", amount="5.5")
+    broken = {"transaction_id": "FT-9", "amount": "x"}
+
+    batch = _curate(
+        spark,
+        [(valid, T0, "i1"), (future, T0, "i2"), (broken, T0, "i3"), (euros, T0, "i4")],
+        reference,
+    )
+    try:
+        rows_read = batch.checked.count()
+        latest = batch.latest.orderBy("transaction_id").collect()
+        quarantined = batch.quarantine.orderBy("quarantine_id").collect()
+    finally:
+        batch.unpersist()
+
+    assert rows_read == 4
+    # The 2205 version is dropped by `event_time_not_in_future`; the older valid one wins.
+    assert [(r.transaction_id, r.timestamp, r.fx_rate, r.amount_reporting) for r in latest] == [
+        ("FT-1", datetime(2024, 3, 1, 12, 30), Decimal("0.9"), Decimal("9")),
+        ("FT-2", datetime(2024, 3, 1, 12, 30), Decimal("1"), Decimal("5.5")),
+    ]
+    assert set(transforms.silver_schema(TRANSACTIONS).fieldNames()) <= set(batch.latest.columns)
+    assert [(r.quarantine_id, r.stage, r.record_key, r.run_id) for r in quarantined] == [
+        ("curation:t:0:2", "curation", None, "r1"),
+        ("expectation:t:0:1", "expectation", "FT-1", "r1"),
+    ]
+    assert "account_id: Field required" in quarantined[0].reason
+    assert quarantined[1].reason == "failed expectation(s): event_time_not_in_future"
+
+
+def test_curate_batch_claims_without_fx(
+    spark: SparkSession, reference: tuple[DataFrame, DataFrame]
+) -> None:
+    record = claim(claim_id="IC-1", claim_amount="2500.50")
+
+    batch = _curate(spark, [(record, T0, "i1")], reference, CLAIMS, reporting_currency="XXX")
+    try:
+        latest = batch.latest.collect()
+        quarantined = batch.quarantine.count()
+    finally:
+        batch.unpersist()
+
+    assert [(r.claim_id, r.claim_amount, r.curation_run_id) for r in latest] == [
+        ("IC-1", Decimal("2500.500000"), "r1")
+    ]
+    assert "amount_reporting" not in batch.latest.columns
+    assert quarantined == 0
+
+
+def test_curate_batch_unknown_reporting_currency_is_refused(
+    spark: SparkSession, reference: tuple[DataFrame, DataFrame]
+) -> None:
+    record = transaction(transaction_id="FT-1")
+
+    with pytest.raises(ValueError, match="reporting currency XXX is not in reference"):
+        _curate(spark, [(record, T0, "i1")], reference, reporting_currency="XXX")
