@@ -39,14 +39,30 @@ STARTED=0
 if ! [ -f data/run/supervisord.pid ] || ! kill -0 "$(cat data/run/supervisord.pid)" 2>/dev/null; then
   STARTED=1
 fi
-cleanup() { [ "$STARTED" -eq 1 ] && "$DP" down || true; }
+# The image tests rebuild each image's virtualenv and need no service: they run beside the
+# services' start and the suites (minutes of pip work otherwise added to the run's length).
+IMAGE_TESTS=tests/integration/test_image_commands.py
+IMAGE_LOG="$(mktemp)"
+"${PYTEST[@]}" "$IMAGE_TESTS" -q >"$IMAGE_LOG" 2>&1 &
+IMAGE_PID=$!
+cleanup() {
+  kill "$IMAGE_PID" 2>/dev/null || true
+  rm -f "$IMAGE_LOG"
+  [ "$STARTED" -eq 1 ] && "$DP" down || true
+}
 trap cleanup EXIT
 
 echo "== starting the $TRACK track's services"
 "$DP" up --track "$TRACK"
 
 echo "== integration and e2e tests on the real services"
-"${PYTEST[@]}" tests/integration tests/e2e -q
+"${PYTEST[@]}" tests/integration tests/e2e -q --durations=15 --ignore="$IMAGE_TESTS"
+
+echo "== image tests (each image's virtualenv rebuilt, its containers' commands run)"
+image_rc=0
+wait "$IMAGE_PID" || image_rc=$?
+cat "$IMAGE_LOG"
+[ "$image_rc" -eq 0 ]
 
 # Every track as a new user brings it up (tools/quick_start_tracks.sh: quick_start.sh per track
 # on the installs above, sample data accepted and landed in bronze). The test track first: it is
