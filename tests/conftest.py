@@ -17,6 +17,7 @@ from dataplatform.settings import (
     Track,
     get_runtime_settings,
 )
+from fastapi_app.testing import temporary_schema
 
 TIERS = ("unit", "integration", "e2e")
 
@@ -61,3 +62,16 @@ def kafka_settings(platform: Context) -> KafkaSettings:
 @pytest.fixture(scope="session")
 def s3_settings(platform: Context) -> S3Settings:
     return platform.s3
+
+
+@pytest.fixture(scope="module")
+def ingest_schema(postgres_settings: PostgresSettings) -> Iterator[str]:
+    """A throwaway ingest schema (API keys, receipts) for one test module's own ingestor."""
+    with temporary_schema(postgres_settings) as name:
+        yield name
+
+
+@pytest.fixture(scope="module")
+def kafka_ingestor_env(ingest_schema: str) -> dict[str, str]:
+    """The environment of an ingestor on the real Kafka over the module's ingest schema."""
+    return {"INGESTOR_SINK": "kafka", "INGEST_DB_SCHEMA": ingest_schema}

@@ -18,7 +18,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from dataplatform.settings import PostgresSettings
-from fastapi_app.testing import LiveIngestor, create_api_key, live_ingestor, temporary_schema
+from fastapi_app.testing import LiveIngestor, create_api_key, live_ingestor
 
 #: Operations that take no input at all: no negative case exists for them.
 INPUTLESS = {"/", "/health", "/ready", "/metrics"}
@@ -39,19 +39,8 @@ def _ndjson(_ctx: Any, value: Any) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def ingest_schema(postgres_settings: PostgresSettings) -> Iterator[str]:
-    with temporary_schema(postgres_settings) as name:
-        yield name
-
-
-@pytest.fixture(scope="module")
-def ingestor(ingest_schema: str) -> Iterator[LiveIngestor]:
-    env = {
-        "INGESTOR_SINK": "kafka",
-        "INGEST_DB_SCHEMA": ingest_schema,
-        "INGESTOR_LOG_REQUESTS": "false",
-    }
-    with live_ingestor(env) as live:
+def ingestor(kafka_ingestor_env: dict[str, str]) -> Iterator[LiveIngestor]:
+    with live_ingestor({**kafka_ingestor_env, "INGESTOR_LOG_REQUESTS": "false"}) as live:
         yield live
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dataplatform.settings import PostgresSettings
-from fastapi_app.testing import LiveIngestor, create_api_key, live_ingestor, temporary_schema
+from fastapi_app.testing import LiveIngestor, create_api_key, live_ingestor
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCUST = Path(sys.executable).parent / "locust"
@@ -21,15 +21,8 @@ EVERY_TASK = SEED_TASKS | {"/v1/transactions/batch", "/ingest/{ingest_id}"}
 
 
 @pytest.fixture(scope="module")
-def ingest_schema(postgres_settings: PostgresSettings) -> Iterator[str]:
-    with temporary_schema(postgres_settings) as name:
-        yield name
-
-
-@pytest.fixture(scope="module")
-def ingestor(ingest_schema: str) -> Iterator[LiveIngestor]:
-    env = {"INGESTOR_SINK": "kafka", "INGEST_DB_SCHEMA": ingest_schema}
-    with live_ingestor(env) as live:
+def ingestor(kafka_ingestor_env: dict[str, str]) -> Iterator[LiveIngestor]:
+    with live_ingestor(kafka_ingestor_env) as live:
         yield live
 
 
