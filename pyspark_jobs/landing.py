@@ -29,13 +29,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any, NamedTuple
 
 from confluent_kafka import KafkaException, TopicCollection
@@ -60,7 +58,7 @@ from dataplatform.lake import (
 )
 from dataplatform.lineage import JobRun, LineageEmitter, ParentRun, quarantine_dataset
 from dataplatform.settings import KafkaSettings, get_kafka_settings
-from dataplatform.shutdown import exit_now
+from dataplatform.shutdown import exit_now, stop_on_signals
 from dataplatform.spark_settings import get_spark_settings
 from pyspark_jobs import landing_metrics, transforms
 from pyspark_jobs.launch import start_job_session
@@ -808,14 +806,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    stop = threading.Event()
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        logger.info("signal %d: stopping (a micro-batch cut short is replayed next time)", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    stop = stop_on_signals(logger, "stopping (a micro-batch cut short is replayed next time)")
     options = LandingOptions(
         available_now=args.available_now,
         trigger_interval_s=args.trigger_interval_s,

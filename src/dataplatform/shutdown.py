@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
+from types import FrameType
 from typing import NoReturn
 
 
@@ -37,3 +40,21 @@ def exit_now(code: int) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def stop_on_signals(log: logging.Logger, what: str) -> threading.Event:
+    """An event set by SIGTERM or SIGINT, for a loop that finishes its step and stops.
+
+    Args:
+        log: Where the signal is logged.
+        what: What stopping means for this process, logged with the signal.
+    """
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: %s", signum, what)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    return stop

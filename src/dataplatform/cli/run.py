@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
-import threading
 from pathlib import Path
-from types import FrameType
 from typing import Annotated
 
 import typer
@@ -19,6 +16,7 @@ from dataplatform.settings import (
     get_ingestor_settings,
     get_postgres_settings,
 )
+from dataplatform.shutdown import stop_on_signals
 
 run_app = typer.Typer(
     help="Run one of the platform's processes in the foreground.", no_args_is_help=True
@@ -107,14 +105,7 @@ def run_exporter(
             )
         return
     start_http_server(settings.metrics_port, addr=settings.host)
-    stop = threading.Event()
-
-    def _stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %d: stopping after the current batch", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop = stop_on_signals(log, "stopping after the current batch")
     log.info(
         "lake exporter polling every %gs; metrics on %s:%d",
         settings.poll_interval_s,
@@ -150,14 +141,7 @@ def run_document_landing(
             log.info("landed through ingest sequence %d", batch.through_seq)
         landing.curate(force=True)
         return
-    stop = threading.Event()
-
-    def _stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %d: stopping after the current batch", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop = stop_on_signals(log, "stopping after the current batch")
     log.info("document landing polling every %gs", settings.poll_interval_s)
     try:
         landing.run(stop)
