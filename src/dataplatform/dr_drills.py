@@ -22,6 +22,7 @@ Both run the runbooks' commands as an operator types them (`dataplatform backup 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -31,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
@@ -183,7 +184,8 @@ def postgres_drill(
             restored_names.append(target)
             report.run(
                 f"dataplatform backup restore <uri> --database {dump.database}",
-                lambda dump=dump, target=target: run_cli(
+                functools.partial(
+                    run_cli,
                     "backup",
                     "restore",
                     report.backup_uri,
@@ -352,10 +354,13 @@ def delta_drill(
     report = DeltaDrillReport(table=f"{lake.prefix}/{DELTA_DRILL_TABLE}")
     prefix_args = ("--table", DELTA_DRILL_TABLE, "--lake-prefix", lake.prefix)
 
-    def write(data: Any, mode: str) -> None:
+    def write(data: Any, mode: Literal["append", "overwrite"]) -> None:
         # Like every writer of the lake: under the table's commit lock.
         with table_commit_lock(postgres, uri):
-            write_deltalake(uri, data, mode=mode, storage_options=options)
+            if mode == "overwrite":
+                write_deltalake(uri, data, mode="overwrite", storage_options=options)
+            else:
+                write_deltalake(uri, data, mode="append", storage_options=options)
 
     def content(version: int | None = None) -> Fingerprint:
         table = DeltaTable(uri, storage_options=options)
