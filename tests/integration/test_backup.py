@@ -56,6 +56,29 @@ def backup_date(s3_settings: S3Settings) -> Iterator[date]:
         client.delete_object(Bucket=s3_settings.bucket, Key=item["Key"])
 
 
+def _backup(postgres: PostgresSettings, s3: S3Settings, database: str, day: date) -> str:
+    return backup.backup_postgres(
+        postgres=postgres,
+        s3=s3,
+        databases=[database],
+        backup_date=day,
+        bin_dir=get_runtime_settings().postgres_bin_dir,
+    )
+
+
+def _rewrite_manifest(s3: S3Settings, day: date, **changes: dict[str, object]) -> None:
+    """Replace fields of the first dump in the day's manifest (a lying manifest)."""
+    uri = backup.backup_uri(s3, day)
+    manifest = backup.read_manifest(uri, s3)
+    dump = manifest.dumps[0]
+    wrong = replace(dump, **{k: {**getattr(dump, k), **v} for k, v in changes.items()})
+    s3_client(s3).put_object(
+        Bucket=s3.bucket,
+        Key=f"{backup.BACKUP_PREFIX}/{day.isoformat()}/{backup.MANIFEST}",
+        Body=replace(manifest, dumps=[wrong]).to_json().encode(),
+    )
+
+
 def _scratch_databases(postgres: PostgresSettings) -> set[str]:
     with psycopg.connect(postgres.conninfo(dbname="postgres")) as conn:
         rows = conn.execute(
@@ -98,25 +121,16 @@ def test_verify_reports_row_counts_that_differ_from_the_manifest(
     marked_table: str,
     backup_date: date,
 ) -> None:
-    bin_dir = get_runtime_settings().postgres_bin_dir
-    uri = backup.backup_postgres(
-        postgres=postgres_settings,
-        s3=s3_settings,
-        databases=[postgres_settings.db],
-        backup_date=backup_date,
-        bin_dir=bin_dir,
-    )
+    uri = _backup(postgres_settings, s3_settings, postgres_settings.db, backup_date)
     # A manifest claiming one row more than the dump holds: the check must catch it.
-    manifest = backup.read_manifest(uri, s3_settings)
-    dump = manifest.dumps[0]
-    wrong = replace(dump, row_counts={**dump.row_counts, marked_table: ROWS + 1})
-    s3_client(s3_settings).put_object(
-        Bucket=s3_settings.bucket,
-        Key=f"{backup.BACKUP_PREFIX}/{backup_date.isoformat()}/{backup.MANIFEST}",
-        Body=replace(manifest, dumps=[wrong]).to_json().encode(),
-    )
+    _rewrite_manifest(s3_settings, backup_date, row_counts={marked_table: ROWS + 1})
     with pytest.raises(backup.BackupError, match=rf"{marked_table} want {ROWS + 1} got {ROWS}"):
-        backup.verify_backup(uri, postgres=postgres_settings, s3=s3_settings, bin_dir=bin_dir)
+        backup.verify_backup(
+            uri,
+            postgres=postgres_settings,
+            s3=s3_settings,
+            bin_dir=get_runtime_settings().postgres_bin_dir,
+        )
 
 
 def test_verify_refuses_a_corrupted_dump(
@@ -149,27 +163,19 @@ def test_verify_reports_a_table_whose_content_changed_with_the_same_count(
     marked_table: str,
     backup_date: date,
 ) -> None:
-    bin_dir = get_runtime_settings().postgres_bin_dir
-    uri = backup.backup_postgres(
-        postgres=postgres_settings,
-        s3=s3_settings,
-        databases=[postgres_settings.db],
-        backup_date=backup_date,
-        bin_dir=bin_dir,
-    )
-    manifest = backup.read_manifest(uri, s3_settings)
-    dump = manifest.dumps[0]
+    uri = _backup(postgres_settings, s3_settings, postgres_settings.db, backup_date)
+    dump = backup.read_manifest(uri, s3_settings).dumps[0]
     assert dump.checksums.keys() == dump.row_counts.keys()
     assert dump.snapshot_at
     # Same rows, other content: only the checksum can tell.
-    wrong = replace(dump, checksums={**dump.checksums, marked_table: "1"})
-    s3_client(s3_settings).put_object(
-        Bucket=s3_settings.bucket,
-        Key=f"{backup.BACKUP_PREFIX}/{backup_date.isoformat()}/{backup.MANIFEST}",
-        Body=replace(manifest, dumps=[wrong]).to_json().encode(),
-    )
+    _rewrite_manifest(s3_settings, backup_date, checksums={marked_table: "1"})
     with pytest.raises(backup.BackupError, match=rf"{marked_table} checksum differs"):
-        backup.verify_backup(uri, postgres=postgres_settings, s3=s3_settings, bin_dir=bin_dir)
+        backup.verify_backup(
+            uri,
+            postgres=postgres_settings,
+            s3=s3_settings,
+            bin_dir=get_runtime_settings().postgres_bin_dir,
+        )
 
 
 @pytest.fixture
@@ -202,13 +208,7 @@ def test_backup_restore_replace_puts_the_backup_in_place_of_a_damaged_database(
     damaged_database: str,
     backup_date: date,
 ) -> None:
-    uri = backup.backup_postgres(
-        postgres=postgres_settings,
-        s3=s3_settings,
-        databases=[damaged_database],
-        backup_date=backup_date,
-        bin_dir=get_runtime_settings().postgres_bin_dir,
-    )
+    uri = _backup(postgres_settings, s3_settings, damaged_database, backup_date)
     good = _marks(postgres_settings, damaged_database)
     with psycopg.connect(
         postgres_settings.conninfo(dbname=damaged_database), autocommit=True
@@ -246,13 +246,7 @@ def test_backup_restore_into_an_existing_database_is_refused(
     damaged_database: str,
     backup_date: date,
 ) -> None:
-    uri = backup.backup_postgres(
-        postgres=postgres_settings,
-        s3=s3_settings,
-        databases=[damaged_database],
-        backup_date=backup_date,
-        bin_dir=get_runtime_settings().postgres_bin_dir,
-    )
+    uri = _backup(postgres_settings, s3_settings, damaged_database, backup_date)
     with pytest.raises(backup.BackupError, match="exists already"):
         backup.restore_backup(
             uri,

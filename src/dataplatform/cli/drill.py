@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import platform
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -13,6 +14,20 @@ drill_app = typer.Typer(
     no_args_is_help=True,
 )
 err = Console(stderr=True, highlight=False)
+
+
+def _print_report(title: str, drill: Callable[[], Any]) -> None:
+    """Run a drill; print its title and report lines, or its failure (exit 1)."""
+    from dataplatform.drills import DrillError
+
+    try:
+        report = drill()
+    except DrillError as exc:
+        err.print(f"[bold red]drill failed:[/] {exc}")
+        raise typer.Exit(code=1) from None
+    typer.echo(title)
+    for line in report.lines():
+        typer.echo(line)
 
 
 @drill_app.command("kafka")
@@ -32,7 +47,7 @@ def kafka(
     ] = False,
 ) -> None:
     """Lose the Kafka broker's data, recover it from a backup, print RPO/RTO and the checks."""
-    from dataplatform.drills import DrillError, kafka_drill
+    from dataplatform.drills import kafka_drill
     from dataplatform.settings import get_kafka_settings, get_runtime_settings
 
     runtime = get_runtime_settings()
@@ -42,14 +57,10 @@ def kafka(
             f"{get_kafka_settings().bootstrap_servers}). Continue?",
             abort=True,
         )
-    try:
-        report = kafka_drill(records=records, timeout_s=timeout_s, curate=curate)
-    except DrillError as exc:
-        err.print(f"[bold red]drill failed:[/] {exc}")
-        raise typer.Exit(code=1) from None
-    typer.echo(f"kafka drill on {platform.node()} ({platform.machine()}), data {runtime.data_dir}")
-    for line in report.lines():
-        typer.echo(line)
+    _print_report(
+        f"kafka drill on {platform.node()} ({platform.machine()}), data {runtime.data_dir}",
+        lambda: kafka_drill(records=records, timeout_s=timeout_s, curate=curate),
+    )
 
 
 @drill_app.command("postgres")
@@ -72,7 +83,6 @@ def postgres(
     from datetime import date
 
     from dataplatform.dr_drills import postgres_drill
-    from dataplatform.drills import DrillError
     from dataplatform.settings import get_postgres_settings
 
     try:
@@ -80,17 +90,11 @@ def postgres(
     except ValueError:
         err.print(f"[bold red]error:[/] --date must be YYYY-MM-DD, got {backup_date!r}")
         raise typer.Exit(code=1) from None
-    try:
-        report = postgres_drill(marks=marks, backup_date=day, keep=keep)
-    except DrillError as exc:
-        err.print(f"[bold red]drill failed:[/] {exc}")
-        raise typer.Exit(code=1) from None
     pg = get_postgres_settings()
-    typer.echo(
-        f"postgres drill on {platform.node()} ({platform.machine()}), server {pg.host}:{pg.port}"
+    _print_report(
+        f"postgres drill on {platform.node()} ({platform.machine()}), server {pg.host}:{pg.port}",
+        lambda: postgres_drill(marks=marks, backup_date=day, keep=keep),
     )
-    for line in report.lines():
-        typer.echo(line)
 
 
 @drill_app.command("delta")
@@ -107,13 +111,8 @@ def delta(
     Safe on a live platform: the table lives under its own lake prefix, deleted afterwards.
     """
     from dataplatform.dr_drills import delta_drill
-    from dataplatform.drills import DrillError
 
-    try:
-        report = delta_drill(rows=rows, lake_prefix=lake_prefix, keep=keep)
-    except DrillError as exc:
-        err.print(f"[bold red]drill failed:[/] {exc}")
-        raise typer.Exit(code=1) from None
-    typer.echo(f"delta drill on {platform.node()} ({platform.machine()})")
-    for line in report.lines():
-        typer.echo(line)
+    _print_report(
+        f"delta drill on {platform.node()} ({platform.machine()})",
+        lambda: delta_drill(rows=rows, lake_prefix=lake_prefix, keep=keep),
+    )
