@@ -23,6 +23,7 @@ import re
 import secrets
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -315,12 +316,37 @@ def create_database(postgres: PostgresSettings, name: str) -> None:
             ) from None
 
 
-def drop_database(postgres: PostgresSettings, name: str) -> None:
-    """Drop `name` if it exists, disconnecting its sessions."""
+def drop_database(postgres: PostgresSettings, name: str, *, timeout_s: float = 60) -> None:
+    """Drop `name` if it exists, disconnecting its sessions.
+
+    A freshly restored database invites autovacuum, and `WITH (FORCE)` refuses to terminate
+    an autovacuum worker unless the role is a member of `pg_signal_backend` (the platform's
+    role is not). A plain `DROP DATABASE` does stop autovacuum workers, so it is the fallback,
+    retried while other sessions are still going away.
+
+    Raises:
+        BackupError: Sessions of another role kept the database in use for `timeout_s`.
+    """
+    force = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    plain = sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))
+    deadline = time.monotonic() + timeout_s
     with psycopg.connect(postgres.conninfo(dbname="postgres"), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+        while True:
+            try:
+                conn.execute(force)
+                return
+            except psycopg.errors.InsufficientPrivilege:
+                pass
+            try:
+                conn.execute(plain)
+                return
+            except psycopg.errors.ObjectInUse:
+                if time.monotonic() > deadline:
+                    raise BackupError(
+                        f"database {name} is still in use by sessions the platform's role may "
+                        "not end; drop it later"
+                    ) from None
+                time.sleep(1)
 
 
 @contextmanager
