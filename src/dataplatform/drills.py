@@ -88,7 +88,7 @@ class DrillReport:
         ]
 
 
-def _cli(*args: str, timeout_s: float = 900) -> str:
+def run_cli(*args: str, timeout_s: float = 900) -> str:
     """Run `dataplatform <args>` as an operator would; its stdout, or DrillError."""
     command = [sys.executable, "-m", "dataplatform.cli.main", *args]
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
@@ -216,7 +216,7 @@ def kafka_drill(*, records: int = 200, timeout_s: float = 900, curate: bool = Fa
             timeout_s=timeout_s,
         ),
     )
-    backup_uri = step("dataplatform backup kafka", lambda: _cli("backup", "kafka").strip())
+    backup_uri = step("dataplatform backup kafka", lambda: run_cli("backup", "kafka").strip())
     snapshot = datetime.fromisoformat(_manifest_time(backup_uri))
     after = step(f"send {records} more records", lambda: send(records, records))
     report.records_after_backup = len(after)
@@ -228,19 +228,22 @@ def kafka_drill(*, records: int = 200, timeout_s: float = 900, curate: bool = Fa
 
     # Recovery, the runbook's order: landing stopped and reset, broker back, topics restored.
     step(
-        "dataplatform supervisorctl stop landing", lambda: _cli("supervisorctl", "stop", "landing")
+        "dataplatform supervisorctl stop landing",
+        lambda: run_cli("supervisorctl", "stop", "landing"),
     )
     # What landing committed until it stopped is safe in bronze; the rest of `after` is lost.
     report.landed_after_backup_before_loss = len(_landed(set(after)))
     for entity in ("finance/transactions", "insurance/claims"):
         step(
             f"dataplatform lake reset-landing --entity {entity} --yes",
-            functools.partial(_cli, "lake", "reset-landing", "--entity", entity, "--yes"),
+            functools.partial(run_cli, "lake", "reset-landing", "--entity", entity, "--yes"),
         )
-    step("dataplatform up (broker formatted, topics created, landing started)", lambda: _cli("up"))
+    step(
+        "dataplatform up (broker formatted, topics created, landing started)", lambda: run_cli("up")
+    )
     step(
         "dataplatform backup kafka-restore <uri>",
-        lambda: _cli("backup", "kafka-restore", backup_uri),
+        lambda: run_cli("backup", "kafka-restore", backup_uri),
     )
     report.rto_topics_restored_s = time.monotonic() - lost_at
     probe = _transaction(run, 99999, 1)
@@ -265,7 +268,7 @@ def kafka_drill(*, records: int = 200, timeout_s: float = 900, curate: bool = Fa
     if curate:
         step(
             "dataplatform run curation --entity finance/transactions",
-            lambda: _cli(
+            lambda: run_cli(
                 "run", "curation", "--entity", "finance/transactions", "--run-id", f"drill-{run}"
             ),
         )
@@ -285,7 +288,7 @@ def _manifest_time(uri: str) -> str:
 
 
 def _lose_kafka(data_dir: Any) -> None:
-    _cli("supervisorctl", "stop", "kafka")
+    run_cli("supervisorctl", "stop", "kafka")
     shutil.rmtree(data_dir / "kafka")
 
 

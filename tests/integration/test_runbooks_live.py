@@ -5,8 +5,9 @@ runs them: each native command line is pasted into bash from the repository root
 operator would, with the page's variables set, and must succeed. Commands that change the
 platform (stop or restart a service, rewrite or restore a table, reset a checkpoint, revoke a
 key, send load, migrate Airflow's database) are not run here; `NOT_RUN` says why for each,
-and the drills (`dataplatform drill kafka`, tests/integration/test_kafka_backup.py,
-tests/integration/test_backup.py) exercise the recoveries themselves.
+and the drills (`dataplatform drill kafka|postgres|delta`, tests/integration/test_dr_drills.py,
+tests/integration/test_kafka_backup.py, tests/integration/test_backup.py) exercise the
+recoveries themselves.
 
 The pages are written for the default ports and data folder; when the platform under test
 has others (a second platform on one machine), the test substitutes them, nothing else.
@@ -87,7 +88,16 @@ NOT_RUN: tuple[tuple[tuple[str, ...], str], ...] = (
         "produces the backup's records into the topics (it refuses topics holding records); "
         "run by `dataplatform drill kafka` and tests/integration/test_kafka_backup.py",
     ),
-    (("pg_restore",), "overwrites Airflow's metadata database"),
+    (
+        ("dataplatform", "backup", "restore"),
+        "creates databases and, with --replace, renames Airflow's; run by `dataplatform drill "
+        "postgres` (tests/integration/test_dr_drills.py) and tests/integration/test_backup.py",
+    ),
+    (
+        ("dataplatform", "drill"),
+        "the drills have their own tests (tests/integration/test_dr_drills.py); `drill delta` "
+        "runs a Spark job",
+    ),
 )
 AIRFLOW_SERVICES = {"airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"}
 

@@ -1,4 +1,4 @@
-"""Pure parts of the Postgres backups: manifest, count comparison, names and URIs."""
+"""Pure parts of the Postgres backups: manifest, count and checksum comparison, names, URIs."""
 
 from __future__ import annotations
 
@@ -23,10 +23,56 @@ def test_manifest_round_trips_through_json() -> None:
                 sha256="ab" * 32,
                 size_bytes=1234,
                 row_counts={"public.dag": 4},
+                checksums={"public.dag": "3f2a"},
+                snapshot_at="2026-11-27T02:00:00.123456+00:00",
             )
         ],
     )
     assert backup.Manifest.from_json(manifest.to_json()) == manifest
+
+
+def test_manifest_without_checksums_still_reads() -> None:
+    raw = {
+        "backup_date": "2026-11-27",
+        "created_at": "2026-11-27T02:00:00+00:00",
+        "server_version": "15.18",
+        "dumps": [
+            {"database": "airflow", "key": "k", "sha256": "ab", "size_bytes": 1, "row_counts": {}}
+        ],
+    }
+    dump = backup.Manifest.from_json(json.dumps(raw)).dumps[0]
+    assert (dump.checksums, dump.snapshot_at) == ({}, "")
+
+
+def test_compare_checksums_names_tables_whose_content_differs() -> None:
+    expected = {"public.a": "1f", "public.b": "2e", "public.gone": "3d"}
+    actual = {"public.a": "1f", "public.b": "2f", "public.new": "4c"}
+    # Missing and extra tables are the row-count comparison's findings, not repeated here.
+    assert backup.compare_checksums(expected, actual) == ["public.b"]
+    assert backup.compare_checksums(expected, dict(expected)) == []
+
+
+def test_restore_check_is_ok_only_when_counts_and_checksums_match() -> None:
+    check = backup.RestoreCheck(
+        database="airflow", scratch_database="x", tables=2, rows=9, mismatches={}
+    )
+    assert check.ok
+    changed = backup.RestoreCheck(
+        database="airflow",
+        scratch_database="x",
+        tables=2,
+        rows=9,
+        mismatches={"public.a": (3, 2)},
+        checksum_mismatches=["public.b"],
+    )
+    assert not changed.ok
+    assert changed.problems() == "public.a want 3 got 2, public.b checksum differs"
+
+
+def test_restored_name_fits_postgres() -> None:
+    now = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
+    assert backup.restored_name("airflow", now) == "airflow_restored_20261127020000"
+    assert len(backup.restored_name("x" * 80, now)) <= backup.MAX_IDENTIFIER
 
 
 def test_compare_counts_names_changed_missing_and_extra_tables() -> None:

@@ -27,7 +27,11 @@ from dataplatform.settings import PostgresSettings
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "terraform_infra"
 MODULES = sorted(p for p in (INFRA / "modules").iterdir() if p.is_dir())
-ENVIRONMENTS = sorted(p for p in (INFRA / "environments").iterdir() if p.is_dir())
+#: The environments' roots; `_shared` holds the root files they link to (one copy, no drift).
+ENVIRONMENTS = sorted(
+    p for p in (INFRA / "environments").iterdir() if p.is_dir() and not p.name.startswith("_")
+)
+SHARED = INFRA / "environments" / "_shared"
 TF_FILES = sorted(INFRA.rglob("*.tf"))
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 TOFU = ROOT / ".tools" / "bin" / "tofu"
@@ -72,6 +76,14 @@ def _text(folder: Path) -> str:
     return "\n".join(p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.tf")))
 
 
+def _composes(folder: Path) -> bool:
+    return bool(_blocks(folder, "module"))
+
+
+#: Every folder that calls modules: the environments, the platform module, the modules with a key.
+COMPOSITIONS = ENVIRONMENTS + [m for m in MODULES if _composes(m)]
+
+
 def _module_calls(env: Path) -> dict[str, tuple[Path, dict[str, Any]]]:
     calls = {}
     for name, body in _blocks(env, "module").items():
@@ -94,8 +106,46 @@ def test_layout_has_every_module_and_environment() -> None:
         "spark_jobs",
         "mwaa_airflow",
         "documentdb",
+        "platform",
+        "kms_key",
     }
     assert {p.name for p in ENVIRONMENTS} == {"dev", "staging", "prod"}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS, ids=lambda p: p.name)
+def test_environment_sets_only_its_values(env: Path) -> None:
+    # The module call, variables, outputs and providers are links to one shared copy; the
+    # environment's own main.tf holds nothing but its locals.
+    for shared in sorted(SHARED.glob("*.tf")):
+        link = env / shared.name
+        assert link.is_symlink(), f"{_rel(link)} is not a link to {_rel(shared)}"
+        assert link.resolve() == shared.resolve()
+    own = [p.name for p in env.glob("*.tf") if not p.is_symlink()]
+    assert own == ["main.tf"]
+    assert {k for k in _load(env / "main.tf") if not k.startswith("__")} == {"locals"}
+
+
+def test_kms_keys_come_from_the_kms_key_module() -> None:
+    # One key definition (rotation, deletion window, key policy) for every module that encrypts.
+    for module in MODULES:
+        if module.name == "kms_key":
+            continue
+        assert "aws_kms_key" not in _blocks(module, "resource"), (
+            f"{_rel(module)} defines its own aws_kms_key: use ../kms_key"
+        )
+    users = {
+        m.name
+        for m in MODULES
+        if any(_unquote(b["source"]) == "../kms_key" for b in _blocks(m, "module").values())
+    }
+    assert users == {
+        "s3_data_lake",
+        "msk_kafka",
+        "rds_postgres",
+        "lambda_api_ingestor",
+        "mwaa_airflow",
+        "documentdb",
+    }
 
 
 @pytest.mark.parametrize("folder", MODULES + ENVIRONMENTS, ids=lambda p: p.name)
@@ -127,7 +177,7 @@ def test_variables_are_declared_and_used(folder: Path) -> None:
     assert declared <= used, f"{_rel(folder)}: unused variables {sorted(declared - used)}"
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS, ids=lambda p: p.name)
+@pytest.mark.parametrize("env", COMPOSITIONS, ids=lambda p: p.name)
 def test_module_arguments_are_module_variables(env: Path) -> None:
     calls = _module_calls(env)
     assert calls
@@ -142,10 +192,11 @@ def test_module_arguments_are_module_variables(env: Path) -> None:
         assert not missing, f"{_rel(env)}: module {name} misses required {sorted(missing)}"
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS, ids=lambda p: p.name)
+@pytest.mark.parametrize("env", COMPOSITIONS, ids=lambda p: p.name)
 def test_module_references_name_outputs(env: Path) -> None:
     calls = _module_calls(env)
-    references = set(re.findall(r"\bmodule\.([A-Za-z_]\w*)\.([A-Za-z_]\w*)", _text(env)))
+    code = re.sub(r"(?m)^\s*#.*$", "", _text(env))  # comments may name nested addresses
+    references = set(re.findall(r"\bmodule\.([A-Za-z_]\w*)\.([A-Za-z_]\w*)", code))
     assert references
     for module, output in sorted(references):
         assert module in calls, f"{_rel(env)}: module.{module} is not declared"
@@ -154,17 +205,19 @@ def test_module_references_name_outputs(env: Path) -> None:
 
 
 def test_environments_differ_only_in_sizing() -> None:
-    # The three compositions wire the same modules the same way; only their locals differ.
-    def shape(env: Path) -> dict[str, Any]:
-        return {name: sorted(args) for name, (_, args) in _module_calls(env).items()}
+    # The three environments set the same values (each its own), which the shared call uses.
+    def values(env: Path) -> set[str]:
+        [locals_block] = _load(env / "main.tf")["locals"]
+        return {k for k in locals_block if not k.startswith("__")}
 
-    shapes = [shape(env) for env in ENVIRONMENTS]
-    assert all(s == shapes[0] for s in shapes)
+    names = [values(env) for env in ENVIRONMENTS]
+    assert all(n == names[0] for n in names)
+    used = set(re.findall(r"\blocal\.([A-Za-z_]\w*)", (SHARED / "platform.tf").read_text()))
+    assert used == names[0]
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS, ids=lambda p: p.name)
-def test_environment_topics_are_the_native_topics(env: Path) -> None:
-    [locals_block] = _load(env / "main.tf")["locals"]
+def test_platform_topics_are_the_native_topics() -> None:
+    [locals_block] = _load(INFRA / "modules" / "platform" / "main.tf")["locals"]
     assert set(_unquote(locals_block["topic_names"])) == NATIVE_TOPICS
 
 

@@ -65,7 +65,7 @@ def verify(
         str, typer.Argument(help="A backup folder, s3://<bucket>/_backups/postgres/<date>/")
     ],
 ) -> None:
-    """Restore each dump of a backup into a scratch database and compare row counts."""
+    """Restore each dump of a backup into a scratch database; compare row counts and checksums."""
     try:
         checks = backup.verify_backup(
             uri,
@@ -78,9 +78,65 @@ def verify(
     for check in checks:
         err.print(
             f"[green]ok[/] {check.database}: {check.tables} tables, {check.rows} rows restored "
-            f"into {check.scratch_database} (dropped) match the manifest"
+            f"into {check.scratch_database} (dropped) match the manifest "
+            f"({check.checksums_compared} table checksums equal)"
         )
     typer.echo(f"verified {uri}")
+
+
+@backup_app.command("restore")
+def restore(
+    uri: Annotated[
+        str, typer.Argument(help="A backup folder, s3://<bucket>/_backups/postgres/<date>/")
+    ],
+    database: Annotated[
+        str, typer.Option("--database", "-d", help="The database of the backup to restore")
+    ],
+    into: Annotated[
+        str | None,
+        typer.Option(help="New database to restore into (default <database>_restored_<time>)"),
+    ] = None,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="Then put it in place of <database>, which is kept as <database>_replaced_<time>"
+            " (stop the services using it first)",
+        ),
+    ] = False,
+) -> None:
+    """Restore one database of a backup into a new database, verified; print its name.
+
+    The new database is kept only if every table matches the backup's row counts and
+    checksums. With `--replace` it then takes the name of the damaged database, which is
+    renamed aside, not dropped.
+    """
+    target = into or backup.restored_name(database)
+    postgres = get_postgres_settings()
+    try:
+        check = backup.restore_backup(
+            uri,
+            database,
+            target=target,
+            postgres=postgres,
+            s3=get_s3_settings(),
+            bin_dir=get_runtime_settings().postgres_bin_dir,
+        )
+    except backup.BackupError as exc:
+        raise _fail(str(exc)) from None
+    err.print(
+        f"[green]ok[/] {database}: {check.tables} tables, {check.rows} rows restored into "
+        f"{target}, row counts and {check.checksums_compared} table checksums equal to the backup"
+    )
+    if replace:
+        try:
+            aside = backup.replace_database(postgres, database, target)
+        except backup.BackupError as exc:
+            raise _fail(f"{exc} (the verified restore stays in {target})") from None
+        err.print(f"{target} is now {database}; the previous {database} is kept as {aside}")
+        target = database
+    # The last line of stdout is the restored database's name.
+    typer.echo(target)
 
 
 TopicsOption = Annotated[

@@ -2,44 +2,10 @@
 # with a customer-managed key, audit and profiler logs exported, master password in Secrets
 # Manager managed by the service.
 
-data "aws_caller_identity" "current" {}
-data "aws_region" "current" {}
-
-data "aws_iam_policy_document" "kms" {
-  #checkov:skip=CKV_AWS_109:A key policy's Resource "*" is the key it is attached to, nothing else; the account root must administer the key or it becomes unmanageable.
-  #checkov:skip=CKV_AWS_111:A key policy's Resource "*" is the key it is attached to; writes are granted to the account root and (for logs) the regional CloudWatch Logs service only.
-  #checkov:skip=CKV_AWS_356:A key policy's Resource "*" is the key it is attached to (AWS's key-policy grammar), not every resource.
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:aws:iam::${data.aws_caller_identity.current.account_id}:root"]
-    }
-  }
-  statement {
-    sid       = "CloudWatchLogsEncrypt"
-    actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
-    resources = ["*"]
-    principals {
-      type        = "Service"
-      identifiers = ["logs.${data.aws_region.current.region}.amazonaws.com"]
-    }
-    condition {
-      test     = "ArnLike"
-      variable = "kms:EncryptionContext:aws:logs:arn"
-      values   = ["arn:aws:logs:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:log-group:*"]
-    }
-  }
-}
-
-resource "aws_kms_key" "docdb" {
-  description             = "${var.name_prefix} DocumentDB storage and master secret"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy                  = data.aws_iam_policy_document.kms.json
-  tags                    = var.tags
+module "kms" {
+  source      = "../kms_key"
+  description = "${var.name_prefix} DocumentDB storage and master secret"
+  tags        = var.tags
 }
 
 resource "aws_docdb_subnet_group" "this" {
@@ -87,7 +53,7 @@ resource "aws_cloudwatch_log_group" "docdb" {
   for_each          = toset(["audit", "profiler"])
   name              = "/aws/docdb/${var.name_prefix}-docdb/${each.value}"
   retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.docdb.arn
+  kms_key_id        = module.kms.arn
   tags              = var.tags
 }
 
@@ -102,7 +68,7 @@ resource "aws_docdb_cluster" "this" {
   vpc_security_group_ids          = [aws_security_group.docdb.id]
   db_cluster_parameter_group_name = aws_docdb_cluster_parameter_group.this.name
   storage_encrypted               = true
-  kms_key_id                      = aws_kms_key.docdb.arn
+  kms_key_id                      = module.kms.arn
   backup_retention_period         = var.backup_retention_days
   preferred_backup_window         = "02:00-03:00"
   deletion_protection             = var.deletion_protection

@@ -2,44 +2,12 @@
 # the same FastAPI app, served through Mangum (fastapi_app/lambda_handler.py). One role with
 # only what the ingestor does: write to its two topics, read one secret, write its logs.
 
-data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
 
-data "aws_iam_policy_document" "kms" {
-  #checkov:skip=CKV_AWS_109:A key policy's Resource "*" is the key it is attached to, nothing else; the account root must administer the key or it becomes unmanageable.
-  #checkov:skip=CKV_AWS_111:A key policy's Resource "*" is the key it is attached to; writes are granted to the account root and (for logs) the regional CloudWatch Logs service only.
-  #checkov:skip=CKV_AWS_356:A key policy's Resource "*" is the key it is attached to (AWS's key-policy grammar), not every resource.
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:aws:iam::${data.aws_caller_identity.current.account_id}:root"]
-    }
-  }
-  statement {
-    sid       = "CloudWatchLogsEncrypt"
-    actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
-    resources = ["*"]
-    principals {
-      type        = "Service"
-      identifiers = ["logs.${data.aws_region.current.region}.amazonaws.com"]
-    }
-    condition {
-      test     = "ArnLike"
-      variable = "kms:EncryptionContext:aws:logs:arn"
-      values   = ["arn:aws:logs:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:log-group:*"]
-    }
-  }
-}
-
-resource "aws_kms_key" "ingestor" {
-  description             = "${var.name_prefix} ingestor environment and logs"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy                  = data.aws_iam_policy_document.kms.json
-  tags                    = var.tags
+module "kms" {
+  source      = "../kms_key"
+  description = "${var.name_prefix} ingestor environment and logs"
+  tags        = var.tags
 }
 
 resource "aws_security_group" "lambda" {
@@ -95,14 +63,14 @@ resource "aws_iam_role" "ingestor" {
 resource "aws_cloudwatch_log_group" "function" {
   name              = "/aws/lambda/${var.name_prefix}-ingestor"
   retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.ingestor.arn
+  kms_key_id        = module.kms.arn
   tags              = var.tags
 }
 
 resource "aws_cloudwatch_log_group" "access" {
   name              = "/aws/apigateway/${var.name_prefix}-ingestor"
   retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.ingestor.arn
+  kms_key_id        = module.kms.arn
   tags              = var.tags
 }
 
@@ -149,7 +117,7 @@ data "aws_iam_policy_document" "ingestor" {
   statement {
     sid       = "Decrypt"
     actions   = ["kms:Decrypt"]
-    resources = [var.postgres_secret_kms_key_arn, aws_kms_key.ingestor.arn]
+    resources = [var.postgres_secret_kms_key_arn, module.kms.arn]
   }
 }
 
@@ -169,7 +137,7 @@ resource "aws_lambda_function" "ingestor" {
   memory_size                    = var.memory_mb
   timeout                        = var.timeout_s
   reserved_concurrent_executions = var.reserved_concurrency
-  kms_key_arn                    = aws_kms_key.ingestor.arn
+  kms_key_arn                    = module.kms.arn
 
   vpc_config {
     subnet_ids         = var.subnet_ids

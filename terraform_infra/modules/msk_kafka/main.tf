@@ -2,44 +2,10 @@
 # with a customer-managed key, broker logs to CloudWatch. Topics are created by the kafka_topics
 # module (auto-creation is off, as natively).
 
-data "aws_caller_identity" "current" {}
-data "aws_region" "current" {}
-
-data "aws_iam_policy_document" "kms" {
-  #checkov:skip=CKV_AWS_109:A key policy's Resource "*" is the key it is attached to, nothing else; the account root must administer the key or it becomes unmanageable.
-  #checkov:skip=CKV_AWS_111:A key policy's Resource "*" is the key it is attached to; writes are granted to the account root and (for logs) the regional CloudWatch Logs service only.
-  #checkov:skip=CKV_AWS_356:A key policy's Resource "*" is the key it is attached to (AWS's key-policy grammar), not every resource.
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:aws:iam::${data.aws_caller_identity.current.account_id}:root"]
-    }
-  }
-  statement {
-    sid       = "CloudWatchLogsEncrypt"
-    actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
-    resources = ["*"]
-    principals {
-      type        = "Service"
-      identifiers = ["logs.${data.aws_region.current.region}.amazonaws.com"]
-    }
-    condition {
-      test     = "ArnLike"
-      variable = "kms:EncryptionContext:aws:logs:arn"
-      values   = ["arn:aws:logs:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:log-group:*"]
-    }
-  }
-}
-
-resource "aws_kms_key" "msk" {
-  description             = "${var.name_prefix} MSK at rest and its CloudWatch logs"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy                  = data.aws_iam_policy_document.kms.json
-  tags                    = var.tags
+module "kms" {
+  source      = "../kms_key"
+  description = "${var.name_prefix} MSK at rest and its CloudWatch logs"
+  tags        = var.tags
 }
 
 resource "aws_security_group" "msk" {
@@ -62,7 +28,7 @@ resource "aws_vpc_security_group_ingress_rule" "iam_listener" {
 resource "aws_cloudwatch_log_group" "broker" {
   name              = "/aws/msk/${var.name_prefix}"
   retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.msk.arn
+  kms_key_id        = module.kms.arn
   tags              = var.tags
 }
 
@@ -113,7 +79,7 @@ resource "aws_msk_cluster" "this" {
   }
 
   encryption_info {
-    encryption_at_rest_kms_key_arn = aws_kms_key.msk.arn
+    encryption_at_rest_kms_key_arn = module.kms.arn
     encryption_in_transit {
       client_broker = "TLS"
       in_cluster    = true

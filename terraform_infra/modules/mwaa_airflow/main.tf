@@ -11,41 +11,10 @@ locals {
   environment_arn  = "arn:${data.aws_partition.current.partition}:airflow:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:environment/${local.environment_name}"
 }
 
-data "aws_iam_policy_document" "kms" {
-  #checkov:skip=CKV_AWS_109:A key policy's Resource "*" is the key it is attached to, nothing else; the account root must administer the key or it becomes unmanageable.
-  #checkov:skip=CKV_AWS_111:A key policy's Resource "*" is the key it is attached to; writes are granted to the account root and (for logs) the regional CloudWatch Logs service only.
-  #checkov:skip=CKV_AWS_356:A key policy's Resource "*" is the key it is attached to (AWS's key-policy grammar), not every resource.
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:aws:iam::${data.aws_caller_identity.current.account_id}:root"]
-    }
-  }
-  statement {
-    sid       = "CloudWatchLogsEncrypt"
-    actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
-    resources = ["*"]
-    principals {
-      type        = "Service"
-      identifiers = ["logs.${data.aws_region.current.region}.amazonaws.com"]
-    }
-    condition {
-      test     = "ArnLike"
-      variable = "kms:EncryptionContext:aws:logs:arn"
-      values   = ["arn:aws:logs:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:log-group:*"]
-    }
-  }
-}
-
-resource "aws_kms_key" "mwaa" {
-  description             = "${var.name_prefix} MWAA environment and DAGs bucket"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy                  = data.aws_iam_policy_document.kms.json
-  tags                    = var.tags
+module "kms" {
+  source      = "../kms_key"
+  description = "${var.name_prefix} MWAA environment and DAGs bucket"
+  tags        = var.tags
 }
 
 resource "aws_s3_bucket" "dags" {
@@ -78,7 +47,7 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "dags" {
   rule {
     apply_server_side_encryption_by_default {
       sse_algorithm     = "aws:kms"
-      kms_master_key_id = aws_kms_key.mwaa.arn
+      kms_master_key_id = module.kms.arn
     }
     bucket_key_enabled = true
   }
@@ -173,7 +142,7 @@ data "aws_iam_policy_document" "mwaa" {
   statement {
     sid       = "Keys"
     actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey*", "kms:Encrypt"]
-    resources = [aws_kms_key.mwaa.arn, var.lake_kms_key_arn]
+    resources = [module.kms.arn, var.lake_kms_key_arn]
   }
   statement {
     sid       = "SparkJobRuns"
@@ -204,7 +173,7 @@ resource "aws_mwaa_environment" "this" {
   environment_class               = var.environment_class
   max_workers                     = var.max_workers
   execution_role_arn              = aws_iam_role.mwaa.arn
-  kms_key                         = aws_kms_key.mwaa.arn
+  kms_key                         = module.kms.arn
   source_bucket_arn               = aws_s3_bucket.dags.arn
   dag_s3_path                     = "dags/"
   requirements_s3_path            = "requirements.txt"

@@ -2,44 +2,10 @@
 # Airflow metadata. The master password is managed by RDS in Secrets Manager (never in state),
 # TLS is forced, storage is encrypted, backups and PITR are on.
 
-data "aws_caller_identity" "current" {}
-data "aws_region" "current" {}
-
-data "aws_iam_policy_document" "kms" {
-  #checkov:skip=CKV_AWS_109:A key policy's Resource "*" is the key it is attached to, nothing else; the account root must administer the key or it becomes unmanageable.
-  #checkov:skip=CKV_AWS_111:A key policy's Resource "*" is the key it is attached to; writes are granted to the account root and (for logs) the regional CloudWatch Logs service only.
-  #checkov:skip=CKV_AWS_356:A key policy's Resource "*" is the key it is attached to (AWS's key-policy grammar), not every resource.
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:aws:iam::${data.aws_caller_identity.current.account_id}:root"]
-    }
-  }
-  statement {
-    sid       = "CloudWatchLogsEncrypt"
-    actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
-    resources = ["*"]
-    principals {
-      type        = "Service"
-      identifiers = ["logs.${data.aws_region.current.region}.amazonaws.com"]
-    }
-    condition {
-      test     = "ArnLike"
-      variable = "kms:EncryptionContext:aws:logs:arn"
-      values   = ["arn:aws:logs:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:log-group:*"]
-    }
-  }
-}
-
-resource "aws_kms_key" "rds" {
-  description             = "${var.name_prefix} RDS storage, Performance Insights and master secret"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy                  = data.aws_iam_policy_document.kms.json
-  tags                    = var.tags
+module "kms" {
+  source      = "../kms_key"
+  description = "${var.name_prefix} RDS storage, Performance Insights and master secret"
+  tags        = var.tags
 }
 
 resource "aws_db_subnet_group" "this" {
@@ -108,7 +74,7 @@ resource "aws_cloudwatch_log_group" "postgres" {
   for_each          = toset(["postgresql", "upgrade"])
   name              = "/aws/rds/instance/${var.name_prefix}-postgres/${each.value}"
   retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.rds.arn
+  kms_key_id        = module.kms.arn
   tags              = var.tags
 }
 
@@ -121,11 +87,11 @@ resource "aws_db_instance" "this" {
   max_allocated_storage                 = var.max_allocated_storage_gib
   storage_type                          = "gp3"
   storage_encrypted                     = true
-  kms_key_id                            = aws_kms_key.rds.arn
+  kms_key_id                            = module.kms.arn
   db_name                               = var.database_name
   username                              = var.master_username
   manage_master_user_password           = true
-  master_user_secret_kms_key_id         = aws_kms_key.rds.arn
+  master_user_secret_kms_key_id         = module.kms.arn
   port                                  = var.port
   db_subnet_group_name                  = aws_db_subnet_group.this.name
   vpc_security_group_ids                = [aws_security_group.rds.id]
@@ -140,7 +106,7 @@ resource "aws_db_instance" "this" {
   auto_minor_version_upgrade            = true
   iam_database_authentication_enabled   = true
   performance_insights_enabled          = true
-  performance_insights_kms_key_id       = aws_kms_key.rds.arn
+  performance_insights_kms_key_id       = module.kms.arn
   performance_insights_retention_period = 7
   monitoring_interval                   = var.monitoring_interval_s
   monitoring_role_arn                   = var.monitoring_interval_s > 0 ? aws_iam_role.monitoring.arn : null

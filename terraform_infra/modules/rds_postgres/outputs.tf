@@ -25,7 +25,7 @@ output "master_secret_arn" {
 
 output "kms_key_arn" {
   description = "KMS key of the storage and of the master secret (readers of the secret need kms:Decrypt)."
-  value       = aws_kms_key.rds.arn
+  value       = module.kms.arn
 }
 
 output "security_group_id" {

@@ -2,52 +2,15 @@
 # checkpoints under _checkpoints/, backups under _backups/. Encrypted with a customer-managed KMS
 # key, versioned, never public, TLS only.
 
-data "aws_caller_identity" "current" {}
-data "aws_region" "current" {}
-
-data "aws_iam_policy_document" "kms" {
-  #checkov:skip=CKV_AWS_109:A key policy's Resource "*" is the key it is attached to, nothing else; the account root must administer the key or it becomes unmanageable.
-  #checkov:skip=CKV_AWS_111:A key policy's Resource "*" is the key it is attached to; writes are granted to the account root and (for logs) the regional CloudWatch Logs service only.
-  #checkov:skip=CKV_AWS_356:A key policy's Resource "*" is the key it is attached to (AWS's key-policy grammar), not every resource.
-  # The account root administers the key; use is granted by the components' IAM policies.
-  # CloudWatch Logs may use it for the Spark jobs' log group (spark_jobs), whose lines carry
-  # lake data.
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:aws:iam::${data.aws_caller_identity.current.account_id}:root"]
-    }
-  }
-  statement {
-    sid       = "CloudWatchLogsEncrypt"
-    actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
-    resources = ["*"]
-    principals {
-      type        = "Service"
-      identifiers = ["logs.${data.aws_region.current.region}.amazonaws.com"]
-    }
-    condition {
-      test     = "ArnLike"
-      variable = "kms:EncryptionContext:aws:logs:arn"
-      values   = ["arn:aws:logs:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:log-group:*"]
-    }
-  }
-}
-
-resource "aws_kms_key" "lake" {
-  description             = "${var.name_prefix} lakehouse bucket"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy                  = data.aws_iam_policy_document.kms.json
-  tags                    = var.tags
+module "kms" {
+  source      = "../kms_key"
+  description = "${var.name_prefix} lakehouse bucket"
+  tags        = var.tags
 }
 
 resource "aws_kms_alias" "lake" {
   name          = "alias/${var.name_prefix}-lake"
-  target_key_id = aws_kms_key.lake.key_id
+  target_key_id = module.kms.key_id
 }
 
 resource "aws_s3_bucket" "lake" {
@@ -85,7 +48,7 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "lake" {
   rule {
     apply_server_side_encryption_by_default {
       sse_algorithm     = "aws:kms"
-      kms_master_key_id = aws_kms_key.lake.arn
+      kms_master_key_id = module.kms.arn
     }
     bucket_key_enabled = true
   }

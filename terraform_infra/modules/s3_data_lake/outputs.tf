@@ -10,7 +10,7 @@ output "bucket_arn" {
 
 output "kms_key_arn" {
   description = "ARN of the KMS key encrypting the bucket; readers and writers need kms:Decrypt/GenerateDataKey on it."
-  value       = aws_kms_key.lake.arn
+  value       = module.kms.arn
 }
 
 output "table_uris" {
