@@ -456,6 +456,11 @@ class ExporterSettings(BaseSettings):
     batch_size: int = Field(default=10000, ge=1)
     #: Seconds between polls of the outbox when it is empty.
     poll_interval_s: float = Field(default=1.0, gt=0)
+    #: Seconds between two reads of every lake table's Delta log for the `delta_table_*`
+    #: metrics on its `/metrics` (freshness, files, maintenance debt); 0 reads none.
+    lake_metrics_interval_s: float = Field(default=30.0, ge=0)
+    #: Data files below this size count as small in `delta_table_small_files`.
+    small_file_bytes: int = Field(default=32 * 1024 * 1024, ge=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 

@@ -14,7 +14,9 @@ from prometheus_client import REGISTRY
 import dataplatform.exporter.lake
 import fastapi_app.app.core.telemetry
 import pyspark_jobs.landing_metrics
+from dataplatform.lake import Lake
 from dataplatform.observability.dashboards import DASHBOARDS, Panel
+from dataplatform.observability.delta_metrics import DeltaTableCollector
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "observability" / "rules" / "slo.rules.yml"
@@ -47,7 +49,9 @@ def _rules() -> list[dict[str, str]]:
 
 def _exported() -> set[str]:
     names = {"up"} | {rule["record"] for rule in _rules() if "record" in rule}
-    for family in REGISTRY.collect():
+    # The lake exporter registers its Delta table collector when it starts, not on import.
+    delta = DeltaTableCollector(Lake.load(), small_file_bytes=1, tables=[])
+    for family in [*REGISTRY.collect(), *delta.collect()]:
         names |= {family.name} | {
             family.name + suffix for suffix in ("_total", "_bucket", "_count", "_sum")
         }

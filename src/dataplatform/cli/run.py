@@ -86,7 +86,8 @@ def run_ingestor(
 def run_exporter(
     once: Annotated[bool, typer.Option("--once", help="Export what is pending, then exit")] = False,
 ) -> None:
-    """The starter lake exporter: outbox -> bronze Delta; `/metrics` on EXPORTER_METRICS_PORT."""
+    """The lake exporter: outbox -> bronze Delta (starter); `/metrics` on EXPORTER_METRICS_PORT
+    with the lake's Delta table metrics (every track)."""
     from prometheus_client import start_http_server
 
     from dataplatform.exporter import LakeExporter
@@ -108,6 +109,15 @@ def run_exporter(
         return
     start_http_server(settings.metrics_port, addr=settings.host)
     stop = threading.Event()
+    if settings.lake_metrics_interval_s:
+        from dataplatform.observability.delta_metrics import start_delta_metrics
+
+        start_delta_metrics(
+            Lake.load(),
+            interval_s=settings.lake_metrics_interval_s,
+            small_file_bytes=settings.small_file_bytes,
+            stop=stop,
+        )
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %d: stopping after the current batch", signum)

@@ -2,7 +2,8 @@
 static report (`dataplatform report`) are both built from `DASHBOARDS`.
 
 Every panel is one PromQL query over the platform's real metrics (the ingestor's, the lake
-exporter's and the landing job's prometheus-client endpoints, and the SLO recording rules in
+exporter's and the landing job's prometheus-client endpoints, the Delta table metrics the lake
+exporter reads from the tables' logs, and the SLO recording rules in
 observability/rules/slo.rules.yml). No query pads missing series (`or vector(0)`): a panel
 without data means the metric is not there, and the acceptance test says so.
 """
@@ -203,6 +204,37 @@ DASHBOARDS: tuple[Dashboard, ...] = (
                 "sum by (entity, outcome) (increase(exporter_batches_total[1h])) "
                 "or sum by (entity) (increase(landing_batches_total[1h]))",
                 "{{entity}} {{outcome}}",
+            ),
+            # The delta_table_* series: the lake exporter reads every table's Delta log
+            # (dataplatform.observability.delta_metrics), whichever job wrote the table.
+            Panel(
+                "Freshness: seconds since each table's last commit",
+                "time() - delta_table_last_commit_timestamp_seconds",
+                "{{table}}",
+                unit="s",
+                description="Age of the latest Delta commit of every bronze, silver, gold and "
+                "quarantine table",
+            ),
+            Panel("Data files per table", "delta_table_files", "{{table}}"),
+            Panel(
+                "Quarantined share of landed records",
+                'sum by (entity) (delta_table_rows{layer="quarantine"}) / (sum by (entity) '
+                '(delta_table_rows{layer="quarantine"}) + sum by (entity) '
+                '(delta_table_rows{layer="bronze"}))',
+                "{{entity}}",
+                unit="percentunit",
+                description="Rows of the quarantine tables over rows of bronze plus quarantine",
+            ),
+            Panel(
+                "Maintenance debt: small files",
+                "delta_table_small_files",
+                "{{table}}",
+                description="Data files below EXPORTER_SMALL_FILE_BYTES: what OPTIMIZE compacts",
+            ),
+            Panel(
+                "Maintenance debt: commits since the last OPTIMIZE",
+                "delta_table_commits_since_optimize",
+                "{{table}}",
             ),
         ),
     ),
