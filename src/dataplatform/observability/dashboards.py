@@ -218,12 +218,13 @@ DASHBOARDS: tuple[Dashboard, ...] = (
             Panel("Data files per table", "delta_table_files", "{{table}}"),
             Panel(
                 "Quarantined share of landed records",
-                'sum by (entity) (delta_table_rows{layer="quarantine"}) / (sum by (entity) '
-                '(delta_table_rows{layer="quarantine"}) + sum by (entity) '
-                '(delta_table_rows{layer="bronze"}))',
+                'sum by (entity) (delta_table_rows{table=~"quarantine/landing/.*"}) / '
+                '(sum by (entity) (delta_table_rows{table=~"quarantine/landing/.*"}) '
+                '+ sum by (entity) (delta_table_rows{layer="bronze"}))',
                 "{{entity}}",
                 unit="percentunit",
-                description="Rows of the quarantine tables over rows of bronze plus quarantine",
+                description="Rows of landing's quarantine tables over them plus bronze's rows "
+                "(curation's quarantine holds bronze rows, so it is not counted here)",
             ),
             Panel(
                 "Maintenance debt: small files",

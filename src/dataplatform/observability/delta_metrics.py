@@ -106,7 +106,8 @@ class _History:
             operation = str(commit.get("operation", ""))
             if at == version:
                 self.last_commit_s = seconds
-            if operation == "OPTIMIZE" and (self.optimize_version is None or self.optimize_version < at):
+            newer = self.optimize_version is None or self.optimize_version < at
+            if operation == "OPTIMIZE" and newer:
                 self.optimize_version, self.optimize_s = at, seconds
             if operation.startswith("VACUUM") and (self.vacuum_s or 0) < seconds:
                 self.vacuum_s = seconds
