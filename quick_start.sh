@@ -123,12 +123,16 @@ install_python() {
 
 resolve_jars() {
   local kafka_pom=src/dataplatform/native/kafka/pom.xml spark_pom=pyspark_jobs/pom.xml
-  if fresh jars "$kafka_pom" "$spark_pom" && [ -d .jars/kafka ] && [ -d .jars/spark ]; then
+  if fresh jars "$kafka_pom" "$spark_pom" && [ -d .jars/kafka ] && [ -d .jars/jmx ] && [ -d .jars/spark ]; then
     echo "    .jars is up to date"
     return
   fi
-  rm -rf .jars/kafka .jars/spark
-  mvn -q -B -f "$kafka_pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$ROOT/.jars/kafka"
+  rm -rf .jars/kafka .jars/jmx .jars/spark
+  # The JMX exporter agent of the broker's metrics in its own folder, off the broker's classpath.
+  mvn -q -B -f "$kafka_pom" dependency:copy-dependencies -DincludeScope=runtime \
+    -DexcludeArtifactIds=jmx_prometheus_javaagent -DoutputDirectory="$ROOT/.jars/kafka"
+  mvn -q -B -f "$kafka_pom" dependency:copy-dependencies \
+    -DincludeArtifactIds=jmx_prometheus_javaagent -DoutputDirectory="$ROOT/.jars/jmx"
   mvn -q -B -f "$spark_pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$ROOT/.jars/spark"
   stamp jars "$kafka_pom" "$spark_pom"
 }

@@ -150,6 +150,9 @@ class KafkaSettings(BaseSettings):
     model_config = settings_config("KAFKA_")
 
     bootstrap_servers: str = "127.0.0.1:9092"
+    #: Where the native broker's Prometheus JMX exporter agent serves `/metrics` (on the
+    #: bootstrap host); 0 starts the broker without the agent.
+    jmx_exporter_port: int = Field(default=9094, ge=0, le=65535)
     partitions: int = Field(default=3, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     #: `min.insync.replicas` of the platform's topics; unset or empty: min(2, brokers, replication).

@@ -64,6 +64,7 @@ def prometheus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tupl
     monkeypatch.setenv("PROMETHEUS_SCRAPE_INTERVAL", "1s")
     monkeypatch.setenv("EXPORTER_METRICS_PORT", str(exporter_port))
     monkeypatch.setenv("INGESTOR_PORT", str(_free_port()))  # nothing listens: target down
+    monkeypatch.setenv("KAFKA_JMX_EXPORTER_PORT", str(_free_port()))  # nor here
     monkeypatch.setenv("LAKEHOUSE_METRICS_PORT", str(landing_port))
     _clear_settings()
     ctx = Context.load("advanced")
@@ -116,7 +117,13 @@ def test_native_prometheus_loads_slo_rules_and_scrapes_platform(
     assert lag and float(lag[0]["value"][1]) == 12345
 
     up = {s["metric"]["job"]: s["value"][1] for s in _query(base_url, "up")}
-    assert up == {"prometheus": "1", "lake-exporter": "1", "ingestor": "0", "landing": "1"}
+    assert up == {
+        "prometheus": "1",
+        "lake-exporter": "1",
+        "ingestor": "0",
+        "landing": "1",
+        "kafka": "0",
+    }
     landed = _query(base_url, 'landing_records_total{job="landing"}')
     assert {(s["metric"]["entity"], s["metric"]["table"]) for s in landed} >= {
         ("finance.transactions", "bronze"),

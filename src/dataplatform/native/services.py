@@ -246,9 +246,21 @@ def _pg_preflight(ctx: Context) -> str | None:
 # --------------------------------------------------------------------------- Kafka
 
 
-def _kafka_ports(ctx: Context) -> tuple[int, int]:
+#: The Prometheus JMX exporter's settings for the broker, shared with compose's broker.
+KAFKA_JMX_CONFIG = project_root() / "observability" / "kafka-jmx.yml"
+
+
+def _kafka_ports(ctx: Context) -> tuple[int, ...]:
     _, port = host_port(ctx.kafka.bootstrap_servers.split(",")[0])
-    return port, port + 1
+    jmx = ctx.kafka.jmx_exporter_port
+    return (port, port + 1, jmx) if jmx else (port, port + 1)
+
+
+def kafka_jmx_agent(ctx: Context) -> Path | None:
+    """The JMX exporter agent's jar (`.jars/jmx`, from the broker's pom), or None if missing."""
+    return next(
+        iter(sorted((ctx.runtime.jars_dir / "jmx").glob("jmx_prometheus_javaagent-*.jar"))), None
+    )
 
 
 def _kafka_classpath(ctx: Context) -> str:
@@ -311,7 +323,14 @@ def _kafka_prepare(ctx: Context) -> None:
 
 
 def _kafka_command(ctx: Context) -> list[str]:
-    return _kafka_java(ctx, "kafka.Kafka", str(ctx.conf_dir("kafka") / "server.properties"))
+    command = _kafka_java(ctx, "kafka.Kafka", str(ctx.conf_dir("kafka") / "server.properties"))
+    agent = kafka_jmx_agent(ctx)
+    if ctx.kafka.jmx_exporter_port and agent:
+        # Only the broker gets the agent (not StorageTool): its /metrics on the broker's host.
+        host, _ = host_port(ctx.kafka.bootstrap_servers.split(",")[0])
+        address = f"{host}:{ctx.kafka.jmx_exporter_port}"
+        command.insert(1, f"-javaagent:{agent}={address}:{KAFKA_JMX_CONFIG}")
+    return command
 
 
 def _kafka_probe(ctx: Context) -> bool:
@@ -341,6 +360,11 @@ def _kafka_preflight(ctx: Context) -> str | None:
             f"Kafka broker jars are missing in {jars}: run ./quick_start.sh, or "
             f"`mvn -q -f src/dataplatform/native/kafka/pom.xml dependency:copy-dependencies "
             f"-DincludeScope=runtime -DoutputDirectory={jars}`"
+        )
+    if ctx.kafka.jmx_exporter_port and kafka_jmx_agent(ctx) is None:
+        return (
+            f"the JMX exporter agent is missing in {ctx.runtime.jars_dir / 'jmx'}: run "
+            "./quick_start.sh, or set KAFKA_JMX_EXPORTER_PORT=0 to run the broker without it"
         )
     return java_problem(ctx)
 
@@ -683,6 +707,7 @@ def render_prometheus_config(ctx: Context) -> Path:
     ingestor = get_ingestor_settings()
     exporter = get_exporter_settings()
     lakehouse = get_lakehouse_settings()
+    kafka = ctx.kafka
     return _render(
         "dataplatform.native.prometheus",
         "prometheus.yml",
@@ -693,6 +718,7 @@ def render_prometheus_config(ctx: Context) -> Path:
         ingestor=f"{ingestor.host}:{ingestor.port}",
         lake_exporter=f"{exporter.host}:{exporter.metrics_port}",
         landing=f"{lakehouse.metrics_host}:{lakehouse.metrics_port}",
+        kafka=f"{host_port(kafka.bootstrap_servers.split(',')[0])[0]}:{kafka.jmx_exporter_port}",
     )
 
 

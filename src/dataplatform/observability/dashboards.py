@@ -168,6 +168,28 @@ DASHBOARDS: tuple[Dashboard, ...] = (
                 unit="s",
             ),
             Panel("Outbox backlog by entity (starter)", "exporter_backlog_rows", "{{entity}}"),
+            # The broker's own JMX metrics (the JMX exporter agent, observability/kafka-jmx.yml).
+            Panel(
+                "Kafka messages in by topic",
+                "sum by (topic) "
+                '(rate(kafka_server_brokertopicmetrics_messagesin_total{topic!=""}[5m]))',
+                "{{topic}}",
+                unit="rps",
+                description="Records the broker appended per second (its JMX BrokerTopicMetrics)",
+            ),
+            Panel(
+                "Kafka bytes in (all topics)",
+                'rate(kafka_server_brokertopicmetrics_bytesin_total{topic=""}[5m])',
+                "{{instance}}",
+                unit="Bps",
+            ),
+            Panel(
+                "Kafka under-replicated and offline partitions",
+                "kafka_server_replicamanager_underreplicatedpartitions "
+                "+ kafka_controller_kafkacontroller_offlinepartitionscount",
+                "{{instance}}",
+                description="Partitions with fewer in-sync replicas than replicas, or no leader",
+            ),
         ),
     ),
     Dashboard(
