@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 
@@ -43,6 +44,23 @@ def sink_for_network(kafka_host: str) -> str:
     return "kafka"
 
 
+def otlp_environment_for_network(endpoint: str) -> dict[str, str]:
+    """Compose: the OTEL_* variables that send traces to `endpoint` (OTLP/HTTP) when its host
+    resolves (the profile runs the collector, as natively only the advanced track does), else
+    none: a collector that is not there would only fill the log with failed exports."""
+    host = urlsplit(endpoint).hostname or ""
+    try:
+        socket.getaddrinfo(host, None)
+    except socket.gaierror:
+        return {}
+    return {
+        "OTEL_SERVICE_NAME": "ingestor",
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+    }
+
+
 @run_app.command("ingestor")
 def run_ingestor(
     host: Annotated[str | None, typer.Option(help="Default: INGESTOR_HOST")] = None,
@@ -54,6 +72,13 @@ def run_ingestor(
             "else the Postgres outbox; overrides INGESTOR_SINK"
         ),
     ] = None,
+    otlp_if_host: Annotated[
+        str | None,
+        typer.Option(
+            help="Compose: send traces to this OTLP/HTTP endpoint when its host name resolves "
+            "(its profile runs the collector); overrides the OTEL_* exporter variables"
+        ),
+    ] = None,
 ) -> None:
     """The FastAPI ingestor under uvicorn (uvloop + httptools), JSON logs to stderr."""
     import uvicorn
@@ -63,6 +88,8 @@ def run_ingestor(
     if kafka_sink_if_host:
         os.environ["INGESTOR_SINK"] = sink_for_network(kafka_sink_if_host)
         get_ingestor_settings.cache_clear()
+    if otlp_if_host:
+        os.environ.update(otlp_environment_for_network(otlp_if_host))
     settings = get_ingestor_settings()
     log.info("ingestor sink: %s", settings.sink)
     configure_logging(settings.log_level)
