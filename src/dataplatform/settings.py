@@ -502,6 +502,24 @@ def get_prometheus_settings() -> PrometheusSettings:
     return PrometheusSettings()
 
 
+class StatsdExporterSettings(BaseSettings):
+    """The Prometheus StatsD exporter (advanced track): Airflow's StatsD metrics for Prometheus."""
+
+    model_config = settings_config("STATSD_EXPORTER_")
+
+    host: str = "127.0.0.1"
+    #: Its `/metrics` (Prometheus scrapes it).
+    port: int = 9102
+    #: The UDP port Airflow sends its StatsD metrics to.
+    statsd_port: int = 9125
+
+
+@cache
+def get_statsd_exporter_settings() -> StatsdExporterSettings:
+    """Cached `StatsdExporterSettings`."""
+    return StatsdExporterSettings()
+
+
 class CollectorSettings(BaseSettings):
     """The OpenTelemetry Collector (advanced track): its OTLP listeners."""
 

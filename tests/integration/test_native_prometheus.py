@@ -65,6 +65,7 @@ def prometheus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tupl
     monkeypatch.setenv("EXPORTER_METRICS_PORT", str(exporter_port))
     monkeypatch.setenv("INGESTOR_PORT", str(_free_port()))  # nothing listens: target down
     monkeypatch.setenv("KAFKA_JMX_EXPORTER_PORT", str(_free_port()))  # nor here
+    monkeypatch.setenv("STATSD_EXPORTER_PORT", str(_free_port()))  # nor here
     monkeypatch.setenv("LAKEHOUSE_METRICS_PORT", str(landing_port))
     _clear_settings()
     ctx = Context.load("advanced")
@@ -123,6 +124,7 @@ def test_native_prometheus_loads_slo_rules_and_scrapes_platform(
         "ingestor": "0",
         "landing": "1",
         "kafka": "0",
+        "airflow": "0",
     }
     landed = _query(base_url, 'landing_records_total{job="landing"}')
     assert {(s["metric"]["entity"], s["metric"]["table"]) for s in landed} >= {

@@ -21,6 +21,7 @@ from dataplatform.observability.delta_metrics import DeltaTableCollector
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "observability" / "rules" / "slo.rules.yml"
 KAFKA_JMX = ROOT / "observability" / "kafka-jmx.yml"
+STATSD_MAPPING = ROOT / "observability" / "statsd-mapping.yml"
 #: The modules whose prometheus-client metrics Prometheus scrapes (imported for their metrics).
 EXPORTING_MODULES = (
     fastapi_app.app.core.telemetry,
@@ -58,8 +59,17 @@ def _jmx_exported(name: str) -> bool:
     )
 
 
+def _statsd_exported() -> set[str]:
+    """The series the StatsD exporter makes of Airflow's metrics by its mapping (timers are
+    histograms); tests/integration/test_native_statsd_exporter.py checks the real one."""
+    mapping = yaml.safe_load(STATSD_MAPPING.read_text(encoding="utf-8"))
+    names = {rule["name"] for rule in mapping["mappings"] if rule.get("action") != "drop"}
+    return names | {f"{name}_{suffix}" for name in names for suffix in ("bucket", "count", "sum")}
+
+
 def _exported() -> set[str]:
     names = {"up"} | {rule["record"] for rule in _rules() if "record" in rule}
+    names |= _statsd_exported()
     # The lake exporter registers its Delta table collector when it starts, not on import.
     delta = DeltaTableCollector(Lake.load(), small_file_bytes=1, tables=[])
     for family in [*REGISTRY.collect(), *delta.collect()]:

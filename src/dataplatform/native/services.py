@@ -42,6 +42,7 @@ from dataplatform.settings import (
     get_ingestor_settings,
     get_mongo_settings,
     get_prometheus_settings,
+    get_statsd_exporter_settings,
     project_root,
 )
 
@@ -708,6 +709,7 @@ def render_prometheus_config(ctx: Context) -> Path:
     exporter = get_exporter_settings()
     lakehouse = get_lakehouse_settings()
     kafka = ctx.kafka
+    statsd = get_statsd_exporter_settings()
     return _render(
         "dataplatform.native.prometheus",
         "prometheus.yml",
@@ -719,6 +721,7 @@ def render_prometheus_config(ctx: Context) -> Path:
         lake_exporter=f"{exporter.host}:{exporter.metrics_port}",
         landing=f"{lakehouse.metrics_host}:{lakehouse.metrics_port}",
         kafka=f"{host_port(kafka.bootstrap_servers.split(',')[0])[0]}:{kafka.jmx_exporter_port}",
+        airflow=f"{statsd.host}:{statsd.port}",
     )
 
 
@@ -756,6 +759,35 @@ def _prometheus_preflight(_ctx: Context) -> str | None:
 
 #: The collector configuration compose's Alloy runs too.
 COLLECTOR_CONFIG = project_root() / "observability" / "otelcol.yaml"
+
+
+# --------------------------------------------------------------------------- StatsD exporter
+
+#: How Airflow's StatsD metric names become labelled Prometheus series (compose mounts it too).
+STATSD_MAPPING = project_root() / "observability" / "statsd-mapping.yml"
+
+
+def statsd_exporter_binary() -> Path:
+    """The Prometheus StatsD exporter, installed by quick_start.sh from the Go module proxy."""
+    return Path(sys.executable).parent / "statsd_exporter"
+
+
+def _statsd_exporter_command(_ctx: Context) -> list[str]:
+    settings = get_statsd_exporter_settings()
+    return [
+        str(statsd_exporter_binary()),
+        f"--web.listen-address={settings.host}:{settings.port}",
+        f"--statsd.listen-udp={settings.host}:{settings.statsd_port}",
+        # Airflow sends UDP only: no TCP listener.
+        "--statsd.listen-tcp=",
+        f"--statsd.mapping-config={STATSD_MAPPING}",
+    ]
+
+
+def _statsd_exporter_preflight(_ctx: Context) -> str | None:
+    if not statsd_exporter_binary().exists():
+        return f"StatsD exporter not found at {statsd_exporter_binary()}: run ./quick_start.sh"
+    return None
 
 
 def collector_binary() -> Path:
@@ -929,6 +961,17 @@ SERVICES: dict[str, Service] = {
             preflight=(_prometheus_preflight,),
         ),
         Service(
+            name="statsd-exporter",
+            description="Prometheus StatsD exporter: Airflow's metrics for Prometheus",
+            ports=lambda _ctx: (get_statsd_exporter_settings().port,),
+            command=_statsd_exporter_command,
+            probe=lambda _ctx: _http_ok(
+                f"http://{get_statsd_exporter_settings().host}:"
+                f"{get_statsd_exporter_settings().port}/metrics"
+            ),
+            preflight=(_statsd_exporter_preflight,),
+        ),
+        Service(
             name="otel-collector",
             description="OpenTelemetry Collector: OTLP traces and logs from the platform",
             ports=lambda _ctx: (
@@ -980,6 +1023,7 @@ TRACK_SERVICES: dict[Track, tuple[str, ...]] = {
         "s3",
         "kafka",
         "otel-collector",
+        "statsd-exporter",
         "mongodb",
         "ingestor",
         "lake-exporter",

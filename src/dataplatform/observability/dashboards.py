@@ -276,6 +276,31 @@ DASHBOARDS: tuple[Dashboard, ...] = (
                 "sum(increase(exporter_errors_total[1h]))",
                 "lake exporter",
             ),
+            # Airflow's own StatsD metrics (the StatsD exporter, observability/statsd-mapping.yml).
+            Panel(
+                "DAG runs by outcome, 1 h",
+                "sum by (dag_id, state) (increase(airflow_dagrun_duration_seconds_count[1h]))",
+                "{{dag_id}} {{state}}",
+            ),
+            Panel(
+                "Task instances finished by state, 1 h",
+                "sum by (dag_id, state) (increase(airflow_ti_finish_total[1h]))",
+                "{{dag_id}} {{state}}",
+            ),
+            Panel(
+                "Task duration p95, 1 h",
+                "histogram_quantile(0.95, sum by (le, dag_id, task_id) "
+                "(rate(airflow_task_duration_seconds_bucket[1h])))",
+                "{{dag_id}}.{{task_id}}",
+                unit="s",
+            ),
+            Panel(
+                "Airflow scheduler heartbeats",
+                "rate(airflow_scheduler_heartbeat_total[5m])",
+                "scheduler",
+                unit="ops",
+                description="Zero: the scheduler is not running its loop",
+            ),
         ),
     ),
 )
