@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import re
-import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -20,54 +19,26 @@ import httpx
 import pytest
 from confluent_kafka import Producer
 
-from dataplatform import settings
 from dataplatform.clients.kafka import ensure_topics, producer_config
 from dataplatform.native.base import Context, wait_until
 from dataplatform.native.services import SERVICES
 from dataplatform.observability.dashboards import DASHBOARDS
 from tests.factories import unique
+from tests.integration.native_support import clear_settings, free_port, free_port_pair
 from tests.unit.test_dashboard_metrics import metric_names
-
-
-def _free_port_pair() -> int:
-    """A port whose next port is free too (the broker's controller listens on port + 1)."""
-    for _ in range(50):
-        with socket.socket() as first:
-            first.bind(("127.0.0.1", 0))
-            port = int(first.getsockname()[1])
-            with socket.socket() as second:
-                try:
-                    second.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no two consecutive free ports")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _clear_settings() -> None:
-    for name in dir(settings):
-        getter = getattr(settings, name)
-        if name.startswith("get_") and hasattr(getter, "cache_clear"):
-            getter.cache_clear()
 
 
 @pytest.fixture
 def broker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Context, str]]:
     """A broker started from the `kafka` service definition; yields it and its metrics URL."""
-    jmx_port = _free_port()
+    jmx_port = free_port()
     monkeypatch.setenv("DATAPLATFORM_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{_free_port_pair()}")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{free_port_pair()}")
     monkeypatch.setenv("KAFKA_JMX_EXPORTER_PORT", str(jmx_port))
     monkeypatch.setenv(
         "KAFKA_CLUSTER_ID", base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     )
-    _clear_settings()
+    clear_settings()
     ctx = Context.load("intermediate")
     service = SERVICES["kafka"]
     assert all(check(ctx) is None for check in service.preflight)
@@ -84,7 +55,7 @@ def broker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Co
             process.terminate()
             process.wait(timeout=60)
             monkeypatch.undo()
-            _clear_settings()
+            clear_settings()
 
 
 def _kafka_panel_metrics() -> set[str]:

@@ -20,11 +20,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dataplatform import settings
 from dataplatform.native.airflow import get_airflow_settings, render_config
 from dataplatform.native.base import Context, wait_until
 from dataplatform.native.services import SERVICES
 from dataplatform.observability.dashboards import DASHBOARDS
+from tests.integration.native_support import clear_settings, free_port
 from tests.unit.test_dashboard_metrics import metric_names
 
 #: What Airflow's scheduler and task runner send for a finished DAG run of two tasks.
@@ -45,27 +45,14 @@ EMIT = textwrap.dedent(
 )
 
 
-def _free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _clear_settings() -> None:
-    for name in dir(settings):
-        getter = getattr(settings, name)
-        if name.startswith("get_") and hasattr(getter, "cache_clear"):
-            getter.cache_clear()
-
-
 @pytest.fixture
 def exporter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The StatsD exporter started from its service definition; yields its metrics URL."""
-    port = _free_port()
+    port = free_port()
     monkeypatch.setenv("DATAPLATFORM_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("STATSD_EXPORTER_PORT", str(port))
-    monkeypatch.setenv("STATSD_EXPORTER_STATSD_PORT", str(_free_port(socket.SOCK_DGRAM)))
-    _clear_settings()
+    monkeypatch.setenv("STATSD_EXPORTER_STATSD_PORT", str(free_port(socket.SOCK_DGRAM)))
+    clear_settings()
     ctx = Context.load("advanced")
     service = SERVICES["statsd-exporter"]
     assert all(check(ctx) is None for check in service.preflight)
@@ -79,7 +66,7 @@ def exporter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
             process.terminate()
             process.wait(timeout=30)
             monkeypatch.undo()
-            _clear_settings()
+            clear_settings()
 
 
 def _airflow_metrics_environment(home: Path) -> dict[str, str]:

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -140,6 +140,40 @@ def table_stats(table: DeltaTable, history: _History, small_file_bytes: int) -> 
     )
 
 
+#: The per-table gauges: name, help, and the `TableStats` field they show (None: no sample).
+_GAUGES = (
+    ("delta_table_version", "Latest committed version.", "version"),
+    (
+        "delta_table_last_commit_timestamp_seconds",
+        "When the table's latest version was committed (freshness).",
+        "last_commit_s",
+    ),
+    ("delta_table_files", "Data files in the latest version.", "files"),
+    (
+        "delta_table_small_files",
+        "Data files below the small-file size (what OPTIMIZE would compact).",
+        "small_files",
+    ),
+    ("delta_table_size_bytes", "Bytes of the latest version's files.", "size_bytes"),
+    ("delta_table_rows", "Rows in the latest version (from the files' statistics).", "rows"),
+    (
+        "delta_table_commits_since_optimize",
+        "Commits since the last OPTIMIZE (since the oldest commit read if none).",
+        "commits_since_optimize",
+    ),
+    (
+        "delta_table_last_optimize_timestamp_seconds",
+        "When the last OPTIMIZE was committed (absent: none seen).",
+        "last_optimize_s",
+    ),
+    (
+        "delta_table_last_vacuum_timestamp_seconds",
+        "When the last VACUUM was committed (absent: none seen).",
+        "last_vacuum_s",
+    ),
+)
+
+
 @dataclass(eq=False)
 class DeltaTableCollector(Collector):
     """A prometheus-client collector of the lake's Delta tables (see the module docstring).
@@ -202,83 +236,19 @@ class DeltaTableCollector(Collector):
             stats = dict(self._stats)
             errors = dict(self._errors)
             refreshed = self._refreshed_s
-        families: dict[str, tuple[GaugeMetricFamily, Any]] = {
-            "version": (
-                GaugeMetricFamily(
-                    "delta_table_version", "Latest committed version.", labels=LABELS
-                ),
-                lambda s: s.version,
-            ),
-            "last_commit": (
-                GaugeMetricFamily(
-                    "delta_table_last_commit_timestamp_seconds",
-                    "When the table's latest version was committed (freshness).",
-                    labels=LABELS,
-                ),
-                lambda s: s.last_commit_s,
-            ),
-            "files": (
-                GaugeMetricFamily(
-                    "delta_table_files", "Data files in the latest version.", labels=LABELS
-                ),
-                lambda s: s.files,
-            ),
-            "small": (
-                GaugeMetricFamily(
-                    "delta_table_small_files",
-                    "Data files below the small-file size (what OPTIMIZE would compact).",
-                    labels=LABELS,
-                ),
-                lambda s: s.small_files,
-            ),
-            "bytes": (
-                GaugeMetricFamily(
-                    "delta_table_size_bytes", "Bytes of the latest version's files.", labels=LABELS
-                ),
-                lambda s: s.size_bytes,
-            ),
-            "rows": (
-                GaugeMetricFamily(
-                    "delta_table_rows",
-                    "Rows in the latest version (from the files' statistics).",
-                    labels=LABELS,
-                ),
-                lambda s: s.rows,
-            ),
-            "since_optimize": (
-                GaugeMetricFamily(
-                    "delta_table_commits_since_optimize",
-                    "Commits since the last OPTIMIZE (since the oldest commit read if none).",
-                    labels=LABELS,
-                ),
-                lambda s: s.commits_since_optimize,
-            ),
-            "optimize": (
-                GaugeMetricFamily(
-                    "delta_table_last_optimize_timestamp_seconds",
-                    "When the last OPTIMIZE was committed (absent: none seen).",
-                    labels=LABELS,
-                ),
-                lambda s: s.last_optimize_s,
-            ),
-            "vacuum": (
-                GaugeMetricFamily(
-                    "delta_table_last_vacuum_timestamp_seconds",
-                    "When the last VACUUM was committed (absent: none seen).",
-                    labels=LABELS,
-                ),
-                lambda s: s.last_vacuum_s,
-            ),
-        }
+        families = [
+            (GaugeMetricFamily(name, help_text, labels=LABELS), field_name)
+            for name, help_text, field_name in _GAUGES
+        ]
         by_path = {spec.path: spec for spec in self.tables}
         for path, table_stats_ in sorted(stats.items()):
             spec = by_path[path]
             labels = [spec.path, spec.layer, spec.entity]
-            for family, value_of in families.values():
-                value = value_of(table_stats_)
+            for family, field_name in families:
+                value = getattr(table_stats_, field_name)
                 if value is not None:
                     family.add_metric(labels, value)
-        for family, _ in families.values():
+        for family, _ in families:
             yield family
         failures = CounterMetricFamily(
             "delta_table_read_errors",
