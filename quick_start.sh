@@ -123,12 +123,16 @@ install_python() {
 
 resolve_jars() {
   local kafka_pom=src/dataplatform/native/kafka/pom.xml spark_pom=pyspark_jobs/pom.xml
-  if fresh jars "$kafka_pom" "$spark_pom" && [ -d .jars/kafka ] && [ -d .jars/spark ]; then
+  if fresh jars "$kafka_pom" "$spark_pom" && [ -d .jars/kafka ] && [ -d .jars/jmx ] && [ -d .jars/spark ]; then
     echo "    .jars is up to date"
     return
   fi
-  rm -rf .jars/kafka .jars/spark
-  mvn -q -B -f "$kafka_pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$ROOT/.jars/kafka"
+  rm -rf .jars/kafka .jars/jmx .jars/spark
+  # The JMX exporter agent of the broker's metrics in its own folder, off the broker's classpath.
+  mvn -q -B -f "$kafka_pom" dependency:copy-dependencies -DincludeScope=runtime \
+    -DexcludeArtifactIds=jmx_prometheus_javaagent -DoutputDirectory="$ROOT/.jars/kafka"
+  mvn -q -B -f "$kafka_pom" dependency:copy-dependencies \
+    -DincludeArtifactIds=jmx_prometheus_javaagent -DoutputDirectory="$ROOT/.jars/jmx"
   mvn -q -B -f "$spark_pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$ROOT/.jars/spark"
   stamp jars "$kafka_pom" "$spark_pom"
 }
@@ -151,6 +155,22 @@ go_tool() {
   fi
   (cd "$dir" && env GOTOOLCHAIN=local "$@" go build -trimpath -o "$VENV/bin/$name" .)
   stamp "$name" "${sources[@]}"
+}
+
+# go_install NAME MODULE VERSION: `go install MODULE@VERSION` (a released program, checked against
+# the Go checksum database) into .venv/bin/NAME when missing or when the pinned version changed.
+go_install() {
+  local name="$1" module="$2" version="$3" pinned="$VENV/bin/.$1.version"
+  if [ -x "$VENV/bin/$name" ] && [ "$(cat "$pinned" 2>/dev/null)" = "$version" ]; then
+    echo "    .venv/bin/$name $version is installed"
+    return
+  fi
+  if ! command -v go >/dev/null; then
+    echo "Go 1.24 or later is needed to install $module (https://go.dev/doc/install)" >&2
+    exit 1
+  fi
+  env GOBIN="$VENV/bin" GOTOOLCHAIN=local CGO_ENABLED=0 go install -trimpath "$module@$version"
+  echo "$version" > "$pinned"
 }
 
 # The Delta log store that takes each table's commit lock (docs/LAKEHOUSE.md), compiled against
@@ -202,6 +222,10 @@ step "OpenTelemetry Collector (tools/otelcol) into .venv/bin" \
 # v1.24.2 embedded in a small main (tools/ferretdb). A first build compiles its modules: minutes.
 step "FerretDB (tools/ferretdb) into .venv/bin" \
   go_tool ferretdb tools/ferretdb CGO_ENABLED=0
+# statsd_exporter: the advanced track's bridge from Airflow's StatsD metrics to Prometheus
+# (Debian has no package of it).
+step "Prometheus StatsD exporter into .venv/bin" \
+  go_install statsd_exporter github.com/prometheus/statsd_exporter v0.31.0
 step "Delta log store with the commit lock (javac) into .jars/spark" build_logstore
 step "checkers for the tests (checkov in .venv-checkov, openmetadata-ingestion in .venv-openmetadata, actionlint in .tools/bin)" bash tools/install.sh
 step "secrets in .env" "$VENV/bin/dataplatform" env init

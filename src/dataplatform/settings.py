@@ -150,6 +150,9 @@ class KafkaSettings(BaseSettings):
     model_config = settings_config("KAFKA_")
 
     bootstrap_servers: str = "127.0.0.1:9092"
+    #: Where the native broker's Prometheus JMX exporter agent serves `/metrics` (on the
+    #: bootstrap host); 0 starts the broker without the agent.
+    jmx_exporter_port: int = Field(default=9094, ge=0, le=65535)
     partitions: int = Field(default=3, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     #: `min.insync.replicas` of the platform's topics; unset or empty: min(2, brokers, replication).
@@ -456,6 +459,11 @@ class ExporterSettings(BaseSettings):
     batch_size: int = Field(default=10000, ge=1)
     #: Seconds between polls of the outbox when it is empty.
     poll_interval_s: float = Field(default=1.0, gt=0)
+    #: Seconds between two reads of every lake table's Delta log for the `delta_table_*`
+    #: metrics on its `/metrics` (freshness, files, maintenance debt); 0 reads none.
+    lake_metrics_interval_s: float = Field(default=30.0, ge=0)
+    #: Data files below this size count as small in `delta_table_small_files`.
+    small_file_bytes: int = Field(default=32 * 1024 * 1024, ge=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
@@ -492,6 +500,24 @@ class PrometheusSettings(BaseSettings):
 def get_prometheus_settings() -> PrometheusSettings:
     """Cached `PrometheusSettings`."""
     return PrometheusSettings()
+
+
+class StatsdExporterSettings(BaseSettings):
+    """The Prometheus StatsD exporter (advanced track): Airflow's StatsD metrics for Prometheus."""
+
+    model_config = settings_config("STATSD_EXPORTER_")
+
+    host: str = "127.0.0.1"
+    #: Its `/metrics` (Prometheus scrapes it).
+    port: int = 9102
+    #: The UDP port Airflow sends its StatsD metrics to.
+    statsd_port: int = 9125
+
+
+@cache
+def get_statsd_exporter_settings() -> StatsdExporterSettings:
+    """Cached `StatsdExporterSettings`."""
+    return StatsdExporterSettings()
 
 
 class CollectorSettings(BaseSettings):

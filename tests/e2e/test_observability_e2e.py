@@ -8,7 +8,9 @@ in-flight bound: a sink refusal without stopping any service), and a contract-vi
 message produced straight to the entity's topic, which landing must put in quarantine. Then it
 runs every panel query of every dashboard (`dataplatform.observability.dashboards.DASHBOARDS`,
 the definitions Grafana's JSON and the report are built from) against the real Prometheus HTTP
-API and fails on any that returns no series.
+API and fails on any that returns no series. The Orchestration panels read Airflow's metrics:
+they need a DAG run since the platform's StatsD exporter started (the suite's Airflow tests,
+tests/integration/test_airflow_*.py, run before it; run alone, trigger one first).
 
 The trace test posts one record with a W3C `traceparent` of its own and finds that trace id on
 the collector's HTTP server and Kafka producer spans (its debug exporter's log) and on the

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 import re
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 from confluent_kafka import Producer
 from fastapi.testclient import TestClient
 
-from dataplatform import samples, settings
+from dataplatform import samples
 from dataplatform.contracts import ENTITIES
 from dataplatform.native.base import Context, wait_until
 from dataplatform.native.services import SERVICES, track_environment
@@ -29,29 +28,17 @@ from fastapi_app.app.core.kafka import KafkaPublisher
 from fastapi_app.app.core.memory import MemoryStore
 from fastapi_app.app.core.telemetry import build_tracer_provider, span_exporters
 from fastapi_app.app.main import create_app
+from tests.integration.native_support import clear_settings, free_port
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _clear_settings() -> None:
-    for name in dir(settings):
-        getter = getattr(settings, name)
-        if name.startswith("get_") and hasattr(getter, "cache_clear"):
-            getter.cache_clear()
 
 
 @pytest.fixture
 def collector(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """The native collector on free ports; yields its log file."""
-    monkeypatch.setenv("OTELCOL_GRPC_PORT", str(_free_port()))
-    monkeypatch.setenv("OTELCOL_HTTP_PORT", str(_free_port()))
-    _clear_settings()
+    monkeypatch.setenv("OTELCOL_GRPC_PORT", str(free_port()))
+    monkeypatch.setenv("OTELCOL_HTTP_PORT", str(free_port()))
+    clear_settings()
     ctx = Context.load("advanced")
     service = SERVICES["otel-collector"]
     problems = [problem for check in service.preflight if (problem := check(ctx))]
@@ -76,7 +63,7 @@ def collector(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
         process.wait(timeout=30)
         log.close()
         monkeypatch.undo()
-        _clear_settings()
+        clear_settings()
 
 
 @pytest.fixture

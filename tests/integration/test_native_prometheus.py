@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 import re
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -25,7 +24,6 @@ from prometheus_client import start_http_server
 from dataplatform import samples, settings
 from dataplatform.contracts import TRANSACTIONS
 from dataplatform.exporter.lake import BACKLOG
-from dataplatform.lake import get_lakehouse_settings
 from dataplatform.native.base import Context, wait_until
 from dataplatform.native.services import SERVICES
 from dataplatform.observability.dashboards import DASHBOARDS
@@ -35,37 +33,26 @@ from fastapi_app.app.core.memory import MemoryPublisher, MemoryStore
 from fastapi_app.app.main import create_app
 from pyspark_jobs import landing_metrics
 from tests.browser import chromium
+from tests.integration.native_support import clear_settings, free_port
 
 TX = "/ingest-financial-transaction/"
 TX_BATCH = "/v1/transactions/batch"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _clear_settings() -> None:
-    for name in dir(settings):
-        getter = getattr(settings, name)
-        if name.startswith("get_") and hasattr(getter, "cache_clear"):
-            getter.cache_clear()
-    get_lakehouse_settings.cache_clear()
 
 
 @pytest.fixture
 def prometheus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, int, int]]:
     """A native Prometheus started from the service definition; yields (base URL, exporter
     port, landing port): nothing listens on either until a test serves its metrics there."""
-    exporter_port, landing_port = _free_port(), _free_port()
+    exporter_port, landing_port = free_port(), free_port()
     monkeypatch.setenv("DATAPLATFORM_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("PROMETHEUS_PORT", str(_free_port()))
+    monkeypatch.setenv("PROMETHEUS_PORT", str(free_port()))
     monkeypatch.setenv("PROMETHEUS_SCRAPE_INTERVAL", "1s")
     monkeypatch.setenv("EXPORTER_METRICS_PORT", str(exporter_port))
-    monkeypatch.setenv("INGESTOR_PORT", str(_free_port()))  # nothing listens: target down
+    monkeypatch.setenv("INGESTOR_PORT", str(free_port()))  # nothing listens: target down
+    monkeypatch.setenv("KAFKA_JMX_EXPORTER_PORT", str(free_port()))  # nor here
+    monkeypatch.setenv("STATSD_EXPORTER_PORT", str(free_port()))  # nor here
     monkeypatch.setenv("LAKEHOUSE_METRICS_PORT", str(landing_port))
-    _clear_settings()
+    clear_settings()
     ctx = Context.load("advanced")
     service = SERVICES["prometheus"]
     assert all(check(ctx) is None for check in service.preflight)
@@ -82,7 +69,7 @@ def prometheus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tupl
         process.wait(timeout=30)
         log.close()
         monkeypatch.undo()
-        _clear_settings()
+        clear_settings()
 
 
 def _query(base_url: str, promql: str) -> list[dict]:
@@ -116,7 +103,14 @@ def test_native_prometheus_loads_slo_rules_and_scrapes_platform(
     assert lag and float(lag[0]["value"][1]) == 12345
 
     up = {s["metric"]["job"]: s["value"][1] for s in _query(base_url, "up")}
-    assert up == {"prometheus": "1", "lake-exporter": "1", "ingestor": "0", "landing": "1"}
+    assert up == {
+        "prometheus": "1",
+        "lake-exporter": "1",
+        "ingestor": "0",
+        "landing": "1",
+        "kafka": "0",
+        "airflow": "0",
+    }
     landed = _query(base_url, 'landing_records_total{job="landing"}')
     assert {(s["metric"]["entity"], s["metric"]["table"]) for s in landed} >= {
         ("finance.transactions", "bronze"),

@@ -54,6 +54,7 @@ TWINS: dict[str, str] = {
     "airflow-triggerer": "airflow-triggerer",
     "alloy": "otel-collector",  # natively an OpenTelemetry Collector runs the same config
     "prometheus": "prometheus",  # Debian's prometheus
+    "statsd-exporter": "statsd-exporter",  # the same release, installed with go install
     "mongodb": "mongodb",  # FerretDB speaking the MongoDB wire protocol
     "document-landing": "document-landing",
 }

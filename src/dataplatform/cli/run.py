@@ -7,6 +7,7 @@ import os
 import socket
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 
@@ -41,6 +42,23 @@ def sink_for_network(kafka_host: str) -> str:
     return "kafka"
 
 
+def otlp_environment_for_network(endpoint: str) -> dict[str, str]:
+    """Compose: the OTEL_* variables that send traces to `endpoint` (OTLP/HTTP) when its host
+    resolves (the profile runs the collector, as natively only the advanced track does), else
+    none: a collector that is not there would only fill the log with failed exports."""
+    host = urlsplit(endpoint).hostname or ""
+    try:
+        socket.getaddrinfo(host, None)
+    except socket.gaierror:
+        return {}
+    return {
+        "OTEL_SERVICE_NAME": "ingestor",
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+    }
+
+
 @run_app.command("ingestor")
 def run_ingestor(
     host: Annotated[str | None, typer.Option(help="Default: INGESTOR_HOST")] = None,
@@ -52,6 +70,13 @@ def run_ingestor(
             "else the Postgres outbox; overrides INGESTOR_SINK"
         ),
     ] = None,
+    otlp_if_host: Annotated[
+        str | None,
+        typer.Option(
+            help="Compose: send traces to this OTLP/HTTP endpoint when its host name resolves "
+            "(its profile runs the collector); overrides the OTEL_* exporter variables"
+        ),
+    ] = None,
 ) -> None:
     """The FastAPI ingestor under uvicorn (uvloop + httptools), JSON logs to stderr."""
     import uvicorn
@@ -61,6 +86,8 @@ def run_ingestor(
     if kafka_sink_if_host:
         os.environ["INGESTOR_SINK"] = sink_for_network(kafka_sink_if_host)
         get_ingestor_settings.cache_clear()
+    if otlp_if_host:
+        os.environ.update(otlp_environment_for_network(otlp_if_host))
     settings = get_ingestor_settings()
     log.info("ingestor sink: %s", settings.sink)
     configure_logging(settings.log_level)
@@ -84,7 +111,8 @@ def run_ingestor(
 def run_exporter(
     once: Annotated[bool, typer.Option("--once", help="Export what is pending, then exit")] = False,
 ) -> None:
-    """The starter lake exporter: outbox -> bronze Delta; `/metrics` on EXPORTER_METRICS_PORT."""
+    """The lake exporter: outbox -> bronze Delta (starter); `/metrics` on EXPORTER_METRICS_PORT
+    with the lake's Delta table metrics (every track)."""
     from prometheus_client import start_http_server
 
     from dataplatform.exporter import LakeExporter
@@ -106,6 +134,15 @@ def run_exporter(
         return
     start_http_server(settings.metrics_port, addr=settings.host)
     stop = stop_on_signals(log, "stopping after the current batch")
+    if settings.lake_metrics_interval_s:
+        from dataplatform.observability.delta_metrics import start_delta_metrics
+
+        start_delta_metrics(
+            Lake.load(),
+            interval_s=settings.lake_metrics_interval_s,
+            small_file_bytes=settings.small_file_bytes,
+            stop=stop,
+        )
     log.info(
         "lake exporter polling every %gs; metrics on %s:%d",
         settings.poll_interval_s,

@@ -192,8 +192,9 @@ def render_config(
     its own config; the file is private (0600). `AIRFLOW__*` variables still override it.
     """
     from dataplatform.lineage import get_lineage_settings
-    from dataplatform.settings import get_kafka_settings
+    from dataplatform.settings import get_kafka_settings, get_statsd_exporter_settings
 
+    statsd = get_statsd_exporter_settings()
     openlineage = settings.openlineage_transport_json(
         kafka_bootstrap_servers=get_kafka_settings().bootstrap_servers,
         topic=get_lineage_settings().topic,
@@ -234,6 +235,16 @@ def render_config(
             "parsing_processes": "1",
         },
         "logging": {"base_log_folder": str(home / "logs")},
+        # StatsD to the track's StatsD exporter, which Prometheus scrapes
+        # (observability/statsd-mapping.yml names the series).
+        "metrics": {
+            "statsd_on": "True",
+            "statsd_host": statsd.host,
+            "statsd_port": str(statsd.statsd_port),
+            "statsd_prefix": "airflow",
+            # Tags (dag_id, task_id, state) as InfluxDB-style tags: labels in the exporter.
+            "statsd_influxdb_enabled": "True",
+        },
         "openlineage": {
             "disabled": str(not openlineage),
             "namespace": settings.openlineage_namespace,

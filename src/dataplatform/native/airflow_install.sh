@@ -24,6 +24,8 @@ REQUIREMENTS=(
   apache-airflow-providers-openlineage
   # The provider's Kafka transport (AIRFLOW_OPENLINEAGE_TRANSPORT=kafka).
   confluent-kafka
+  # Airflow's StatsD client ([metrics] statsd_on): its metrics go to the StatsD exporter.
+  statsd
 )
 
 sum=$(cat "$CONSTRAINTS" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)

@@ -42,6 +42,7 @@ from dataplatform.settings import (
     get_ingestor_settings,
     get_mongo_settings,
     get_prometheus_settings,
+    get_statsd_exporter_settings,
     project_root,
 )
 
@@ -246,9 +247,21 @@ def _pg_preflight(ctx: Context) -> str | None:
 # --------------------------------------------------------------------------- Kafka
 
 
-def _kafka_ports(ctx: Context) -> tuple[int, int]:
+#: The Prometheus JMX exporter's settings for the broker, shared with compose's broker.
+KAFKA_JMX_CONFIG = project_root() / "observability" / "kafka-jmx.yml"
+
+
+def _kafka_ports(ctx: Context) -> tuple[int, ...]:
     _, port = host_port(ctx.kafka.bootstrap_servers.split(",")[0])
-    return port, port + 1
+    jmx = ctx.kafka.jmx_exporter_port
+    return (port, port + 1, jmx) if jmx else (port, port + 1)
+
+
+def kafka_jmx_agent(ctx: Context) -> Path | None:
+    """The JMX exporter agent's jar (`.jars/jmx`, from the broker's pom), or None if missing."""
+    return next(
+        iter(sorted((ctx.runtime.jars_dir / "jmx").glob("jmx_prometheus_javaagent-*.jar"))), None
+    )
 
 
 def _kafka_classpath(ctx: Context) -> str:
@@ -311,7 +324,14 @@ def _kafka_prepare(ctx: Context) -> None:
 
 
 def _kafka_command(ctx: Context) -> list[str]:
-    return _kafka_java(ctx, "kafka.Kafka", str(ctx.conf_dir("kafka") / "server.properties"))
+    command = _kafka_java(ctx, "kafka.Kafka", str(ctx.conf_dir("kafka") / "server.properties"))
+    agent = kafka_jmx_agent(ctx)
+    if ctx.kafka.jmx_exporter_port and agent:
+        # Only the broker gets the agent (not StorageTool): its /metrics on the broker's host.
+        host, _ = host_port(ctx.kafka.bootstrap_servers.split(",")[0])
+        address = f"{host}:{ctx.kafka.jmx_exporter_port}"
+        command.insert(1, f"-javaagent:{agent}={address}:{KAFKA_JMX_CONFIG}")
+    return command
 
 
 def _kafka_probe(ctx: Context) -> bool:
@@ -341,6 +361,11 @@ def _kafka_preflight(ctx: Context) -> str | None:
             f"Kafka broker jars are missing in {jars}: run ./quick_start.sh, or "
             f"`mvn -q -f src/dataplatform/native/kafka/pom.xml dependency:copy-dependencies "
             f"-DincludeScope=runtime -DoutputDirectory={jars}`"
+        )
+    if ctx.kafka.jmx_exporter_port and kafka_jmx_agent(ctx) is None:
+        return (
+            f"the JMX exporter agent is missing in {ctx.runtime.jars_dir / 'jmx'}: run "
+            "./quick_start.sh, or set KAFKA_JMX_EXPORTER_PORT=0 to run the broker without it"
         )
     return java_problem(ctx)
 
@@ -683,6 +708,8 @@ def render_prometheus_config(ctx: Context) -> Path:
     ingestor = get_ingestor_settings()
     exporter = get_exporter_settings()
     lakehouse = get_lakehouse_settings()
+    kafka = ctx.kafka
+    statsd = get_statsd_exporter_settings()
     return _render(
         "dataplatform.native.prometheus",
         "prometheus.yml",
@@ -693,6 +720,8 @@ def render_prometheus_config(ctx: Context) -> Path:
         ingestor=f"{ingestor.host}:{ingestor.port}",
         lake_exporter=f"{exporter.host}:{exporter.metrics_port}",
         landing=f"{lakehouse.metrics_host}:{lakehouse.metrics_port}",
+        kafka=f"{host_port(kafka.bootstrap_servers.split(',')[0])[0]}:{kafka.jmx_exporter_port}",
+        airflow=f"{statsd.host}:{statsd.port}",
     )
 
 
@@ -730,6 +759,35 @@ def _prometheus_preflight(_ctx: Context) -> str | None:
 
 #: The collector configuration compose's Alloy runs too.
 COLLECTOR_CONFIG = project_root() / "observability" / "otelcol.yaml"
+
+
+# --------------------------------------------------------------------------- StatsD exporter
+
+#: How Airflow's StatsD metric names become labelled Prometheus series (compose mounts it too).
+STATSD_MAPPING = project_root() / "observability" / "statsd-mapping.yml"
+
+
+def statsd_exporter_binary() -> Path:
+    """The Prometheus StatsD exporter, installed by quick_start.sh from the Go module proxy."""
+    return Path(sys.executable).parent / "statsd_exporter"
+
+
+def _statsd_exporter_command(_ctx: Context) -> list[str]:
+    settings = get_statsd_exporter_settings()
+    return [
+        str(statsd_exporter_binary()),
+        f"--web.listen-address={settings.host}:{settings.port}",
+        f"--statsd.listen-udp={settings.host}:{settings.statsd_port}",
+        # Airflow sends UDP only: no TCP listener.
+        "--statsd.listen-tcp=",
+        f"--statsd.mapping-config={STATSD_MAPPING}",
+    ]
+
+
+def _statsd_exporter_preflight(_ctx: Context) -> str | None:
+    if not statsd_exporter_binary().exists():
+        return f"StatsD exporter not found at {statsd_exporter_binary()}: run ./quick_start.sh"
+    return None
 
 
 def collector_binary() -> Path:
@@ -903,6 +961,17 @@ SERVICES: dict[str, Service] = {
             preflight=(_prometheus_preflight,),
         ),
         Service(
+            name="statsd-exporter",
+            description="Prometheus StatsD exporter: Airflow's metrics for Prometheus",
+            ports=lambda _ctx: (get_statsd_exporter_settings().port,),
+            command=_statsd_exporter_command,
+            probe=lambda _ctx: _http_ok(
+                f"http://{get_statsd_exporter_settings().host}:"
+                f"{get_statsd_exporter_settings().port}/metrics"
+            ),
+            preflight=(_statsd_exporter_preflight,),
+        ),
+        Service(
             name="otel-collector",
             description="OpenTelemetry Collector: OTLP traces and logs from the platform",
             ports=lambda _ctx: (
@@ -954,6 +1023,7 @@ TRACK_SERVICES: dict[Track, tuple[str, ...]] = {
         "s3",
         "kafka",
         "otel-collector",
+        "statsd-exporter",
         "mongodb",
         "ingestor",
         "lake-exporter",

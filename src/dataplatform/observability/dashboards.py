@@ -2,7 +2,8 @@
 static report (`dataplatform report`) are both built from `DASHBOARDS`.
 
 Every panel is one PromQL query over the platform's real metrics (the ingestor's, the lake
-exporter's and the landing job's prometheus-client endpoints, and the SLO recording rules in
+exporter's and the landing job's prometheus-client endpoints, the Delta table metrics the lake
+exporter reads from the tables' logs, and the SLO recording rules in
 observability/rules/slo.rules.yml). No query pads missing series (`or vector(0)`): a panel
 without data means the metric is not there, and the acceptance test says so.
 """
@@ -167,6 +168,28 @@ DASHBOARDS: tuple[Dashboard, ...] = (
                 unit="s",
             ),
             Panel("Outbox backlog by entity (starter)", "exporter_backlog_rows", "{{entity}}"),
+            # The broker's own JMX metrics (the JMX exporter agent, observability/kafka-jmx.yml).
+            Panel(
+                "Kafka messages in by topic",
+                "sum by (topic) "
+                '(rate(kafka_server_brokertopicmetrics_messagesin_total{topic!=""}[5m]))',
+                "{{topic}}",
+                unit="rps",
+                description="Records the broker appended per second (its JMX BrokerTopicMetrics)",
+            ),
+            Panel(
+                "Kafka bytes in (all topics)",
+                'rate(kafka_server_brokertopicmetrics_bytesin_total{topic=""}[5m])',
+                "{{instance}}",
+                unit="Bps",
+            ),
+            Panel(
+                "Kafka under-replicated and offline partitions",
+                "kafka_server_replicamanager_underreplicatedpartitions "
+                "+ kafka_controller_kafkacontroller_offlinepartitionscount",
+                "{{instance}}",
+                description="Partitions with fewer in-sync replicas than replicas, or no leader",
+            ),
         ),
     ),
     Dashboard(
@@ -204,6 +227,38 @@ DASHBOARDS: tuple[Dashboard, ...] = (
                 "or sum by (entity) (increase(landing_batches_total[1h]))",
                 "{{entity}} {{outcome}}",
             ),
+            # The delta_table_* series: the lake exporter reads every table's Delta log
+            # (dataplatform.observability.delta_metrics), whichever job wrote the table.
+            Panel(
+                "Freshness: seconds since each table's last commit",
+                "time() - delta_table_last_commit_timestamp_seconds",
+                "{{table}}",
+                unit="s",
+                description="Age of the latest Delta commit of every bronze, silver, gold and "
+                "quarantine table",
+            ),
+            Panel("Data files per table", "delta_table_files", "{{table}}"),
+            Panel(
+                "Quarantined share of landed records",
+                'sum by (entity) (delta_table_rows{table=~"quarantine/landing/.*"}) / '
+                '(sum by (entity) (delta_table_rows{table=~"quarantine/landing/.*"}) '
+                '+ sum by (entity) (delta_table_rows{layer="bronze"}))',
+                "{{entity}}",
+                unit="percentunit",
+                description="Rows of landing's quarantine tables over them plus bronze's rows "
+                "(curation's quarantine holds bronze rows, so it is not counted here)",
+            ),
+            Panel(
+                "Maintenance debt: small files",
+                "delta_table_small_files",
+                "{{table}}",
+                description="Data files below EXPORTER_SMALL_FILE_BYTES: what OPTIMIZE compacts",
+            ),
+            Panel(
+                "Maintenance debt: commits since the last OPTIMIZE",
+                "delta_table_commits_since_optimize",
+                "{{table}}",
+            ),
         ),
     ),
     Dashboard(
@@ -220,6 +275,31 @@ DASHBOARDS: tuple[Dashboard, ...] = (
                 "Failed job runs",
                 "sum(increase(exporter_errors_total[1h]))",
                 "lake exporter",
+            ),
+            # Airflow's own StatsD metrics (the StatsD exporter, observability/statsd-mapping.yml).
+            Panel(
+                "DAG runs by outcome, 1 h",
+                "sum by (dag_id, state) (increase(airflow_dagrun_duration_seconds_count[1h]))",
+                "{{dag_id}} {{state}}",
+            ),
+            Panel(
+                "Task instances finished by state, 1 h",
+                "sum by (dag_id, state) (increase(airflow_ti_finish_total[1h]))",
+                "{{dag_id}} {{state}}",
+            ),
+            Panel(
+                "Task duration p95, 1 h",
+                "histogram_quantile(0.95, sum by (le, dag_id, task_id) "
+                "(rate(airflow_task_duration_seconds_bucket[1h])))",
+                "{{dag_id}}.{{task_id}}",
+                unit="s",
+            ),
+            Panel(
+                "Airflow scheduler heartbeats",
+                "rate(airflow_scheduler_heartbeat_total[5m])",
+                "scheduler",
+                unit="ops",
+                description="Zero: the scheduler is not running its loop",
             ),
         ),
     ),
