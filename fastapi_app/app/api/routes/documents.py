@@ -19,8 +19,8 @@ from fastapi_app.app.api.deps import (
     require_json,
 )
 from fastapi_app.app.api.errors import ApiError
-from fastapi_app.app.api.ingesting import INGEST_ERRORS, SECURITY
-from fastapi_app.app.models import DocumentReceipt, ErrorResponse
+from fastapi_app.app.api.ingesting import INGEST_ERRORS, SECURITY, receipt_errors
+from fastapi_app.app.models import DocumentReceipt
 from fastapi_app.app.services.documents import DocumentService, parse_document
 
 log = logging.getLogger(__name__)
@@ -113,15 +113,7 @@ async def ingest_document(
     "/v1/documents/ingest/{ingest_id}",
     name="get_document_receipt",
     response_model=DocumentReceipt,
-    responses={
-        401: {"model": ErrorResponse, "description": "Missing, invalid or revoked API key."},
-        404: {
-            "model": ErrorResponse,
-            "description": "No document with this ingest id sent with this API key.",
-        },
-        422: {"model": ErrorResponse, "description": "The ingest id is not a UUID."},
-        503: {"model": ErrorResponse, "description": "The document store is unavailable."},
-    },
+    responses=receipt_errors("document", store="document store"),
     openapi_extra={"security": SECURITY},
     summary="The receipt of one ingested document",
 )
