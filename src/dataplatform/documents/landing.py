@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from dataplatform.documents import BRONZE_TABLE, SILVER_TABLE
@@ -201,6 +202,7 @@ class DocumentLanding:
         """Land the next batch of versions, if any; None when there is nothing to land."""
         if self._through is None:
             self._through = (self.landed_through(BRONZE_TABLE), self.landed_through(SILVER_TABLE))
+            self._mark_from_bronze(self._through[0])
         bronze_seq, silver_seq = self._through
         after = min(bronze_seq, silver_seq)
         documents = self._gaps.landable(
@@ -213,7 +215,11 @@ class DocumentLanding:
         bronze = [d for d in documents if d.ingest_seq > bronze_seq]
         self._through = None
         if bronze:
-            self._append_bronze(bronze, through, stamp)
+            version = self._append_bronze(bronze, through, stamp)
+            self._store.mark_landed(
+                [d.ingest_id for d in bronze], landed_at=stamp, bronze_version=version
+            )
+            self._store.set_marked_through(through)
         silver = latest_versions(d for d in documents if d.ingest_seq > silver_seq)
         if silver:
             self._merge_silver(silver, through, stamp)
@@ -230,18 +236,45 @@ class DocumentLanding:
     def _commit(self, through: int) -> CommitProperties:
         return CommitProperties(app_transactions=[Transaction(self.app_id, through)])
 
-    def _append_bronze(
-        self, documents: list[StoredDocument], through: int, stamp: datetime
-    ) -> None:
+    def _append_bronze(self, documents: list[StoredDocument], through: int, stamp: datetime) -> int:
+        """Append to bronze; the table's version holding them."""
         uri = self.uri(BRONZE_TABLE)
+        options = self._lake.s3.delta_storage_options()
         with table_commit_lock(self._postgres, uri):
             write_deltalake(
                 uri,
                 to_arrow(documents, BRONZE_SCHEMA, stamp),
                 mode="append",
-                storage_options=self._lake.s3.delta_storage_options(),
+                storage_options=options,
                 commit_properties=self._commit(through),
             )
+            # Read under the lock: this commit is the table's latest.
+            return DeltaTable(uri, storage_options=options).version()
+
+    def _mark_from_bronze(self, bronze_seq: int) -> None:
+        """Mark the versions bronze holds but the store does not know as landed yet.
+
+        A crash between a bronze commit and its marks leaves them unmarked; bronze itself says
+        what it holds (its rows past the store's marked-through number) and when each landed.
+        """
+        marked = self._store.marked_through()
+        if marked >= bronze_seq:
+            return
+        rows = (
+            DeltaTable(
+                self.uri(BRONZE_TABLE), storage_options=self._lake.s3.delta_storage_options()
+            )
+            .to_pyarrow_dataset()
+            .to_table(columns=["ingest_id", "landed_at"], filter=pc.field("ingest_seq") > marked)
+            .to_pylist()
+        )
+        by_stamp: dict[datetime, list[str]] = {}
+        for row in rows:
+            by_stamp.setdefault(row["landed_at"], []).append(row["ingest_id"])
+        for landed_at, ingest_ids in by_stamp.items():
+            self._store.mark_landed(ingest_ids, landed_at=landed_at, bronze_version=None)
+        self._store.set_marked_through(bronze_seq)
+        log.info("marked landed documents from bronze", extra={"fields": {"versions": len(rows)}})
 
     def _merge_silver(self, documents: list[StoredDocument], through: int, stamp: datetime) -> None:
         uri = self.uri(SILVER_TABLE)

@@ -36,20 +36,36 @@ def _service(request: Request) -> DocumentService:
 
 
 def document_receipt(document: StoredDocument, *, duplicate: bool) -> dict[str, Any]:
-    """`DocumentReceipt` as a dict (serialised by orjson)."""
+    """`DocumentReceipt` as a dict (serialised by orjson): durable, then landed in bronze."""
+    database = get_mongo_settings().db
+    stages: list[dict[str, Any]] = [
+        {"stage": "accepted", "at": document.received_at, "where": None},
+        {
+            "stage": "durable",
+            "at": document.received_at,
+            "where": f"mongodb {database}.{COLLECTION} ingest_seq {document.ingest_seq}",
+        },
+    ]
+    if document.landed_at is not None:
+        version = "" if document.bronze_version is None else f" version {document.bronze_version}"
+        stages.append(
+            {"stage": "landed", "at": document.landed_at, "where": f"bronze Delta table{version}"}
+        )
     return {
         "ingest_id": document.ingest_id,
         "entity": document.entity,
         "document_id": document.document_id,
-        "status": "durable",
+        "status": "durable" if document.landed_at is None else "landed",
         "duplicate": duplicate,
         "received_at": document.received_at,
+        "landed_at": document.landed_at,
         "destination": {
             "sink": "mongodb",
-            "database": get_mongo_settings().db,
+            "database": database,
             "collection": COLLECTION,
             "ingest_seq": document.ingest_seq,
         },
+        "stages": stages,
     }
 
 
@@ -120,7 +136,7 @@ async def ingest_document(
 async def get_document_receipt(
     ingest_id: UUID, request: Request, principal: PrincipalDep
 ) -> Response:
-    """Where a document version is: only the API key that sent it can see it."""
+    """Where a document version is now (durable -> landed); only the key that sent it sees it."""
     document = await _service(request).get(str(ingest_id), principal=principal)
     if document is None:
         raise ApiError(
