@@ -4,7 +4,8 @@ The `curation` DAG is triggered over REST; Airflow's OpenLineage provider sends 
 and each task run's events to the lineage topic (`AIRFLOW_OPENLINEAGE_TRANSPORT=kafka`), and the
 curation job started by each task sends its silver and gold runs' events there too. Read back
 from the topic, every job run must name its task run as its parent (namespace, `<dag>.<task>`
-and the very run id the provider emitted for that task instance) and the DAG run as its root.
+and the very run id the provider emitted for that task instance) and the DAG run as its root;
+so must the claim-notes join (`join_claim_notes`, `dataplatform lake join-claim-notes`).
 One DAG run is two Spark jobs: about three minutes on this machine.
 """
 
@@ -18,6 +19,7 @@ import pytest
 from dataplatform import lineage
 from dataplatform.clients.kafka import ensure_topics
 from dataplatform.contracts import ENTITIES
+from dataplatform.documents import curation as claim_notes
 from dataplatform.native.airflow import AirflowApi, get_airflow_settings
 from dataplatform.settings import (
     LINEAGE_TOPIC,
@@ -101,8 +103,15 @@ def test_curation_task_runs_are_the_parents_of_their_spark_job_runs(
     dag_runs = {e["run"]["runId"] for e in ours if e["job"]["name"] == DAG}
     assert len(dag_runs) == 1, f"no single DAG run event for {run_id}: {dag_runs}"
     dag_run = (namespace, DAG, dag_runs.pop())
-    for entity in ENTITIES:
-        task = f"{DAG}.curate_{entity.domain}_{entity.name}"
+    children_of = {
+        f"{DAG}.curate_{entity.domain}_{entity.name}": {
+            lineage.silver_job(entity),
+            lineage.gold_job(entity),
+        }
+        for entity in ENTITIES
+    }
+    children_of[f"{DAG}.join_claim_notes"] = {claim_notes.JOB}
+    for task, jobs in children_of.items():
         task_events = [e for e in ours if e["job"]["name"] == task]
         task_runs = {e["run"]["runId"] for e in task_events}
         assert len(task_runs) == 1, f"{task}: {task_runs}"
@@ -111,12 +120,10 @@ def test_curation_task_runs_are_the_parents_of_their_spark_job_runs(
         assert all(e["job"]["namespace"] == namespace for e in task_events), task
         assert {_run_of(e, "parent") for e in task_events} == {dag_run}, task
 
-        # The Spark job's runs: silver then gold, each a child of that task run.
+        # The job's runs (a Spark job's silver then gold), each a child of that task run.
         children = [e for e in events if _run_of(e, "parent") == task_run]
         assert {(e["job"]["name"], e["eventType"]) for e in children} == {
-            (job, kind)
-            for job in (lineage.silver_job(entity), lineage.gold_job(entity))
-            for kind in ("START", "COMPLETE")
+            (job, kind) for job in jobs for kind in ("START", "COMPLETE")
         }, task
         assert all(e["job"]["namespace"] == namespace for e in children), task
         assert {_run_of(e, "root") for e in children} == {dag_run}, task

@@ -1,4 +1,5 @@
-"""Documents end to end on the real services: the API -> MongoDB (FerretDB) -> bronze/silver Delta.
+"""Documents end to end on the real services: the API -> MongoDB (FerretDB) -> bronze/silver Delta,
+and the curation step joining claim notes to the curated claims.
 
 Each test has its own MongoDB database (its own ingest sequence), ingest schema (API keys) and
 lake root, so it never meets the live document-landing job or another test. The landing job runs
@@ -275,6 +276,20 @@ def test_posted_documents_readable_from_store_and_land_in_delta(
     assert '"estimate":123456789012.123456' in by_id[receipt["ingest_id"]]["body_json"]
     silver = {(row["entity"], row["document_id"]): row for row in _rows(scope.lake, SILVER_TABLE)}
     assert set(silver) == {("claim_note", "NOTE-1"), ("customer_profile", "PROFILE-7")}
+    # The landing job only lands: joining notes to claims is curation's.
+    claims_with_notes_uri = scope.lake.uri(CLAIMS_WITH_NOTES_TABLE, scheme="s3")
+    options = scope.lake.s3.delta_storage_options()
+    assert not DeltaTable.is_deltatable(claims_with_notes_uri, storage_options=options)
+    joined_run = subprocess.run(
+        [CLI, "lake", "join-claim-notes", "--lake-prefix", scope.lake.prefix],
+        env={**os.environ, **scope.env},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert joined_run.returncode == 0, joined_run.stdout + joined_run.stderr
+    assert "2 claims" in joined_run.stdout
     assert json.loads(silver[("claim_note", "NOTE-1")]["body_json"])["text"] == "estimate approved"
     assert silver[("customer_profile", "PROFILE-7")]["customer_id"] == "CUST-7"
     assert silver[("claim_note", "NOTE-1")]["claim_id"] == "IC-1"

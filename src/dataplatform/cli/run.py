@@ -148,7 +148,6 @@ def run_document_landing(
     if once:
         while (batch := landing.land_once()) is not None:
             log.info("landed through ingest sequence %d", batch.through_seq)
-        landing.curate(force=True)
         return
     stop = threading.Event()
 

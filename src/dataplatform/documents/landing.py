@@ -31,7 +31,6 @@ import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from dataplatform.documents import BRONZE_TABLE, SILVER_TABLE
-from dataplatform.documents.curation import CLAIM_DOCUMENTS, join_claim_notes, source_versions
 from dataplatform.documents.store import DocumentStore, StoredDocument
 from dataplatform.lake import Lake, heartbeat_healthy, write_heartbeat
 from dataplatform.lakelock import table_commit_lock
@@ -150,8 +149,6 @@ class LandedBatch:
     bronze_rows: int
     silver_rows: int
     through_seq: int
-    #: Silver rows that are notes or reports about a claim (the claims join is redone).
-    claim_documents: int = 0
 
 
 class DocumentLanding:
@@ -177,8 +174,6 @@ class DocumentLanding:
         #: their only writer, and replaying the logs at every idle poll costs a good part of
         #: a core. Forgotten after any error, so a failed commit is re-read from the log.
         self._through: tuple[int, int] | None = None
-        #: Versions of (silver claims, silver documents) the claims join last read.
-        self._joined: tuple[int, int] | None = None
 
     @property
     def app_id(self) -> str:
@@ -230,8 +225,7 @@ class DocumentLanding:
                 "fields": {"bronze": len(bronze), "silver": len(silver), "through_seq": through}
             },
         )
-        claim_documents = sum(1 for d in silver if d.entity in CLAIM_DOCUMENTS)
-        return LandedBatch(len(bronze), len(silver), through, claim_documents)
+        return LandedBatch(len(bronze), len(silver), through)
 
     def _commit(self, through: int) -> CommitProperties:
         return CommitProperties(app_transactions=[Transaction(self.app_id, through)])
@@ -305,36 +299,12 @@ class DocumentLanding:
                 .execute()
             )
 
-    def curate(self, *, force: bool = False) -> int | None:
-        """Redo the claims join when silver claims or silver documents changed since the last.
-
-        Returns:
-            Rows of `silver/insurance/claims_with_notes`, or None when it was not redone.
-        """
-        versions = source_versions(self._lake)
-        if versions is None or (versions == self._joined and not force):
-            return None
-        rows = join_claim_notes(self._lake, self._postgres)
-        self._joined = versions
-        return rows
-
     def run(self, stop: threading.Event) -> None:
-        """Poll until `stop` is set; a full batch is followed at once by the next poll.
-
-        The claims join is redone after a batch with claim documents and, for claims curated
-        since (by the Spark curation), every `join_interval_s`.
-        """
-        joined_at = -float("inf")
+        """Poll until `stop` is set; a full batch is followed at once by the next poll."""
         while not stop.is_set():
             batch = None
             try:
                 batch = self.land_once()
-                now = time.monotonic()
-                if (batch and batch.claim_documents) or now - joined_at >= (
-                    self._settings.join_interval_s
-                ):
-                    self.curate()
-                    joined_at = now
                 write_heartbeat(
                     self._heartbeat,
                     {"status": "running", "through_seq": batch.through_seq if batch else None},
