@@ -30,11 +30,9 @@ from dataplatform.settings import (
 from tests.factories import claim, transaction
 from tests.integration.airflow_support import (
     RECORD_KEYS,
+    curation_api,
     run_summary,
-    set_paused,
-    start_airflow,
     trigger,
-    wait_for_dag,
     wait_for_run,
     write_bronze,
 )
@@ -49,15 +47,7 @@ FACTORIES = {"finance/transactions": transaction, "insurance/claims": claim}
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[AirflowApi]:
-    client = start_airflow()
-    wait_for_dag(client, DAG)
-    wait_for_dag(client, "data_quality")
-    # A curation run updates silver, which triggers data_quality: its Spark jobs would queue
-    # in the one-slot `spark` pool in front of the run under test.
-    was_paused = set_paused(client, "data_quality", True)
-    yield client
-    set_paused(client, "data_quality", was_paused)
-    client.close()
+    yield from curation_api()
 
 
 def _run_of(event: dict[str, Any], key: str) -> tuple[str, str, str] | None:

@@ -166,17 +166,23 @@ def _bronze_version(scope: Scope) -> int:
     ).version()
 
 
-def _land_once(scope: Scope, tmp_path: Path) -> None:
-    """`dataplatform run document-landing --once`: land what the store holds, then exit."""
-    landed = subprocess.run(
-        [CLI, "run", "document-landing", "--once", "--heartbeat-path", str(tmp_path / "hb.json")],
+def _cli(scope: Scope, *args: str) -> str:
+    """Run `dataplatform <args>` in the test's scope; its output."""
+    done = subprocess.run(
+        [CLI, *args],
         env={**os.environ, **scope.env},
         capture_output=True,
         text=True,
         timeout=180,
         check=False,
     )
-    assert landed.returncode == 0, landed.stdout + landed.stderr
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def _land_once(scope: Scope, tmp_path: Path) -> None:
+    """`dataplatform run document-landing --once`: land what the store holds, then exit."""
+    _cli(scope, "run", "document-landing", "--once", "--heartbeat-path", str(tmp_path / "hb.json"))
 
 
 def test_posted_documents_readable_from_store_and_land_in_delta(
@@ -280,16 +286,8 @@ def test_posted_documents_readable_from_store_and_land_in_delta(
     claims_with_notes_uri = scope.lake.uri(CLAIMS_WITH_NOTES_TABLE, scheme="s3")
     options = scope.lake.s3.delta_storage_options()
     assert not DeltaTable.is_deltatable(claims_with_notes_uri, storage_options=options)
-    joined_run = subprocess.run(
-        [CLI, "lake", "join-claim-notes", "--lake-prefix", scope.lake.prefix],
-        env={**os.environ, **scope.env},
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert joined_run.returncode == 0, joined_run.stdout + joined_run.stderr
-    assert "2 claims" in joined_run.stdout
+    joined_run = _cli(scope, "lake", "join-claim-notes", "--lake-prefix", scope.lake.prefix)
+    assert "2 claims" in joined_run
     assert json.loads(silver[("claim_note", "NOTE-1")]["body_json"])["text"] == "estimate approved"
     assert silver[("customer_profile", "PROFILE-7")]["customer_id"] == "CUST-7"
     assert silver[("claim_note", "NOTE-1")]["claim_id"] == "IC-1"
