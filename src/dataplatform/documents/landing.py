@@ -14,6 +14,10 @@ landed twice and nothing is skipped:
 Numbers taken but never inserted (a request that failed after taking one) leave gaps: a gap is
 waited for `gap_grace_s` seconds, then passed. Writes hold each table's commit lock
 (`dataplatform.lakelock`).
+
+After each bronze commit the versions it holds are marked landed in the store (`landed_at`,
+the bronze version), which their receipts read; marks a crash lost are redone from bronze's own
+rows at the next start. Joining notes to claims is curation's (`dataplatform.documents.curation`).
 """
 
 from __future__ import annotations
