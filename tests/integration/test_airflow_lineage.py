@@ -6,7 +6,8 @@ curation job started by each task sends its silver and gold runs' events there t
 from the topic, every job run must name its task run as its parent (namespace, `<dag>.<task>`
 and the very run id the provider emitted for that task instance) and the DAG run as its root;
 so must the claim-notes join (`join_claim_notes`, `dataplatform lake join-claim-notes`).
-One DAG run is two Spark jobs: about three minutes on this machine.
+One DAG run is two Spark jobs and the join: 6 minutes on this (loaded) machine, plus any
+curation run already active, which the test waits for (10 minutes in all when it met one).
 """
 
 from __future__ import annotations
