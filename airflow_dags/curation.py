@@ -10,15 +10,19 @@ to Spark, one task per entity.
   `POST /api/v2/assets/events`) triggers a run at once.
 * **Idempotent:** the job MERGEs on the record key and is given the run id, so running a
   run again (Clear in the UI) adds nothing.
-* **Lineage:** the job's OpenLineage runs (`curation.<domain>.<entity>.silver|gold`) name
-  the task's run as their parent (`--lineage-parent`, the provider's `lineage_parent_id`).
+* **Claim notes:** once every entity is curated, `join_claim_notes` rebuilds
+  `silver/insurance/claims_with_notes` (the curated claims with their notes and adjuster
+  reports from `silver/documents/documents`) with `dataplatform lake join-claim-notes`.
+* **Lineage:** the job's OpenLineage runs (`curation.<domain>.<entity>.silver|gold`,
+  `curation.insurance.claims_with_notes`) name the task's run as their parent
+  (`--lineage-parent`, the provider's `lineage_parent_id`).
 * **Downstream:** each task updates its silver table's asset, which triggers `data_quality`.
 * **On failure:** tasks retry twice with backoff, then log a JSON alert (`dataplatform.alerts`).
 """
 
 from __future__ import annotations
 
-from airflow.sdk import AssetAny, AssetOrTimeSchedule, CronTriggerTimetable, dag
+from airflow.sdk import AssetAny, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 from common import (
     DEFAULT_ARGS,
     ENTITIES,
@@ -47,8 +51,8 @@ BRONZE_TABLES = AssetAny(*(table_asset("bronze", entity) for entity in ENTITIES)
     on_failure_callback=alert_on_failure,
 )
 def curation() -> None:
-    """Bronze -> silver -> gold, one Spark job per entity."""
-    for entity in ENTITIES:
+    """Bronze -> silver -> gold, one Spark job per entity; then the claims' notes."""
+    curated = [
         spark_job(
             task_id=f"curate_{slug(entity)}",
             job="curation.py",
@@ -56,6 +60,25 @@ def curation() -> None:
             inlets=[table_asset("bronze", entity)],
             outlets=[table_asset("silver", entity)],
         )
+        for entity in ENTITIES
+    ]
+
+    @task.bash(
+        inlets=[
+            table_asset("silver", "insurance/claims"),
+            table_asset("silver", "documents/documents"),
+        ],
+        outlets=[table_asset("silver", "insurance/claims_with_notes")],
+    )
+    def join_claim_notes() -> str:
+        # `--option=value`: an empty value (no lineage provider) stays an empty value.
+        options = " ".join(
+            f"{option}='{value}'"
+            for option, value in zip(LINEAGE_ARGS[::2], LINEAGE_ARGS[1::2], strict=True)
+        )
+        return f"dataplatform lake join-claim-notes {options}"
+
+    curated >> join_claim_notes()
 
 
 curation()

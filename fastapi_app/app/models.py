@@ -249,9 +249,14 @@ class DocumentReceipt(BaseModel):
     ingest_id: UUID
     entity: Literal["claim_note", "adjuster_report", "customer_profile"]
     document_id: str
-    status: Literal["durable"] = Field(description="stored and acknowledged by the store")
+    status: Literal["durable", "landed"] = Field(
+        description="durable: stored and acknowledged by the store; landed: written to the "
+        "bronze Delta table by the document landing job"
+    )
     duplicate: bool = Field(
         description="true when an earlier request with the same Idempotency-Key stored it"
     )
     received_at: datetime
+    landed_at: datetime | None = None
     destination: DocumentDestination
+    stages: list[Stage] = Field(description="the steps so far, as a record's receipt lists them")

@@ -184,6 +184,47 @@ class ParentRun:
 # --------------------------------------------------------------------------- events
 
 
+def _dataset(ref: DatasetRef, *, output: bool) -> Any:
+    """An input or output dataset of an event: the schema facet, and the row count if known.
+
+    Inputs carry the row count in the input-statistics facet, outputs in the output-statistics
+    facet; everything else is the same.
+    """
+    from openlineage.client.event_v2 import InputDataset, OutputDataset
+    from openlineage.client.facet_v2 import (
+        input_statistics_input_dataset,
+        output_statistics_output_dataset,
+        schema_dataset,
+    )
+
+    facets: dict[str, Any] = {}
+    if ref.fields:
+        facets["schema"] = schema_dataset.SchemaDatasetFacet(
+            fields=[
+                schema_dataset.SchemaDatasetFacetFields(name=name, type=kind)
+                for name, kind in ref.fields
+            ]
+        )
+    statistics: dict[str, Any] = {}
+    if output:
+        if ref.row_count is not None:
+            statistics["outputStatistics"] = (
+                output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
+                    rowCount=ref.row_count
+                )
+            )
+        return OutputDataset(
+            namespace=ref.namespace, name=ref.name, facets=facets, outputFacets=statistics
+        )
+    if ref.row_count is not None:
+        statistics["inputStatistics"] = (
+            input_statistics_input_dataset.InputStatisticsInputDatasetFacet(rowCount=ref.row_count)
+        )
+    return InputDataset(
+        namespace=ref.namespace, name=ref.name, facets=facets, inputFacets=statistics
+    )
+
+
 def build_event(
     event_type: EventType,
     *,
@@ -203,34 +244,8 @@ def build_event(
     the run carries the parent facet (with the root run, when known), the job the job-type
     facet (a Spark batch job) and a failed run the error-message facet.
     """
-    from openlineage.client.event_v2 import (
-        InputDataset,
-        Job,
-        OutputDataset,
-        Run,
-        RunEvent,
-        RunState,
-    )
-    from openlineage.client.facet_v2 import (
-        error_message_run,
-        input_statistics_input_dataset,
-        job_type_job,
-        output_statistics_output_dataset,
-        parent_run,
-        schema_dataset,
-    )
-
-    def facets(ref: DatasetRef) -> dict[str, Any]:
-        if not ref.fields:
-            return {}
-        return {
-            "schema": schema_dataset.SchemaDatasetFacet(
-                fields=[
-                    schema_dataset.SchemaDatasetFacetFields(name=name, type=kind)
-                    for name, kind in ref.fields
-                ]
-            )
-        }
+    from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
+    from openlineage.client.facet_v2 import error_message_run, job_type_job, parent_run
 
     run_facets: dict[str, Any] = {}
     if parent is not None:
@@ -260,44 +275,8 @@ def build_event(
                 )
             },
         ),
-        inputs=[
-            InputDataset(
-                namespace=ref.namespace,
-                name=ref.name,
-                facets=facets(ref),
-                inputFacets=(
-                    {
-                        "inputStatistics": (
-                            input_statistics_input_dataset.InputStatisticsInputDatasetFacet(
-                                rowCount=ref.row_count
-                            )
-                        )
-                    }
-                    if ref.row_count is not None
-                    else {}
-                ),
-            )
-            for ref in inputs
-        ],
-        outputs=[
-            OutputDataset(
-                namespace=ref.namespace,
-                name=ref.name,
-                facets=facets(ref),
-                outputFacets=(
-                    {
-                        "outputStatistics": (
-                            output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
-                                rowCount=ref.row_count
-                            )
-                        )
-                    }
-                    if ref.row_count is not None
-                    else {}
-                ),
-            )
-            for ref in outputs
-        ],
+        inputs=[_dataset(ref, output=False) for ref in inputs],
+        outputs=[_dataset(ref, output=True) for ref in outputs],
         producer=PRODUCER,
     )
 

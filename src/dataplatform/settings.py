@@ -293,8 +293,6 @@ class DocumentLandingSettings(BaseSettings):
     #: by a request that failed before its insert is never filled. Longer than any insert takes
     #: (MONGODB_TIMEOUT_S bounds them).
     gap_grace_s: float = Field(default=30.0, gt=0)
-    #: Seconds between checks for newly curated claims to join notes to.
-    join_interval_s: float = Field(default=60.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,24 @@ def start_airflow() -> AirflowApi:
         "services registered in TRACK_SERVICES['advanced']? See docs/AIRFLOW.md"
     )
     return AirflowApi(get_airflow_settings())
+
+
+def curation_api() -> Iterator[AirflowApi]:
+    """Airflow logged in, `curation` parsed and `data_quality` paused; restored afterwards.
+
+    A curation run updates silver, which triggers data_quality: its Spark jobs would queue in
+    the one-slot `spark` pool in front of the runs under test. For a module fixture:
+    `yield from curation_api()`.
+    """
+    client = start_airflow()
+    wait_for_dag(client, "curation")
+    wait_for_dag(client, "data_quality")
+    was_paused = set_paused(client, "data_quality", True)
+    try:
+        yield client
+    finally:
+        set_paused(client, "data_quality", was_paused)
+        client.close()
 
 
 def wait_for_dag(api: AirflowApi, dag_id: str, timeout_s: float = 180) -> None:

@@ -34,10 +34,9 @@ def chain(tree: dict[str, Any]) -> list[tuple[str, str | None, str | None]]:
     return steps
 
 
-def topic_events(
-    kafka: KafkaSettings, start: dict[str, int], runs: set[str]
-) -> set[tuple[str, str]]:
-    """`(run id, event type)` of the events of `runs` on the lineage topic since `start`."""
+def read_topic(kafka: KafkaSettings, start: dict[str, int]) -> list[dict[str, Any]]:
+    """Every event on the lineage topic since `start` (offsets per partition), in topic order
+    within each partition; reads until the topic has been quiet for five seconds."""
     consumer = Consumer(
         {
             "bootstrap.servers": kafka.bootstrap_servers,
@@ -46,7 +45,7 @@ def topic_events(
         }
     )
     consumer.assign([TopicPartition(LINEAGE_TOPIC, int(p), offset) for p, offset in start.items()])
-    found: set[tuple[str, str]] = set()
+    events: list[dict[str, Any]] = []
     try:
         idle = 0
         while idle < 5:
@@ -54,14 +53,22 @@ def topic_events(
             if message is None:
                 idle += 1
                 continue
-            if message.error():
-                continue
-            event = json.loads(message.value())
-            if event["run"]["runId"] in runs:
-                found.add((event["run"]["runId"], event["eventType"]))
+            if not message.error():
+                events.append(json.loads(message.value()))
     finally:
         consumer.close()
-    return found
+    return events
+
+
+def topic_events(
+    kafka: KafkaSettings, start: dict[str, int], runs: set[str]
+) -> set[tuple[str, str]]:
+    """`(run id, event type)` of the events of `runs` on the lineage topic since `start`."""
+    return {
+        (event["run"]["runId"], event["eventType"])
+        for event in read_topic(kafka, start)
+        if event["run"]["runId"] in runs
+    }
 
 
 def _cli(*args: str) -> str:

@@ -18,14 +18,13 @@ from tests.factories import claim, transaction
 from tests.integration.airflow_support import (
     RECORD_KEYS,
     clear_run,
+    curation_api,
     read_silver,
     run_summary,
     set_paused,
-    start_airflow,
     task_instances,
     trigger,
     upsert_variable,
-    wait_for_dag,
     wait_for_run,
     write_bronze,
 )
@@ -37,15 +36,7 @@ NEW_RECORDS = 3
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[AirflowApi]:
-    client = start_airflow()
-    wait_for_dag(client, DAG)
-    wait_for_dag(client, "data_quality")
-    # Every curation run updates silver, which triggers data_quality; its Spark jobs would
-    # queue in the one-slot `spark` pool in front of the runs under test.
-    was_paused = set_paused(client, "data_quality", True)
-    yield client
-    set_paused(client, "data_quality", was_paused)
-    client.close()
+    yield from curation_api()
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Documents end to end on the real services: the API -> MongoDB (FerretDB) -> bronze/silver Delta.
+"""Documents end to end on the real services: the API -> MongoDB (FerretDB) -> bronze/silver Delta,
+and the curation step joining claim notes to the curated claims.
 
 Each test has its own MongoDB database (its own ingest sequence), ingest schema (API keys) and
 lake root, so it never meets the live document-landing job or another test. The landing job runs
@@ -30,6 +31,7 @@ from pymongo import MongoClient
 from dataplatform.clients.s3 import delete_prefix
 from dataplatform.contracts import CLAIMS, exactjson
 from dataplatform.documents import BRONZE_TABLE, CLAIMS_WITH_NOTES_TABLE, SILVER_TABLE
+from dataplatform.documents.store import MARKED_ID
 from dataplatform.lake import Lake
 from dataplatform.native.base import Context
 from dataplatform.native.services import TRACK_SERVICES
@@ -150,6 +152,39 @@ def _wait_for(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
     pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
+def _receipt(url: str, key: str) -> dict[str, Any]:
+    response = httpx.get(url, headers={"X-API-Key": key}, timeout=30)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _bronze_version(scope: Scope) -> int:
+    return DeltaTable(
+        scope.lake.uri(BRONZE_TABLE, scheme="s3"),
+        storage_options=scope.lake.s3.delta_storage_options(),
+    ).version()
+
+
+def _cli(scope: Scope, *args: str) -> str:
+    """Run `dataplatform <args>` in the test's scope; its output."""
+    done = subprocess.run(
+        [CLI, *args],
+        env={**os.environ, **scope.env},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def _land_once(scope: Scope, tmp_path: Path) -> None:
+    """`dataplatform run document-landing --once`: land what the store holds, then exit."""
+    _cli(scope, "run", "document-landing", "--once", "--heartbeat-path", str(tmp_path / "hb.json"))
+
+
 def test_posted_documents_readable_from_store_and_land_in_delta(
     scope: Scope, tmp_path: Path
 ) -> None:
@@ -184,44 +219,62 @@ def test_posted_documents_readable_from_store_and_land_in_delta(
         assert "claim_id" in bad.json()["message"]
 
         receipt_url = f"{live.url}/v1/documents/ingest/{receipt['ingest_id']}"
-        assert httpx.get(receipt_url, headers={"X-API-Key": key}).status_code == 200
+        stored_receipt = _receipt(receipt_url, key)
+        assert stored_receipt["status"] == "durable"
+        assert [stage["stage"] for stage in stored_receipt["stages"]] == ["accepted", "durable"]
         # Visible only to the key that sent it.
         assert httpx.get(receipt_url, headers={"X-API-Key": other_key}).status_code == 404
 
-    client: MongoClient[Any] = MongoClient(**scope.mongo.client_options())
-    try:
-        stored = client[scope.mongo.db]["documents"].find_one({"_id": receipt["ingest_id"]})
-        count = client[scope.mongo.db]["documents"].count_documents({})
-        indexes = client[scope.mongo.db]["documents"].index_information()
-    finally:
-        client.close()
-    assert stored is not None and count == 4  # the replay and the rejects stored nothing
-    assert stored["claim_id"] == "IC-1"
-    assert exactjson.loads(stored["body_json"])["estimate"] == Decimal("123456789012.123456")
-    assert {"ingest_seq_unique", "claim_id", "timestamp_desc"} <= set(indexes)
+        client: MongoClient[Any] = MongoClient(**scope.mongo.client_options())
+        try:
+            store = client[scope.mongo.db]
+            stored = store["documents"].find_one({"_id": receipt["ingest_id"]})
+            count = store["documents"].count_documents({})
+            indexes = store["documents"].index_information()
+            assert stored is not None and count == 4  # the replay and the rejects stored nothing
+            assert stored["claim_id"] == "IC-1"
+            estimate = exactjson.loads(stored["body_json"])["estimate"]
+            assert estimate == Decimal("123456789012.123456")
+            assert {"ingest_seq_unique", "claim_id", "timestamp_desc"} <= set(indexes)
 
-    # Curated claims as the Spark curation leaves them (the columns the join keeps).
-    claims = pa.table(
-        {
-            "claim_id": ["IC-1", "IC-9"],
-            "claim_amount": pa.array([Decimal("2500.000001"), Decimal("10")], pa.decimal128(18, 6)),
-            "claim_status": ["submitted", "paid"],
-        }
-    )
-    write_deltalake(
-        scope.lake.table("silver", CLAIMS, scheme="s3"),
-        claims,
-        storage_options=scope.lake.s3.delta_storage_options(),
-    )
-    landed = subprocess.run(
-        [CLI, "run", "document-landing", "--once", "--heartbeat-path", str(tmp_path / "hb.json")],
-        env={**os.environ, **scope.env},
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert landed.returncode == 0, landed.stdout + landed.stderr
+            # Curated claims as the Spark curation leaves them (the columns the join keeps).
+            claims = pa.table(
+                {
+                    "claim_id": ["IC-1", "IC-9"],
+                    "claim_amount": pa.array(
+                        [Decimal("2500.000001"), Decimal("10")], pa.decimal128(18, 6)
+                    ),
+                    "claim_status": ["submitted", "paid"],
+                }
+            )
+            write_deltalake(
+                scope.lake.table("silver", CLAIMS, scheme="s3"),
+                claims,
+                storage_options=scope.lake.s3.delta_storage_options(),
+            )
+            _land_once(scope, tmp_path)
+
+            # Once in bronze, the receipt says so, with the bronze table's version.
+            landed_receipt = _receipt(receipt_url, key)
+            assert landed_receipt["status"] == "landed", landed_receipt
+            assert landed_receipt["stages"][-1]["stage"] == "landed"
+            bronze_version = _bronze_version(scope)
+            where = f"bronze Delta table version {bronze_version}"
+            assert landed_receipt["stages"][-1]["where"] == where
+
+            # A crash between the bronze commit and the marks loses them: the next start marks
+            # again what bronze holds.
+            store["documents"].update_many({}, {"$unset": {"landed_at": "", "bronze_version": ""}})
+            store["counters"].delete_one({"_id": MARKED_ID})
+            assert _receipt(receipt_url, key)["status"] == "durable"
+            _land_once(scope, tmp_path)
+            assert _bronze_version(scope) == bronze_version  # nothing landed twice
+            remarked = _receipt(receipt_url, key)
+            assert remarked["status"] == "landed", remarked
+            assert remarked["landed_at"] == landed_receipt["landed_at"]
+            assert store["documents"].count_documents({"landed_at": None}) == 0
+        finally:
+            client.close()
 
     bronze = _rows(scope.lake, BRONZE_TABLE)
     assert sorted(row["ingest_seq"] for row in bronze) == [1, 2, 3, 4]
@@ -229,6 +282,12 @@ def test_posted_documents_readable_from_store_and_land_in_delta(
     assert '"estimate":123456789012.123456' in by_id[receipt["ingest_id"]]["body_json"]
     silver = {(row["entity"], row["document_id"]): row for row in _rows(scope.lake, SILVER_TABLE)}
     assert set(silver) == {("claim_note", "NOTE-1"), ("customer_profile", "PROFILE-7")}
+    # The landing job only lands: joining notes to claims is curation's.
+    claims_with_notes_uri = scope.lake.uri(CLAIMS_WITH_NOTES_TABLE, scheme="s3")
+    options = scope.lake.s3.delta_storage_options()
+    assert not DeltaTable.is_deltatable(claims_with_notes_uri, storage_options=options)
+    joined_run = _cli(scope, "lake", "join-claim-notes", "--lake-prefix", scope.lake.prefix)
+    assert "2 claims" in joined_run
     assert json.loads(silver[("claim_note", "NOTE-1")]["body_json"])["text"] == "estimate approved"
     assert silver[("customer_profile", "PROFILE-7")]["customer_id"] == "CUST-7"
     assert silver[("claim_note", "NOTE-1")]["claim_id"] == "IC-1"
@@ -281,6 +340,13 @@ def test_kill_document_landing_loses_and_duplicates_nothing(scope: Scope, tmp_pa
     expected = {f"NOTE-{i % 9}": f"version {i}" for i in range(len(documents))}
     assert len(silver_rows) == len(expected)
     assert silver == expected
+    # Every receipt answers `landed`: no mark was lost to a kill.
+    client: MongoClient[Any] = MongoClient(**scope.mongo.client_options())
+    try:
+        unmarked = client[scope.mongo.db]["documents"].count_documents({"landed_at": None})
+    finally:
+        client.close()
+    assert unmarked == 0
 
 
 def test_concurrent_posts_get_unique_gapless_sequence(scope: Scope) -> None:

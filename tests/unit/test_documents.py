@@ -19,8 +19,10 @@ from dataplatform.documents.curation import claims_with_notes
 from dataplatform.documents.landing import SILVER_SCHEMA, GapTracker, latest_versions, to_arrow
 from dataplatform.documents.store import INDEXES, StoredDocument
 from dataplatform.settings import IngestorSettings
+from fastapi_app.app.api.routes.documents import document_receipt
 from fastapi_app.app.core.memory import MemoryPublisher, MemoryStore
 from fastapi_app.app.main import create_app
+from fastapi_app.app.models import DocumentReceipt
 from fastapi_app.app.services.documents import parse_document
 from fastapi_app.app.services.errors import InvalidJson, RecordRejected
 
@@ -126,7 +128,7 @@ def test_post_document_without_store_gets_503(client: TestClient) -> None:
 
 def _stored(seq: int, *, document_id: str = "NOTE-1", at: datetime = T0) -> StoredDocument:
     return StoredDocument(
-        ingest_id=f"id-{seq}",
+        ingest_id=f"00000000-0000-4000-8000-{seq:012d}",
         ingest_seq=seq,
         entity="claim_note",
         document_id=document_id,
@@ -165,6 +167,32 @@ def test_latest_versions_by_timestamp_then_sequence() -> None:
     ]
     latest = {d.document_id: d.ingest_seq for d in latest_versions(versions)}
     assert latest == {"NOTE-1": 1, "NOTE-2": 4}
+
+
+def test_document_receipt_is_durable_then_landed_with_bronze_version() -> None:
+    stored = _stored(3)
+    durable = DocumentReceipt.model_validate(
+        {"message": "m", **document_receipt(stored, duplicate=False)}
+    )
+    assert durable.status == "durable"
+    assert [stage.stage for stage in durable.stages] == ["accepted", "durable"]
+    assert durable.landed_at is None
+    landed_at = T0 + timedelta(seconds=5)
+    landed = DocumentReceipt.model_validate(
+        {
+            "message": "m",
+            **document_receipt(
+                replace(stored, landed_at=landed_at, bronze_version=12), duplicate=False
+            ),
+        }
+    )
+    assert landed.status == "landed"
+    assert landed.landed_at == landed_at
+    assert [(stage.stage, stage.at, stage.where) for stage in landed.stages][-1] == (
+        "landed",
+        landed_at,
+        "bronze Delta table version 12",
+    )
 
 
 def test_indexes_cover_seed_claim_and_time_and_unique_sequence() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -173,8 +174,16 @@ async def ingest_many(
 SECURITY: list[dict[str, list[str]]] = [{"ApiKeyHeader": []}, {"BearerAuth": []}]
 
 
-def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    text = {
+def error_responses(
+    *codes: int, text: Mapping[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """The `responses` of a route: the error body and what each status code means.
+
+    Args:
+        codes: The status codes the route may answer besides 200.
+        text: A route's own description of some of them, replacing the ingest routes' one.
+    """
+    descriptions = {
         400: "Malformed request: invalid JSON, not an array, bad Content-Length.",
         401: "Missing, invalid or revoked API key.",
         409: "The Idempotency-Key was already used with a different payload.",
@@ -184,11 +193,33 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         429: "Rate limit of the API key exceeded; see Retry-After.",
         503: "Sink or store unavailable, timed out or at capacity; see Retry-After. Records "
         "acknowledged before are never lost; retry with the same payload.",
+        **(text or {}),
     }
-    return {code: {"model": ErrorResponse, "description": text[code]} for code in codes}
+    return {code: {"model": ErrorResponse, "description": descriptions[code]} for code in codes}
 
 
-INGEST_ERRORS = _errors(400, 401, 409, 413, 415, 422, 429, 503)
+def receipt_errors(what: str, *, store: str) -> dict[int | str, dict[str, Any]]:
+    """The `responses` of a receipt route (`GET .../ingest/{ingest_id}`).
+
+    Args:
+        what: What was ingested (`record`, `document`).
+        store: Where receipts are read from, named when it is unavailable.
+    """
+    return error_responses(
+        401,
+        404,
+        422,
+        429,
+        503,
+        text={
+            404: f"No {what} with this ingest id sent with this API key.",
+            422: "The ingest id is not a UUID.",
+            503: f"The {store} is unavailable; see Retry-After.",
+        },
+    )
+
+
+INGEST_ERRORS = error_responses(400, 401, 409, 413, 415, 422, 429, 503)
 
 #: `operationId` of `GET /ingest/{ingest_id}`, the target of the receipts' OpenAPI links.
 RECEIPT_OPERATION_ID = "get_receipt"

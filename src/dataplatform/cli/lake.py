@@ -3,7 +3,8 @@
 `history` and `count` read the tables with delta-rs (no JVM, answers in well under a second);
 `optimize`, `vacuum` and `restore` run `pyspark_jobs/maintenance.py` on Spark, the engine
 that writes the tables. `reset-landing` and `replay` are the recovery tools of the landing
-job (see docs/LAKEHOUSE.md).
+job (see docs/LAKEHOUSE.md). `join-claim-notes` is the curation step joining claim notes to
+the curated claims (delta-rs; the `curation` DAG runs it, see docs/DOCUMENTS.md).
 """
 
 from __future__ import annotations
@@ -159,6 +160,50 @@ def restore(
         raise _fail("give exactly one of --version and --timestamp")
     target = ["--version", str(version)] if version is not None else ["--timestamp", str(timestamp)]
     _maintenance(["restore", "--table", table, *target], lake_prefix)
+
+
+def _parent_run(text: str) -> Any:
+    from dataplatform.lineage import ParentRun
+
+    try:
+        return ParentRun.parse(text) if text.strip() else None
+    except ValueError as exc:
+        raise _fail(str(exc), code=2) from None
+
+
+@lake_app.command("join-claim-notes")
+def join_claim_notes(
+    lake_prefix: PrefixOption = None,
+    lineage_parent: Annotated[
+        str,
+        typer.Option(
+            help="<namespace>/<job>/<run id> of the run that started this one (Airflow's "
+            "lineage_parent_id macro); empty: none"
+        ),
+    ] = "",
+    lineage_root: Annotated[
+        str, typer.Option(help="<namespace>/<job>/<run id> of the root run (the DAG run)")
+    ] = "",
+) -> None:
+    """Rebuild silver/insurance/claims_with_notes: curated claims with their notes (delta-rs)."""
+    from dataplatform.documents.curation import curate_claim_notes
+    from dataplatform.lake import Lake
+    from dataplatform.lineage import LineageEmitter
+    from dataplatform.settings import get_postgres_settings
+
+    parent, root = _parent_run(lineage_parent), _parent_run(lineage_root)
+    lake = Lake.load(prefix=lake_prefix)
+    emitter = LineageEmitter.from_settings(lake)
+    try:
+        rows = curate_claim_notes(
+            lake, get_postgres_settings(), emitter=emitter, parent=parent, root=root
+        )
+    finally:
+        emitter.close()
+    if rows is None:
+        console.print("nothing to join yet: silver claims or silver documents do not exist")
+        return
+    console.print(f"silver/insurance/claims_with_notes: {rows} claims", highlight=False)
 
 
 @lake_app.command("reset-landing")

@@ -176,7 +176,6 @@ def run_document_landing(
     if once:
         while (batch := landing.land_once()) is not None:
             log.info("landed through ingest sequence %d", batch.through_seq)
-        landing.curate(force=True)
         return
     stop = stop_on_signals(log, "stopping after the current batch")
     log.info("document landing polling every %gs", settings.poll_interval_s)

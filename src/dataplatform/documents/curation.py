@@ -5,6 +5,10 @@ Spark curation's table) with the notes and reports written about it (`silver/doc
 documents`, latest version of each), oldest first, as a list column. It is recomputed whole from
 both silver tables (DataFusion SQL through delta-rs), so a rerun gives the same table and a
 claim or a note curated later shows up at the next run. The write takes the table's commit lock.
+
+It is a curation step: the `curation` DAG runs it (`dataplatform lake join-claim-notes`) after
+the claims are curated, as the OpenLineage job `curation.insurance.claims_with_notes`, a child
+run of its Airflow task run.
 """
 
 from __future__ import annotations
@@ -18,9 +22,13 @@ from dataplatform.contracts import CLAIMS
 from dataplatform.documents import CLAIMS_WITH_NOTES_TABLE, SILVER_TABLE
 from dataplatform.lake import Lake
 from dataplatform.lakelock import table_commit_lock
+from dataplatform.lineage import JobRun, LineageEmitter, ParentRun, table_dataset
 from dataplatform.settings import PostgresSettings
 
 log = logging.getLogger(__name__)
+
+#: The OpenLineage job of the join.
+JOB = "curation.insurance.claims_with_notes"
 
 #: Documents about a claim: they carry its `claim_id`.
 CLAIM_DOCUMENTS = ("claim_note", "adjuster_report")
@@ -65,17 +73,6 @@ def claims_with_notes(claims: DeltaTable, documents: DeltaTable) -> pa.Table:
     return table.cast(schema)
 
 
-def source_versions(lake: Lake) -> tuple[int, int] | None:
-    """The versions of silver claims and silver documents; None until both exist."""
-    options = lake.s3.delta_storage_options()
-    versions = []
-    for uri in (lake.table("silver", CLAIMS, scheme="s3"), lake.uri(SILVER_TABLE, scheme="s3")):
-        if not DeltaTable.is_deltatable(uri, storage_options=options):
-            return None
-        versions.append(DeltaTable(uri, storage_options=options).version())
-    return versions[0], versions[1]
-
-
 def join_claim_notes(lake: Lake, postgres: PostgresSettings) -> int | None:
     """Recompute `silver/insurance/claims_with_notes`; its row count, None until both exist."""
     options = lake.s3.delta_storage_options()
@@ -102,3 +99,45 @@ def join_claim_notes(lake: Lake, postgres: PostgresSettings) -> int | None:
         )
     log.info("joined claim notes", extra={"fields": {"claims": joined.num_rows}})
     return joined.num_rows
+
+
+def curate_claim_notes(
+    lake: Lake,
+    postgres: PostgresSettings,
+    *,
+    emitter: LineageEmitter,
+    parent: ParentRun | None = None,
+    root: ParentRun | None = None,
+) -> int | None:
+    """`join_claim_notes` as a job run with its OpenLineage START and COMPLETE (or FAIL).
+
+    Args:
+        lake: The lake holding the tables.
+        postgres: Where the commit lock lives.
+        emitter: Where the run's events go.
+        parent: The run that started it (the Airflow task run), for the parent run facet.
+        root: The root of the parent's hierarchy (the DAG run).
+
+    Returns:
+        Rows written, None when silver claims or silver documents do not exist yet.
+    """
+    output = table_dataset(lake, CLAIMS_WITH_NOTES_TABLE)
+    run = JobRun(
+        emitter,
+        JOB,
+        inputs=[
+            table_dataset(lake, CLAIMS.table_path("silver")),
+            table_dataset(lake, SILVER_TABLE),
+        ],
+        outputs=[output],
+        parent=parent,
+        root=root,
+    )
+    run.start()
+    try:
+        rows = join_claim_notes(lake, postgres)
+    except Exception as exc:
+        run.fail(exc)
+        raise
+    run.complete({output.name: rows})
+    return rows

@@ -14,6 +14,10 @@ landed twice and nothing is skipped:
 Numbers taken but never inserted (a request that failed after taking one) leave gaps: a gap is
 waited for `gap_grace_s` seconds, then passed. Writes hold each table's commit lock
 (`dataplatform.lakelock`).
+
+After each bronze commit the versions it holds are marked landed in the store (`landed_at`,
+the bronze version), which their receipts read; marks a crash lost are redone from bronze's own
+rows at the next start. Joining notes to claims is curation's (`dataplatform.documents.curation`).
 """
 
 from __future__ import annotations
@@ -27,10 +31,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from dataplatform.documents import BRONZE_TABLE, SILVER_TABLE
-from dataplatform.documents.curation import CLAIM_DOCUMENTS, join_claim_notes, source_versions
 from dataplatform.documents.store import DocumentStore, StoredDocument
 from dataplatform.lake import Lake, heartbeat_healthy, write_heartbeat
 from dataplatform.lakelock import table_commit_lock
@@ -149,8 +153,6 @@ class LandedBatch:
     bronze_rows: int
     silver_rows: int
     through_seq: int
-    #: Silver rows that are notes or reports about a claim (the claims join is redone).
-    claim_documents: int = 0
 
 
 class DocumentLanding:
@@ -176,8 +178,6 @@ class DocumentLanding:
         #: their only writer, and replaying the logs at every idle poll costs a good part of
         #: a core. Forgotten after any error, so a failed commit is re-read from the log.
         self._through: tuple[int, int] | None = None
-        #: Versions of (silver claims, silver documents) the claims join last read.
-        self._joined: tuple[int, int] | None = None
 
     @property
     def app_id(self) -> str:
@@ -201,6 +201,7 @@ class DocumentLanding:
         """Land the next batch of versions, if any; None when there is nothing to land."""
         if self._through is None:
             self._through = (self.landed_through(BRONZE_TABLE), self.landed_through(SILVER_TABLE))
+            self._mark_from_bronze(self._through[0])
         bronze_seq, silver_seq = self._through
         after = min(bronze_seq, silver_seq)
         documents = self._gaps.landable(
@@ -213,7 +214,11 @@ class DocumentLanding:
         bronze = [d for d in documents if d.ingest_seq > bronze_seq]
         self._through = None
         if bronze:
-            self._append_bronze(bronze, through, stamp)
+            version = self._append_bronze(bronze, through, stamp)
+            self._store.mark_landed(
+                [d.ingest_id for d in bronze], landed_at=stamp, bronze_version=version
+            )
+            self._store.set_marked_through(through)
         silver = latest_versions(d for d in documents if d.ingest_seq > silver_seq)
         if silver:
             self._merge_silver(silver, through, stamp)
@@ -224,24 +229,50 @@ class DocumentLanding:
                 "fields": {"bronze": len(bronze), "silver": len(silver), "through_seq": through}
             },
         )
-        claim_documents = sum(1 for d in silver if d.entity in CLAIM_DOCUMENTS)
-        return LandedBatch(len(bronze), len(silver), through, claim_documents)
+        return LandedBatch(len(bronze), len(silver), through)
 
     def _commit(self, through: int) -> CommitProperties:
         return CommitProperties(app_transactions=[Transaction(self.app_id, through)])
 
-    def _append_bronze(
-        self, documents: list[StoredDocument], through: int, stamp: datetime
-    ) -> None:
+    def _append_bronze(self, documents: list[StoredDocument], through: int, stamp: datetime) -> int:
+        """Append to bronze; the table's version holding them."""
         uri = self.uri(BRONZE_TABLE)
+        options = self._lake.s3.delta_storage_options()
         with table_commit_lock(self._postgres, uri):
             write_deltalake(
                 uri,
                 to_arrow(documents, BRONZE_SCHEMA, stamp),
                 mode="append",
-                storage_options=self._lake.s3.delta_storage_options(),
+                storage_options=options,
                 commit_properties=self._commit(through),
             )
+            # Read under the lock: this commit is the table's latest.
+            return DeltaTable(uri, storage_options=options).version()
+
+    def _mark_from_bronze(self, bronze_seq: int) -> None:
+        """Mark the versions bronze holds but the store does not know as landed yet.
+
+        A crash between a bronze commit and its marks leaves them unmarked; bronze itself says
+        what it holds (its rows past the store's marked-through number) and when each landed.
+        """
+        marked = self._store.marked_through()
+        if marked >= bronze_seq:
+            return
+        rows = (
+            DeltaTable(
+                self.uri(BRONZE_TABLE), storage_options=self._lake.s3.delta_storage_options()
+            )
+            .to_pyarrow_dataset()
+            .to_table(columns=["ingest_id", "landed_at"], filter=pc.field("ingest_seq") > marked)
+            .to_pylist()
+        )
+        by_stamp: dict[datetime, list[str]] = {}
+        for row in rows:
+            by_stamp.setdefault(row["landed_at"], []).append(row["ingest_id"])
+        for landed_at, ingest_ids in by_stamp.items():
+            self._store.mark_landed(ingest_ids, landed_at=landed_at, bronze_version=None)
+        self._store.set_marked_through(bronze_seq)
+        log.info("marked landed documents from bronze", extra={"fields": {"versions": len(rows)}})
 
     def _merge_silver(self, documents: list[StoredDocument], through: int, stamp: datetime) -> None:
         uri = self.uri(SILVER_TABLE)
@@ -272,36 +303,12 @@ class DocumentLanding:
                 .execute()
             )
 
-    def curate(self, *, force: bool = False) -> int | None:
-        """Redo the claims join when silver claims or silver documents changed since the last.
-
-        Returns:
-            Rows of `silver/insurance/claims_with_notes`, or None when it was not redone.
-        """
-        versions = source_versions(self._lake)
-        if versions is None or (versions == self._joined and not force):
-            return None
-        rows = join_claim_notes(self._lake, self._postgres)
-        self._joined = versions
-        return rows
-
     def run(self, stop: threading.Event) -> None:
-        """Poll until `stop` is set; a full batch is followed at once by the next poll.
-
-        The claims join is redone after a batch with claim documents and, for claims curated
-        since (by the Spark curation), every `join_interval_s`.
-        """
-        joined_at = -float("inf")
+        """Poll until `stop` is set; a full batch is followed at once by the next poll."""
         while not stop.is_set():
             batch = None
             try:
                 batch = self.land_once()
-                now = time.monotonic()
-                if (batch and batch.claim_documents) or now - joined_at >= (
-                    self._settings.join_interval_s
-                ):
-                    self.curate()
-                    joined_at = now
                 write_heartbeat(
                     self._heartbeat,
                     {"status": "running", "through_seq": batch.through_seq if batch else None},

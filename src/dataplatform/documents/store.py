@@ -11,6 +11,7 @@ with the envelope and the extracted fields (`claim_id`, `customer_id`) as indexe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,6 +26,13 @@ from dataplatform.settings import MongoSettings
 COLLECTION = "documents"
 COUNTERS = "counters"
 SEQUENCE_ID = "documents.ingest_seq"
+#: The counter holding the highest ingest sequence number whose landing is marked on the
+#: documents (`mark_landed`): the landing job catches up from bronze past it after a crash.
+MARKED_ID = "documents.landed_marked"
+
+
+#: Versions marked landed per update (a bounded `$in` list).
+_MARK_CHUNK = 1000
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,8 @@ class StoredDocument:
         payload_sha256: Digest of the whole validated document (Idempotency-Key replays).
         principal: The API key that sent it; only that key can read it back through the API.
         received_at: When the ingestor accepted it (UTC).
+        landed_at: When the landing job wrote it to bronze; None until then.
+        bronze_version: The bronze Delta table's version that holds it, when known.
     """
 
     ingest_id: str
@@ -80,9 +90,11 @@ class StoredDocument:
     payload_sha256: str
     principal: str
     received_at: datetime
+    landed_at: datetime | None = None
+    bronze_version: int | None = None
 
     def to_mongo(self) -> dict[str, Any]:
-        """The BSON document (`_id` = ingest id)."""
+        """The BSON document (`_id` = ingest id), as inserted: not yet landed."""
         return {
             "_id": self.ingest_id,
             "ingest_seq": self.ingest_seq,
@@ -115,6 +127,8 @@ class StoredDocument:
             payload_sha256=doc["payload_sha256"],
             principal=doc["principal"],
             received_at=doc["received_at"],
+            landed_at=doc.get("landed_at"),
+            bronze_version=doc.get("bronze_version"),
         )
 
 
@@ -192,6 +206,25 @@ class DocumentStore:
             .limit(limit)
         )
         return [StoredDocument.from_mongo(doc) for doc in cursor]
+
+    def mark_landed(
+        self, ingest_ids: Sequence[str], *, landed_at: datetime, bronze_version: int | None
+    ) -> None:
+        """Record on each version that it is in bronze (its receipt then answers `landed`)."""
+        for start in range(0, len(ingest_ids), _MARK_CHUNK):
+            self.documents.update_many(
+                {"_id": {"$in": list(ingest_ids[start : start + _MARK_CHUNK])}},
+                {"$set": {"landed_at": landed_at, "bronze_version": bronze_version}},
+            )
+
+    def marked_through(self) -> int:
+        """The highest ingest sequence number up to which every landed version is marked."""
+        counter = self._counters.find_one({"_id": MARKED_ID})
+        return 0 if counter is None else int(counter["value"])
+
+    def set_marked_through(self, sequence: int) -> None:
+        """Every landed version up to `sequence` is marked (`mark_landed`)."""
+        self._counters.update_one({"_id": MARKED_ID}, {"$set": {"value": sequence}}, upsert=True)
 
     def close(self) -> None:
         """Close the client's connections."""

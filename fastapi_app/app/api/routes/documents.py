@@ -19,8 +19,8 @@ from fastapi_app.app.api.deps import (
     require_json,
 )
 from fastapi_app.app.api.errors import ApiError
-from fastapi_app.app.api.ingesting import INGEST_ERRORS, SECURITY
-from fastapi_app.app.models import DocumentReceipt, ErrorResponse
+from fastapi_app.app.api.ingesting import INGEST_ERRORS, SECURITY, receipt_errors
+from fastapi_app.app.models import DocumentReceipt
 from fastapi_app.app.services.documents import DocumentService, parse_document
 
 log = logging.getLogger(__name__)
@@ -36,20 +36,36 @@ def _service(request: Request) -> DocumentService:
 
 
 def document_receipt(document: StoredDocument, *, duplicate: bool) -> dict[str, Any]:
-    """`DocumentReceipt` as a dict (serialised by orjson)."""
+    """`DocumentReceipt` as a dict (serialised by orjson): durable, then landed in bronze."""
+    database = get_mongo_settings().db
+    stages: list[dict[str, Any]] = [
+        {"stage": "accepted", "at": document.received_at, "where": None},
+        {
+            "stage": "durable",
+            "at": document.received_at,
+            "where": f"mongodb {database}.{COLLECTION} ingest_seq {document.ingest_seq}",
+        },
+    ]
+    if document.landed_at is not None:
+        version = "" if document.bronze_version is None else f" version {document.bronze_version}"
+        stages.append(
+            {"stage": "landed", "at": document.landed_at, "where": f"bronze Delta table{version}"}
+        )
     return {
         "ingest_id": document.ingest_id,
         "entity": document.entity,
         "document_id": document.document_id,
-        "status": "durable",
+        "status": "durable" if document.landed_at is None else "landed",
         "duplicate": duplicate,
         "received_at": document.received_at,
+        "landed_at": document.landed_at,
         "destination": {
             "sink": "mongodb",
-            "database": get_mongo_settings().db,
+            "database": database,
             "collection": COLLECTION,
             "ingest_seq": document.ingest_seq,
         },
+        "stages": stages,
     }
 
 
@@ -113,22 +129,14 @@ async def ingest_document(
     "/v1/documents/ingest/{ingest_id}",
     name="get_document_receipt",
     response_model=DocumentReceipt,
-    responses={
-        401: {"model": ErrorResponse, "description": "Missing, invalid or revoked API key."},
-        404: {
-            "model": ErrorResponse,
-            "description": "No document with this ingest id sent with this API key.",
-        },
-        422: {"model": ErrorResponse, "description": "The ingest id is not a UUID."},
-        503: {"model": ErrorResponse, "description": "The document store is unavailable."},
-    },
+    responses=receipt_errors("document", store="document store"),
     openapi_extra={"security": SECURITY},
     summary="The receipt of one ingested document",
 )
 async def get_document_receipt(
     ingest_id: UUID, request: Request, principal: PrincipalDep
 ) -> Response:
-    """Where a document version is: only the API key that sent it can see it."""
+    """Where a document version is now (durable -> landed); only the key that sent it sees it."""
     document = await _service(request).get(str(ingest_id), principal=principal)
     if document is None:
         raise ApiError(

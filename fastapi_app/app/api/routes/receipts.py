@@ -11,9 +11,9 @@ from fastapi import APIRouter, Response
 
 from fastapi_app.app.api.deps import PrincipalDep, ServiceDep
 from fastapi_app.app.api.errors import ApiError
-from fastapi_app.app.api.ingesting import RECEIPT_OPERATION_ID, SECURITY
+from fastapi_app.app.api.ingesting import RECEIPT_OPERATION_ID, SECURITY, receipt_errors
 from fastapi_app.app.api.receipt_bodies import destination_dict
-from fastapi_app.app.models import ErrorResponse, ReceiptStatusOut
+from fastapi_app.app.models import ReceiptStatusOut
 
 log = logging.getLogger(__name__)
 
@@ -23,16 +23,7 @@ router = APIRouter(tags=["receipts"])
 @router.get(
     "/ingest/{ingest_id}",
     response_model=ReceiptStatusOut,
-    responses={
-        401: {"model": ErrorResponse, "description": "Missing, invalid or revoked API key."},
-        404: {
-            "model": ErrorResponse,
-            "description": "No record with this ingest id sent with this API key.",
-        },
-        422: {"model": ErrorResponse, "description": "The ingest id is not a UUID."},
-        429: {"model": ErrorResponse, "description": "Rate limit exceeded."},
-        503: {"model": ErrorResponse, "description": "The receipt store is unavailable."},
-    },
+    responses=receipt_errors("record", store="receipt store"),
     openapi_extra={"security": SECURITY},
     summary="Where an ingested record is now",
     operation_id=RECEIPT_OPERATION_ID,
