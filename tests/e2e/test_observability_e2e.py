@@ -4,8 +4,9 @@ its trace id from the collector's spans to its bronze row.
 Drives real traffic through the platform's own ingestor (the one its Prometheus scrapes):
 accepted single records and batches of both entities, records refused at the edge (422), an
 unauthenticated call (401), load shed with 503 (concurrent batches beyond the ingestor's
-in-flight bound: a sink refusal without stopping any service), and a contract-violating
-message produced straight to the entity's topic, which landing must put in quarantine. Then it
+in-flight bound), a 503 because the sink is down (the platform's Kafka stopped for a moment,
+then started again), and a contract-violating message produced straight to the entity's topic,
+which landing must put in quarantine. Then it
 runs every panel query of every dashboard (`dataplatform.observability.dashboards.DASHBOARDS`,
 the definitions Grafana's JSON and the report are built from) against the real Prometheus HTTP
 API and fails on any that returns no series. The Orchestration panels read Airflow's metrics:
@@ -25,10 +26,13 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -114,6 +118,29 @@ def _drive_traffic(api: httpx.Client, rng: random.Random) -> None:
         assert httpx.post(f"{api.base_url}{TX}", json=samples.transaction(rng)).status_code == 401
 
 
+def _supervisorctl(*args: str) -> None:
+    cli = Path(sys.executable).parent / "dataplatform"
+    subprocess.run([str(cli), "supervisorctl", *args], check=True, capture_output=True, timeout=120)
+
+
+def _sink_down_round(api: httpx.Client, rng: random.Random) -> None:
+    """The platform's Kafka stopped: a record gets 503 naming the sink; accepted again after."""
+    _supervisorctl("stop", "kafka")
+    try:
+        answer = api.post(TX, json=samples.transaction(rng))
+    finally:
+        _supervisorctl("start", "kafka")
+    assert answer.status_code == 503, answer.text
+    assert answer.headers.get("Retry-After"), answer.headers
+    assert answer.json()["detail"][0]["loc"][0] == "sink", answer.text
+    wait_for(
+        lambda: api.post(TX, json=samples.transaction(rng)).status_code == 200,
+        180,
+        "the ingestor accepting records again once Kafka is back",
+        interval_s=3,
+    )
+
+
 def _panel_series(panel: Panel) -> int:
     return len(_query(panel.expr))
 
@@ -138,6 +165,7 @@ def test_run_every_dashboard_panel_query_returns_series_after_real_traffic(
             break
     assert 503 in statuses, f"no batch was shed: {sorted(set(statuses))}"
     assert set(statuses) <= {200, 503}, sorted(set(statuses))
+    _sink_down_round(api, rng)
 
     # Traffic after the burst, so rates over the last minutes see both sides of it.
     _drive_traffic(api, rng)
@@ -165,6 +193,9 @@ def test_run_every_dashboard_panel_query_returns_series_after_real_traffic(
             break
         time.sleep(10)
     assert not empty, "panels without data:\n" + "\n".join(empty)
+    # The sink-down refusal is counted apart from load shedding.
+    reasons = {series["metric"]["reason"] for series in _query("ingestor_sink_errors_total > 0")}
+    assert reasons - {"overloaded"}, f"no sink failure counted, only: {reasons}"
     # Both entities' records reached the ingestor's metrics.
     entities = {series["metric"]["entity"] for series in _query("ingestor_records_total")}
     assert {f"{e.domain}.{e.name}" for e in (TRANSACTIONS, CLAIMS)} <= entities
