@@ -6,8 +6,11 @@ silver, gold, its quarantine and state tables (`ensure_curation_tables`) and re-
 
 from __future__ import annotations
 
+import json
 import logging
+from typing import Any
 
+import pyarrow as pa
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
@@ -21,7 +24,9 @@ from dataplatform.lake import (
     get_lakehouse_settings,
     quarantine_path,
 )
+from dataplatform.lakelock import table_commit_lock
 from dataplatform.products import GOLD_PARTITION, product_of
+from dataplatform.settings import get_postgres_settings
 from pyspark_jobs import transforms
 from pyspark_jobs.schemas import bronze_schema, gold_schema
 
@@ -53,7 +58,14 @@ class SchemaEvolutionError(RuntimeError):
     """The contract changed in a way a table cannot follow without a migration."""
 
 
-def evolve_schema(spark: SparkSession, uri: str, desired: StructType, *, table: str) -> list[str]:
+def evolve_schema(
+    spark: SparkSession,
+    uri: str,
+    desired: StructType,
+    *,
+    table: str,
+    current: StructType | None = None,
+) -> list[str]:
     """Bring a table's schema in line with `desired`, when that is safe.
 
     New nullable columns are added and NOT NULL columns the contract made optional are
@@ -66,6 +78,8 @@ def evolve_schema(spark: SparkSession, uri: str, desired: StructType, *, table: 
         uri: The Delta table.
         desired: The schema the job writes.
         table: The table's name for messages.
+        current: The table's schema, when already read (`table_schema`); by default Spark
+            reads it.
 
     Returns:
         The DDL statements applied.
@@ -74,12 +88,13 @@ def evolve_schema(spark: SparkSession, uri: str, desired: StructType, *, table: 
         SchemaEvolutionError: The change is incompatible; the message says why and how to
             migrate.
     """
-    current = {f.name: f for f in spark.read.format("delta").load(uri).schema.fields}
+    schema = current if current is not None else spark.read.format("delta").load(uri).schema
+    current_fields = {f.name: f for f in schema.fields}
     wanted = {f.name: f for f in desired.fields}
     problems, statements = [], []
     target = f"delta.`{uri}`"
     for name, new in wanted.items():
-        old = current.get(name)
+        old = current_fields.get(name)
         if old is None:
             if not new.nullable:
                 problems.append(
@@ -96,7 +111,7 @@ def evolve_schema(spark: SparkSession, uri: str, desired: StructType, *, table: 
             )
         elif not old.nullable and new.nullable:
             statements.append(f"ALTER TABLE {target} ALTER COLUMN `{name}` DROP NOT NULL")
-    for name, old in current.items():
+    for name, old in current_fields.items():
         if name not in wanted and not old.nullable:
             problems.append(f"required column {name} of {table} is no longer in the contract")
     if problems:
@@ -113,26 +128,83 @@ def evolve_schema(spark: SparkSession, uri: str, desired: StructType, *, table: 
     return statements
 
 
+def table_schema(lake: Lake, table: str) -> StructType | None:
+    """The schema of `table` read from its Delta log with delta-rs (None if it does not exist).
+
+    The log holds the schema in Spark's own JSON form, so no Spark job reads it: a job that
+    checks a handful of tables at start pays milliseconds instead of a snapshot load each.
+    """
+    existing = lake.delta_rs(table)
+    if existing is None:
+        return None
+    return StructType.fromJson(json.loads(existing.schema().to_json()))
+
+
+def ensure_table(
+    spark: SparkSession,
+    lake: Lake,
+    table: str,
+    schema: StructType,
+    *,
+    partitioned_by: tuple[str, ...] = (),
+    properties: dict[str, str] | None = None,
+) -> None:
+    """Create `table` from `schema` if it does not exist, else evolve it (`evolve_schema`).
+
+    Created from the schema rather than by the first write, so NOT NULL columns stay NOT
+    NULL. `properties` are set at creation only (`ensure_table_property` sets them later).
+
+    Raises:
+        SchemaEvolutionError: The table exists with a schema `schema` cannot evolve from.
+    """
+    uri = lake.uri(table)
+    current = table_schema(lake, table)
+    if current is None:
+        builder = DeltaTable.createIfNotExists(spark).location(uri).addColumns(schema)
+        if partitioned_by:
+            builder = builder.partitionedBy(*partitioned_by)
+        for key, value in (properties or {}).items():
+            builder = builder.property(key, value)
+        builder.execute()
+        # Another process may have created it first, from an older schema.
+    evolve_schema(spark, uri, schema, table=table, current=current)
+
+
+def append_rows(lake: Lake, table: str, schema: StructType, rows: list[tuple[Any, ...]]) -> None:
+    """Append a few rows to the existing Delta table `table` with delta-rs, holding the
+    table's commit lock (`dataplatform.lakelock`) for the whole write.
+
+    For the jobs' bookkeeping (run state, expectation results): a handful of rows that cost a
+    Spark job and a snapshot load each through Spark, and tens of milliseconds here.
+    """
+    from deltalake import write_deltalake
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    names = schema.fieldNames()
+    data = pa.Table.from_pylist(
+        [dict(zip(names, row, strict=True)) for row in rows], schema=to_arrow_schema(schema)
+    )
+    uri = lake.uri(table, scheme="s3")
+    with table_commit_lock(get_postgres_settings(), uri):
+        write_deltalake(uri, data, mode="append", storage_options=lake.s3.delta_storage_options())
+
+
 def ensure_landing_tables(spark: SparkSession, lake: Lake, entity: Entity) -> None:
     """Create the entity's bronze and landing quarantine tables if missing.
 
-    Created from the schemas rather than by the first write, so the NOT NULL columns stay
-    NOT NULL. Bronze has the change data feed on: curation reads only the versions it has not
+    Bronze has the change data feed on: curation reads only the versions it has not
     processed yet. A bronze table from before the order token gains its two nullable columns.
     Both get `LAKEHOUSE_BRONZE_CHECKPOINT_INTERVAL`, also on existing tables.
     """
     interval = str(get_lakehouse_settings().bronze_checkpoint_interval)
-    bronze = lake.table("bronze", entity)
-    (
-        DeltaTable.createIfNotExists(spark)
-        .location(bronze)
-        .addColumns(bronze_schema())
-        .partitionedBy(*BRONZE_PARTITION_COLUMNS)
-        .property("delta.enableChangeDataFeed", "true")
-        .property(CHECKPOINT_INTERVAL, interval)
-        .execute()
+    ensure_table(
+        spark,
+        lake,
+        entity.table_path("bronze"),
+        bronze_schema(),
+        partitioned_by=BRONZE_PARTITION_COLUMNS,
+        properties={"delta.enableChangeDataFeed": "true", CHECKPOINT_INTERVAL: interval},
     )
-    evolve_schema(spark, bronze, bronze_schema(), table=entity.table_path("bronze"))
     ensure_table_property(spark, lake, entity.table_path("bronze"), CHECKPOINT_INTERVAL, interval)
     ensure_quarantine_table(spark, lake, entity, "landing")
     ensure_table_property(
@@ -142,48 +214,41 @@ def ensure_landing_tables(spark: SparkSession, lake: Lake, entity: Entity) -> No
 
 def ensure_curation_tables(spark: SparkSession, lake: Lake, entity: Entity) -> None:
     """Create silver, gold, quarantine and state tables if missing; evolve silver's schema."""
-    silver = lake.table("silver", entity)
-    schema = transforms.silver_schema(entity)
-    (
-        DeltaTable.createIfNotExists(spark)
-        .location(silver)
-        .addColumns(schema)
-        # The change feed of each MERGE tells which days' gold rows changed (old and new
-        # event dates), without scanning silver; downstream consumers can follow it too.
-        .property("delta.enableChangeDataFeed", "true")
-        .execute()
+    silver = entity.table_path("silver")
+    # The change feed of each MERGE tells which days' gold rows changed (old and new event
+    # dates), without scanning silver; downstream consumers can follow it too.
+    ensure_table(
+        spark,
+        lake,
+        silver,
+        transforms.silver_schema(entity),
+        properties={"delta.enableChangeDataFeed": "true"},
     )
-    evolve_schema(spark, silver, schema, table=entity.table_path("silver"))
     # A silver table from before the change feed was used: turn it on from now.
-    ensure_table_property(
-        spark, lake, entity.table_path("silver"), "delta.enableChangeDataFeed", "true"
-    )
-    (
-        DeltaTable.createIfNotExists(spark)
-        .location(lake.gold(entity))
-        .addColumns(gold_schema(product_of(entity)))
-        .partitionedBy(GOLD_PARTITION.name)
-        .execute()
+    ensure_table_property(spark, lake, silver, "delta.enableChangeDataFeed", "true")
+    product = product_of(entity)
+    ensure_table(
+        spark,
+        lake,
+        product.gold_table,
+        gold_schema(product),
+        partitioned_by=(GOLD_PARTITION.name,),
     )
     ensure_quarantine_table(spark, lake, entity, "curation")
-    state = lake.uri(CURATION_STATE_TABLE)
-    DeltaTable.createIfNotExists(spark).location(state).addColumns(STATE_SCHEMA).execute()
-    evolve_schema(spark, state, STATE_SCHEMA, table=CURATION_STATE_TABLE)
+    ensure_table(spark, lake, CURATION_STATE_TABLE, STATE_SCHEMA)
 
 
 def ensure_quarantine_table(
     spark: SparkSession, lake: Lake, entity: Entity, table: QuarantineTable
 ) -> None:
     """Create `quarantine/<table>/<domain>/<entity>` if missing (evolve it if older)."""
-    uri = lake.quarantine(entity, table)
-    (
-        DeltaTable.createIfNotExists(spark)
-        .location(uri)
-        .addColumns(transforms.QUARANTINE_SCHEMA)
-        .partitionedBy("quarantine_date")
-        .execute()
+    ensure_table(
+        spark,
+        lake,
+        quarantine_path(entity, table),
+        transforms.QUARANTINE_SCHEMA,
+        partitioned_by=("quarantine_date",),
     )
-    evolve_schema(spark, uri, transforms.QUARANTINE_SCHEMA, table=quarantine_path(entity, table))
 
 
 def ensure_table_property(
