@@ -64,18 +64,12 @@ from dataplatform.products import product_of
 from dataplatform.settings import PostgresSettings, get_postgres_settings
 from dataplatform.shutdown import exit_now
 from pyspark_jobs import quality, transforms
+from pyspark_jobs.delta_tables import SchemaEvolutionError, append_rows, evolve_schema
 from pyspark_jobs.launch import start_job_session
 from pyspark_jobs.lineage import add_lineage_args, gold_run, silver_run
 from pyspark_jobs.quality import Expectation, ExpectationFailedError, load_expectations
 from pyspark_jobs.schemas import gold_schema
-from pyspark_jobs.tables import (
-    STATE_SCHEMA,
-    SchemaEvolutionError,
-    append_rows,
-    ensure_curation_tables,
-    ensure_landing_tables,
-    evolve_schema,
-)
+from pyspark_jobs.tables import STATE_SCHEMA, ensure_curation_tables, ensure_landing_tables
 
 logger = logging.getLogger("pyspark_jobs.curation")
 

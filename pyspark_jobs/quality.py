@@ -42,8 +42,8 @@ from pyspark.sql.types import (
 from dataplatform.contracts import Entity
 from dataplatform.lake import EXPECTATION_RESULTS_TABLE, Lake, select_entities
 from dataplatform.shutdown import exit_now
+from pyspark_jobs.delta_tables import append_rows, ensure_table
 from pyspark_jobs.launch import start_job_session
-from pyspark_jobs.tables import append_rows, ensure_table
 
 logger = logging.getLogger("pyspark_jobs.quality")
 
