@@ -42,49 +42,23 @@ from deltalake import DeltaTable, write_deltalake
 from dataplatform import samples
 from dataplatform.clients.s3 import delete_prefix
 from dataplatform.contracts import ENTITIES, Entity
-from dataplatform.contracts.bronze import BRONZE_COLUMNS, BRONZE_PARTITION_COLUMNS
+from dataplatform.contracts.bronze import BRONZE_PARTITION_COLUMNS, kafka_bronze_rows
+from dataplatform.exporter import bronze_arrow_schema
 from dataplatform.settings import get_s3_settings
 
-_ARROW_TYPES: dict[str, pa.DataType] = {
-    "string": pa.string(),
-    "integer": pa.int32(),
-    "long": pa.int64(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-    "date": pa.date32(),
-}
 _FACTORIES = {"transactions": samples.transaction, "claims": samples.claim}
 
 
 def _append_bronze(prefix: str, entity: Entity, rows: int, rng: random.Random) -> None:
     """One delta-rs commit of `rows` new records to the prefix's bronze table."""
     s3 = get_s3_settings()
-    now = datetime.now(UTC)
     records = [_FACTORIES[entity.name](rng) for _ in range(rows)]
-    batch = [
-        {
-            "ingest_id": str(uuid.uuid4()),
-            "record_key": record[entity.key_field],
-            "payload": json.dumps(record),
-            "source": "kafka",
-            "kafka_topic": entity.topic,
-            "kafka_partition": 0,
-            "kafka_offset": None,
-            "outbox_id": None,
-            "ingested_at": now,
-            "landed_at": now,
-            "ingest_date": now.date(),
-            "source_epoch": None,
-            "source_offset": None,
-            "trace_id": None,
-        }
-        for record in records
-    ]
-    schema = pa.schema(
-        [pa.field(name, _ARROW_TYPES[kind], nullable) for name, kind, nullable, _ in BRONZE_COLUMNS]
+    batch = kafka_bronze_rows(
+        records, key_field=entity.key_field, topic=entity.topic, at=datetime.now(UTC)
     )
     write_deltalake(
         s3.lake_uri(f"{prefix}/{entity.table_path('bronze')}"),
-        pa.Table.from_pylist(batch, schema=schema),
+        pa.Table.from_pylist(batch, schema=bronze_arrow_schema()),
         mode="append",
         partition_by=list(BRONZE_PARTITION_COLUMNS),
         storage_options=s3.delta_storage_options(),
