@@ -24,7 +24,9 @@ one), then:
    only after gold succeeded: a run that fails in the gold step is redone in full by the
    next run, which finds the days of the earlier MERGE in the change feed.
 
-A run with no new bronze version writes nothing: every table keeps its version. The code
+A run with no new bronze version writes nothing: every table keeps its version, and `main`
+finds that with delta-rs before starting Spark (`skip_without_spark`), so a run with nothing new
+for any entity starts no JVM. Every entity of a run shares one Spark session. The code
 follows the steps: `read_bronze_changes` -> `curate_batch` (pure DataFrame transforms, 1-4)
 -> `write_quarantine`, `write_silver`, `write_gold`, `write_state` (5-7).
 
