@@ -2,8 +2,9 @@
 # curation
 
 Curates each domain's bronze Delta table into silver (typed, deduplicated, MERGEd on the record
-key) and gold (aggregates) by submitting `pyspark_jobs/curation.py --entity <domain>/<entity>`
-to Spark, one task per entity.
+key) and gold (aggregates) with one task, `curate`: one `pyspark_jobs/curation.py` Spark job
+for every entity (`--entity` per entity), so a run starts one JVM, not one per entity, and an
+entity whose bronze has no new version costs no Spark work (with none anywhere, no session).
 
 * **When:** every hour, and as soon as a bronze table has new data: an asset event on
   `s3://lakehouse/bronze/<domain>/<entity>` (posted by whatever writes bronze, e.g.
@@ -16,7 +17,8 @@ to Spark, one task per entity.
 * **Lineage:** the job's OpenLineage runs (`curation.<domain>.<entity>.silver|gold`,
   `curation.insurance.claims_with_notes`) name the task's run as their parent
   (`--lineage-parent`, the provider's `lineage_parent_id`).
-* **Downstream:** each task updates its silver table's asset, which triggers `data_quality`.
+* **Downstream:** the `curate` task updates every silver table's asset, which triggers
+  `data_quality`.
 * **On failure:** tasks retry twice with backoff, then log a JSON alert (`dataplatform.alerts`).
 """
 
@@ -28,7 +30,6 @@ from common import (
     ENTITIES,
     LINEAGE_ARGS,
     alert_on_failure,
-    slug,
     spark_job,
     table_asset,
 )
@@ -51,17 +52,19 @@ BRONZE_TABLES = AssetAny(*(table_asset("bronze", entity) for entity in ENTITIES)
     on_failure_callback=alert_on_failure,
 )
 def curation() -> None:
-    """Bronze -> silver -> gold, one Spark job per entity; then the claims' notes."""
-    curated = [
-        spark_job(
-            task_id=f"curate_{slug(entity)}",
-            job="curation.py",
-            args=["--entity", entity, "--run-id", "{{ run_id }}", *LINEAGE_ARGS],
-            inlets=[table_asset("bronze", entity)],
-            outlets=[table_asset("silver", entity)],
-        )
-        for entity in ENTITIES
-    ]
+    """Bronze -> silver -> gold of every entity, one Spark job; then the claims' notes."""
+    curated = spark_job(
+        task_id="curate",
+        job="curation.py",
+        args=[
+            *(arg for entity in ENTITIES for arg in ("--entity", entity)),
+            "--run-id",
+            "{{ run_id }}",
+            *LINEAGE_ARGS,
+        ],
+        inlets=[table_asset("bronze", entity) for entity in ENTITIES],
+        outlets=[table_asset("silver", entity) for entity in ENTITIES],
+    )
 
     @task.bash(
         inlets=[

@@ -24,7 +24,9 @@ one), then:
    only after gold succeeded: a run that fails in the gold step is redone in full by the
    next run, which finds the days of the earlier MERGE in the change feed.
 
-A run with no new bronze version writes nothing: every table keeps its version. The code
+A run with no new bronze version writes nothing: every table keeps its version, and `main`
+finds that with delta-rs before starting Spark (`skip_without_spark`), so a run with nothing new
+for any entity starts no JVM. Every entity of a run shares one Spark session. The code
 follows the steps: `read_bronze_changes` -> `curate_batch` (pure DataFrame transforms, 1-4)
 -> `write_quarantine`, `write_silver`, `write_gold`, `write_state` (5-7).
 
@@ -64,17 +66,12 @@ from dataplatform.products import product_of
 from dataplatform.settings import PostgresSettings, get_postgres_settings
 from dataplatform.shutdown import exit_now
 from pyspark_jobs import quality, transforms
+from pyspark_jobs.delta_tables import SchemaEvolutionError, append_rows, evolve_schema
 from pyspark_jobs.launch import start_job_session
 from pyspark_jobs.lineage import add_lineage_args, gold_run, silver_run
 from pyspark_jobs.quality import Expectation, ExpectationFailedError, load_expectations
 from pyspark_jobs.schemas import gold_schema
-from pyspark_jobs.tables import (
-    STATE_SCHEMA,
-    SchemaEvolutionError,
-    ensure_curation_tables,
-    ensure_landing_tables,
-    evolve_schema,
-)
+from pyspark_jobs.tables import STATE_SCHEMA, ensure_curation_tables, ensure_landing_tables
 
 logger = logging.getLogger("pyspark_jobs.curation")
 
@@ -475,11 +472,10 @@ def write_gold(
     return GoldWrite(first, days, rows)
 
 
-def write_state(
-    spark: SparkSession, lake: Lake, result: CurationResult, *, silver_version_from: int
-) -> None:
+def write_state(lake: Lake, result: CurationResult, *, silver_version_from: int) -> None:
     """Record a finished run in `_state/curation_runs`: the next run starts after its
-    bronze versions, and gold is complete for its silver version."""
+    bronze versions, and gold is complete for its silver version (one row, with delta-rs
+    under the table's commit lock)."""
     row = (
         result.entity,
         result.run_id,
@@ -492,8 +488,7 @@ def write_state(
         datetime.now(UTC),
         silver_version_from,
     )
-    state = spark.createDataFrame([row], STATE_SCHEMA)
-    state.write.format("delta").mode("append").save(lake.uri(CURATION_STATE_TABLE))
+    append_rows(lake, CURATION_STATE_TABLE, STATE_SCHEMA, [row])
 
 
 # --------------------------------------------------------------------------- one run
@@ -576,6 +571,68 @@ def curate_entity(
         raise
 
 
+def pending_bronze_versions(
+    lake: Lake, entity: Entity, from_bronze_version: int | None = None
+) -> tuple[int, int]:
+    """The bronze versions a run of `entity` has to curate, `(after, upto)`: versions
+    `after+1 .. upto`, none when `upto <= after`. Spark-free (delta-rs reads the logs).
+
+    Args:
+        lake: Where the tables are.
+        entity: Whose bronze table.
+        from_bronze_version: Reprocess from this version instead of after the last processed
+            one.
+    """
+    upto = table_version(lake, entity.table_path("bronze"))
+    after = (
+        from_bronze_version - 1
+        if from_bronze_version is not None
+        else last_processed_version(lake, entity)
+    )
+    return after, upto
+
+
+def _nothing_new(
+    entity: Entity, run_id: str, after: int, upto: int, silver_step: JobRun
+) -> CurationResult:
+    """The result of a run that found no new bronze version: its lineage run completes with
+    zero rows moved, and no table is written."""
+    name = f"{entity.domain}/{entity.name}"
+    logger.info("%s: bronze is at version %d, already curated; nothing to do", name, upto)
+    silver_step.complete({ref.name: 0 for ref in (*silver_step.inputs, *silver_step.outputs)})
+    return CurationResult(name, run_id, after + 1, upto, 0, 0, 0, 0, None, 0.0)
+
+
+def skip_without_spark(
+    lake: Lake,
+    entity: Entity,
+    *,
+    run_id: str,
+    lineage: LineageEmitter | None = None,
+    lineage_parent: ParentRun | None = None,
+    lineage_root: ParentRun | None = None,
+) -> CurationResult | None:
+    """Finish the run of `entity` without Spark when bronze has no version a finished run has
+    not processed; None when there is work (or no run has finished yet: the first one creates
+    the tables, which needs Spark).
+
+    Reads only the Delta logs of bronze and of the state table with delta-rs, so a scheduled
+    run with nothing new costs no JVM. The lineage is that of `curate_entity`'s no-op run.
+    """
+    after, upto = pending_bronze_versions(lake, entity)
+    if after < 0 or upto > after:
+        return None
+    step = silver_run(
+        lineage or LineageEmitter.disabled(),
+        lake,
+        entity,
+        parent=lineage_parent,
+        root=lineage_root,
+    )
+    step.start()
+    return _nothing_new(entity, run_id, after, upto, step)
+
+
 def _curate_entity(
     spark: SparkSession,
     lake: Lake,
@@ -595,16 +652,9 @@ def _curate_entity(
     name = f"{entity.domain}/{entity.name}"
     ensure_landing_tables(spark, lake, entity)
     ensure_curation_tables(spark, lake, entity)
-    upto = table_version(lake, entity.table_path("bronze"))
-    after = (
-        from_bronze_version - 1
-        if from_bronze_version is not None
-        else last_processed_version(lake, entity)
-    )
+    after, upto = pending_bronze_versions(lake, entity, from_bronze_version)
     if upto <= after:
-        logger.info("%s: bronze is at version %d, already curated; nothing to do", name, upto)
-        silver_step.complete({ref.name: 0 for ref in (*silver_step.inputs, *silver_step.outputs)})
-        return CurationResult(name, run_id, after + 1, upto, 0, 0, 0, 0, None, 0.0)
+        return _nothing_new(entity, run_id, after, upto, silver_step)
 
     batch = curate_batch(
         read_bronze_changes(spark, lake.table("bronze", entity), after, upto),
@@ -651,7 +701,7 @@ def _curate_entity(
         merge.version,
         time.monotonic() - started,
     )
-    write_state(spark, lake, result, silver_version_from=gold.first_silver_version)
+    write_state(lake, result, silver_version_from=gold.first_silver_version)
     gold_step.complete({lake.relative(gold_table(entity)): gold.rows})
     logger.info(
         "%s: curated bronze versions %d..%d: %d rows read, %d quarantined, %d merged "
@@ -720,12 +770,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_id = args.run_id or f"manual-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     lineage = None
     try:
-        entities = select_entities(args.entity)
-        spark = start_job_session("curation")
         lake = Lake.load(prefix=args.lake_prefix)
         lineage = LineageEmitter.from_settings(lake)
+        pending = select_entities(args.entity)
+        if args.from_bronze_version is None:
+            # Only the entities with new bronze versions need Spark; with none, no JVM starts.
+            pending = [
+                entity
+                for entity in pending
+                if skip_without_spark(
+                    lake,
+                    entity,
+                    run_id=run_id,
+                    lineage=lineage,
+                    lineage_parent=args.lineage_parent,
+                    lineage_root=args.lineage_root,
+                )
+                is None
+            ]
+        if not pending:
+            return 0
+        spark = start_job_session("curation")
         reference = read_reference(spark, get_postgres_settings())
-        for entity in entities:
+        for entity in pending:
             curate_entity(
                 spark,
                 lake,

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from delta.tables import DeltaTable
 from pydantic import BaseModel, ConfigDict, Field
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -43,6 +42,7 @@ from pyspark.sql.types import (
 from dataplatform.contracts import Entity
 from dataplatform.lake import EXPECTATION_RESULTS_TABLE, Lake, select_entities
 from dataplatform.shutdown import exit_now
+from pyspark_jobs.delta_tables import append_rows, ensure_table
 from pyspark_jobs.launch import start_job_session
 
 logger = logging.getLogger("pyspark_jobs.quality")
@@ -187,9 +187,8 @@ def evaluate(flagged: DataFrame, expectations: Sequence[Expectation]) -> list[Ex
 
 def ensure_results_table(spark: SparkSession, lake: Lake) -> str:
     """Create `_quality/expectation_results` if missing; return its URI."""
-    uri = lake.uri(EXPECTATION_RESULTS_TABLE)
-    DeltaTable.createIfNotExists(spark).location(uri).addColumns(RESULTS_SCHEMA).execute()
-    return uri
+    ensure_table(spark, lake, EXPECTATION_RESULTS_TABLE, RESULTS_SCHEMA)
+    return lake.uri(EXPECTATION_RESULTS_TABLE)
 
 
 def write_results(
@@ -204,7 +203,7 @@ def write_results(
     """Append one row per expectation result to `_quality/expectation_results`."""
     if not results:
         return
-    uri = ensure_results_table(spark, lake)
+    ensure_results_table(spark, lake)
     now = datetime.now(UTC)
     rows = [
         (
@@ -221,7 +220,7 @@ def write_results(
         )
         for result in results
     ]
-    spark.createDataFrame(rows, RESULTS_SCHEMA).write.format("delta").mode("append").save(uri)
+    append_rows(lake, EXPECTATION_RESULTS_TABLE, RESULTS_SCHEMA, rows)
     for result in results:
         level = logging.WARNING if result.outcome != "pass" else logging.INFO
         logger.log(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 
-from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
 
@@ -23,6 +22,7 @@ from dataplatform.lake import (
 )
 from dataplatform.products import GOLD_PARTITION, product_of
 from pyspark_jobs import transforms
+from pyspark_jobs.delta_tables import ensure_table
 from pyspark_jobs.schemas import bronze_schema, gold_schema
 
 logger = logging.getLogger(__name__)
@@ -49,90 +49,22 @@ STATE_SCHEMA = StructType(
 )
 
 
-class SchemaEvolutionError(RuntimeError):
-    """The contract changed in a way a table cannot follow without a migration."""
-
-
-def evolve_schema(spark: SparkSession, uri: str, desired: StructType, *, table: str) -> list[str]:
-    """Bring a table's schema in line with `desired`, when that is safe.
-
-    New nullable columns are added and NOT NULL columns the contract made optional are
-    relaxed: both keep every existing row valid. Anything else (a changed type, a new required
-    column, a required column that disappeared) is refused: rows already in the table could
-    not satisfy it, and rewriting history is a migration, not a side effect of a run.
-
-    Args:
-        spark: The session.
-        uri: The Delta table.
-        desired: The schema the job writes.
-        table: The table's name for messages.
-
-    Returns:
-        The DDL statements applied.
-
-    Raises:
-        SchemaEvolutionError: The change is incompatible; the message says why and how to
-            migrate.
-    """
-    current = {f.name: f for f in spark.read.format("delta").load(uri).schema.fields}
-    wanted = {f.name: f for f in desired.fields}
-    problems, statements = [], []
-    target = f"delta.`{uri}`"
-    for name, new in wanted.items():
-        old = current.get(name)
-        if old is None:
-            if not new.nullable:
-                problems.append(
-                    f"new column {name} is required (NOT NULL) but existing rows have no value"
-                )
-                continue
-            statements.append(
-                f"ALTER TABLE {target} ADD COLUMNS (`{name}` {new.dataType.simpleString()})"
-            )
-        elif old.dataType != new.dataType:
-            problems.append(
-                f"column {name} is {old.dataType.simpleString()} in {table} but "
-                f"{new.dataType.simpleString()} in the contract"
-            )
-        elif not old.nullable and new.nullable:
-            statements.append(f"ALTER TABLE {target} ALTER COLUMN `{name}` DROP NOT NULL")
-    for name, old in current.items():
-        if name not in wanted and not old.nullable:
-            problems.append(f"required column {name} of {table} is no longer in the contract")
-    if problems:
-        raise SchemaEvolutionError(
-            f"incompatible schema change for {table}: "
-            + "; ".join(problems)
-            + ". Adding optional fields is automatic; for this change publish a new contract "
-            "version (a new topic `<domain>.<entity>.v<N+1>` and tables), or migrate the table "
-            "explicitly and backfill it from bronze."
-        )
-    for statement in statements:
-        logger.warning("schema evolution of %s: %s", table, statement)
-        spark.sql(statement)
-    return statements
-
-
 def ensure_landing_tables(spark: SparkSession, lake: Lake, entity: Entity) -> None:
     """Create the entity's bronze and landing quarantine tables if missing.
 
-    Created from the schemas rather than by the first write, so the NOT NULL columns stay
-    NOT NULL. Bronze has the change data feed on: curation reads only the versions it has not
+    Bronze has the change data feed on: curation reads only the versions it has not
     processed yet. A bronze table from before the order token gains its two nullable columns.
     Both get `LAKEHOUSE_BRONZE_CHECKPOINT_INTERVAL`, also on existing tables.
     """
     interval = str(get_lakehouse_settings().bronze_checkpoint_interval)
-    bronze = lake.table("bronze", entity)
-    (
-        DeltaTable.createIfNotExists(spark)
-        .location(bronze)
-        .addColumns(bronze_schema())
-        .partitionedBy(*BRONZE_PARTITION_COLUMNS)
-        .property("delta.enableChangeDataFeed", "true")
-        .property(CHECKPOINT_INTERVAL, interval)
-        .execute()
+    ensure_table(
+        spark,
+        lake,
+        entity.table_path("bronze"),
+        bronze_schema(),
+        partitioned_by=BRONZE_PARTITION_COLUMNS,
+        properties={"delta.enableChangeDataFeed": "true", CHECKPOINT_INTERVAL: interval},
     )
-    evolve_schema(spark, bronze, bronze_schema(), table=entity.table_path("bronze"))
     ensure_table_property(spark, lake, entity.table_path("bronze"), CHECKPOINT_INTERVAL, interval)
     ensure_quarantine_table(spark, lake, entity, "landing")
     ensure_table_property(
@@ -142,48 +74,41 @@ def ensure_landing_tables(spark: SparkSession, lake: Lake, entity: Entity) -> No
 
 def ensure_curation_tables(spark: SparkSession, lake: Lake, entity: Entity) -> None:
     """Create silver, gold, quarantine and state tables if missing; evolve silver's schema."""
-    silver = lake.table("silver", entity)
-    schema = transforms.silver_schema(entity)
-    (
-        DeltaTable.createIfNotExists(spark)
-        .location(silver)
-        .addColumns(schema)
-        # The change feed of each MERGE tells which days' gold rows changed (old and new
-        # event dates), without scanning silver; downstream consumers can follow it too.
-        .property("delta.enableChangeDataFeed", "true")
-        .execute()
+    silver = entity.table_path("silver")
+    # The change feed of each MERGE tells which days' gold rows changed (old and new event
+    # dates), without scanning silver; downstream consumers can follow it too.
+    ensure_table(
+        spark,
+        lake,
+        silver,
+        transforms.silver_schema(entity),
+        properties={"delta.enableChangeDataFeed": "true"},
     )
-    evolve_schema(spark, silver, schema, table=entity.table_path("silver"))
     # A silver table from before the change feed was used: turn it on from now.
-    ensure_table_property(
-        spark, lake, entity.table_path("silver"), "delta.enableChangeDataFeed", "true"
-    )
-    (
-        DeltaTable.createIfNotExists(spark)
-        .location(lake.gold(entity))
-        .addColumns(gold_schema(product_of(entity)))
-        .partitionedBy(GOLD_PARTITION.name)
-        .execute()
+    ensure_table_property(spark, lake, silver, "delta.enableChangeDataFeed", "true")
+    product = product_of(entity)
+    ensure_table(
+        spark,
+        lake,
+        product.gold_table,
+        gold_schema(product),
+        partitioned_by=(GOLD_PARTITION.name,),
     )
     ensure_quarantine_table(spark, lake, entity, "curation")
-    state = lake.uri(CURATION_STATE_TABLE)
-    DeltaTable.createIfNotExists(spark).location(state).addColumns(STATE_SCHEMA).execute()
-    evolve_schema(spark, state, STATE_SCHEMA, table=CURATION_STATE_TABLE)
+    ensure_table(spark, lake, CURATION_STATE_TABLE, STATE_SCHEMA)
 
 
 def ensure_quarantine_table(
     spark: SparkSession, lake: Lake, entity: Entity, table: QuarantineTable
 ) -> None:
     """Create `quarantine/<table>/<domain>/<entity>` if missing (evolve it if older)."""
-    uri = lake.quarantine(entity, table)
-    (
-        DeltaTable.createIfNotExists(spark)
-        .location(uri)
-        .addColumns(transforms.QUARANTINE_SCHEMA)
-        .partitionedBy("quarantine_date")
-        .execute()
+    ensure_table(
+        spark,
+        lake,
+        quarantine_path(entity, table),
+        transforms.QUARANTINE_SCHEMA,
+        partitioned_by=("quarantine_date",),
     )
-    evolve_schema(spark, uri, transforms.QUARANTINE_SCHEMA, table=quarantine_path(entity, table))
 
 
 def ensure_table_property(

@@ -162,7 +162,7 @@ def test_api_to_gold_exactly_one_silver_row_per_key_and_gold_sums(
     )
     assert landing.wait(600) == 0, landing.tail()
     # As the curation DAG's task passes its own run (the provider's lineage_parent_id).
-    parent = f"dataplatform/curation.curate_finance_transactions/{uuid.uuid4()}"
+    parent = f"dataplatform/curation.curate/{uuid.uuid4()}"
     assert (
         curation.main(
             ["--run-id", f"e2e-{run}", "--lake-prefix", lake.prefix, "--lineage-parent", parent]

@@ -6,11 +6,9 @@ already answers. Everything else goes through the public REST API with the admin
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +18,8 @@ import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
-from dataplatform.contracts.bronze import BRONZE_COLUMNS, BRONZE_PARTITION_COLUMNS
+from dataplatform.contracts.bronze import BRONZE_PARTITION_COLUMNS, kafka_bronze_rows
+from dataplatform.exporter import bronze_arrow_schema
 from dataplatform.native.airflow import AirflowApi, component_healthy, get_airflow_settings
 from dataplatform.settings import S3Settings
 
@@ -29,14 +28,6 @@ COMPONENTS = ("metadatabase", "scheduler", "dag_processor", "triggerer")
 #: Natural key of each curated entity (the MERGE key of silver).
 RECORD_KEYS = {"finance/transactions": "transaction_id", "insurance/claims": "claim_id"}
 TERMINAL = {"success", "failed"}
-
-_ARROW_TYPES: dict[str, pa.DataType] = {
-    "string": pa.string(),
-    "integer": pa.int32(),
-    "long": pa.int64(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-    "date": pa.date32(),
-}
 
 
 def airflow_healthy() -> bool:
@@ -151,30 +142,15 @@ def upsert_variable(api: AirflowApi, key: str, value: str) -> None:
 
 def write_bronze(s3: S3Settings, entity: str, records: Iterable[dict[str, Any]]) -> None:
     """Append records to `bronze/<entity>` in the bronze layout, as the landing job writes them."""
-    now = datetime.now(UTC)
-    key = RECORD_KEYS[entity]
-    rows = [
-        {
-            "ingest_id": str(uuid.uuid4()),
-            "record_key": record[key],
-            "payload": json.dumps(record),
-            "source": "kafka",
-            "kafka_topic": f"{entity.replace('/', '.')}.v1",
-            "kafka_partition": 0,
-            "kafka_offset": None,
-            "outbox_id": None,
-            "ingested_at": now,
-            "landed_at": now,
-            "ingest_date": now.date(),
-        }
-        for record in records
-    ]
-    schema = pa.schema(
-        [pa.field(name, _ARROW_TYPES[kind], nullable) for name, kind, nullable, _ in BRONZE_COLUMNS]
+    rows = kafka_bronze_rows(
+        records,
+        key_field=RECORD_KEYS[entity],
+        topic=f"{entity.replace('/', '.')}.v1",
+        at=datetime.now(UTC),
     )
     write_deltalake(
         s3.lake_uri(f"bronze/{entity}"),
-        pa.Table.from_pylist(rows, schema=schema),
+        pa.Table.from_pylist(rows, schema=bronze_arrow_schema()),
         mode="append",
         partition_by=list(BRONZE_PARTITION_COLUMNS),
         storage_options=s3.delta_storage_options(),

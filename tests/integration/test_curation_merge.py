@@ -5,6 +5,8 @@ every table read back with delta-rs as well."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -15,6 +17,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from dataplatform.contracts import CLAIMS, TRANSACTIONS
+from dataplatform.lake import CURATION_STATE_TABLE as STATE
 from dataplatform.lake import EXPECTATION_RESULTS_TABLE, Lake
 from dataplatform.reference import seed_rates
 from dataplatform.settings import PostgresSettings
@@ -369,3 +372,38 @@ def test_curate_gold_failure_is_recomputed_by_the_retry(
         (r["event_date"], r["account_id"], r["transaction_count"], r["total_amount"]) for r in gold
     ] == [(date(2024, 3, 1), "ACC-G", 2, Decimal("12.5"))]
     assert curation.last_processed_version(lake, TRANSACTIONS) == retry.bronze_version_to
+
+
+def test_curation_job_with_nothing_new_starts_no_spark_and_writes_nothing(
+    lake_spark: SparkSession, lake: Lake, reference: curation.Reference
+) -> None:
+    write_bronze(lake_spark, lake, TRANSACTIONS, [(transaction(transaction_id="N1"), T0)])
+    write_bronze(lake_spark, lake, CLAIMS, [(claim(claim_id="N2"), T0)])
+    for entity in (TRANSACTIONS, CLAIMS):
+        _curate(lake_spark, lake, reference, "n0", entity=entity)
+    tables = (*TABLES, "silver/insurance/claims", "gold/insurance/claims_daily", STATE)
+    versions = {table: delta_rs_version(lake, table) for table in tables}
+
+    # The job in a process of its own, every entity: it reads the Delta logs and stops.
+    job = subprocess.run(
+        [sys.executable, "-m", "pyspark_jobs.curation", "--lake-prefix", lake.prefix],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert job.returncode == 0, job.stderr[-3000:]
+    assert "starting Spark session" not in job.stderr
+    assert job.stderr.count("already curated; nothing to do") == 2, job.stderr[-3000:]
+    assert {table: delta_rs_version(lake, table) for table in tables} == versions
+    # A new bronze version of one entity: that one needs Spark, the other still does not.
+    write_bronze(lake_spark, lake, TRANSACTIONS, [(transaction(transaction_id="N3"), T0)])
+    assert curation.skip_without_spark(lake, TRANSACTIONS, run_id="n1") is None
+    skipped = curation.skip_without_spark(lake, CLAIMS, run_id="n1")
+    assert skipped is not None and skipped.noop
+
+
+def test_curation_skips_nothing_before_the_first_finished_run(lake: Lake) -> None:
+    # No state yet: the first run creates the tables, which takes Spark.
+    assert curation.skip_without_spark(lake, TRANSACTIONS, run_id="f0") is None

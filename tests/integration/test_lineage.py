@@ -52,7 +52,7 @@ def test_lineage_of_gold_is_topic_bronze_silver_gold(
         postgres=postgres_settings,
         settings=LineageSettings(transport="kafka", delta=True),
     )
-    parent = f"dataplatform/curation.curate_finance_transactions/{uuid.uuid4()}"
+    parent = f"dataplatform/curation.curate/{uuid.uuid4()}"
     try:
         with kafka_topic(kafka_settings, prefix + TRANSACTIONS.topic) as topic:
             produce(kafka_settings, topic, records, key_field="transaction_id")

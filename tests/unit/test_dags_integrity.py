@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from dataplatform.products import DAG_ENTITIES
 from dataplatform.settings import project_root
 
 DAGS_FOLDER = project_root() / "airflow_dags"
@@ -61,6 +62,7 @@ _LOADER = textwrap.dedent(
                         "retries": task.retries,
                         "owner": task.owner,
                         "failure_callback": bool(task.on_failure_callback),
+                        "application_args": getattr(task, "application_args", None),
                     }
                     for task in dag.tasks
                 },
@@ -178,3 +180,14 @@ def test_io_at_import_time_is_reported(tmp_path: Path, top_level_io: str) -> Non
     report = load_dag_folder(folder, tmp_path / "home")
     assert "chatty.py" in report["import_errors"]
     assert report["dags"] == {}
+
+
+def test_curation_dag_curates_every_entity_in_one_spark_job(dag_report: dict[str, Any]) -> None:
+    # One JVM per run, whatever the number of entities (issue 12: a session per entity cost
+    # most of a run's wall time).
+    [dag] = _dags_of(dag_report, "curation.py").values()
+    assert list(dag["tasks"]) == ["curate"]
+    args = dag["tasks"]["curate"]["application_args"]
+    entities = [args[i + 1] for i, arg in enumerate(args) if arg == "--entity"]
+    assert entities == list(DAG_ENTITIES)
+    assert args[args.index("--run-id") + 1] == "{{ run_id }}"

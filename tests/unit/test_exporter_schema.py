@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, date, datetime
+
 import pyarrow as pa
 
 from dataplatform.contracts import CLAIMS, TRANSACTIONS
-from dataplatform.contracts.bronze import BRONZE_COLUMNS
+from dataplatform.contracts.bronze import BRONZE_COLUMNS, kafka_bronze_rows
 from dataplatform.exporter import LakeExporter, bronze_arrow_schema
 from dataplatform.lake import Lake
 from dataplatform.settings import ExporterSettings, PostgresSettings, S3Settings
+from tests.factories import transaction
 
 
 def test_bronze_arrow_schema_matches_bronze_columns() -> None:
@@ -47,3 +51,21 @@ def test_app_id_is_unique_per_outbox_and_entity() -> None:
         for entity in (TRANSACTIONS, CLAIMS)
     }
     assert len(ids) == 4
+
+
+def test_kafka_bronze_rows_fill_the_bronze_schema_with_the_records() -> None:
+    records = [transaction(transaction_id="T-1"), transaction(transaction_id="T-2")]
+    at = datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
+
+    table = pa.Table.from_pylist(
+        kafka_bronze_rows(records, key_field="transaction_id", topic=TRANSACTIONS.topic, at=at),
+        schema=bronze_arrow_schema(),
+    )
+
+    rows = table.to_pylist()
+    assert [row["record_key"] for row in rows] == ["T-1", "T-2"]
+    assert [json.loads(row["payload"]) for row in rows] == records
+    assert {(row["kafka_topic"], row["ingest_date"], row["source_offset"]) for row in rows} == {
+        (TRANSACTIONS.topic, date(2026, 1, 2), None)
+    }
+    assert len({row["ingest_id"] for row in rows}) == 2

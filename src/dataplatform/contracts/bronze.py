@@ -22,7 +22,11 @@ whose outbox does not keep the trace context. It was added last, nullable, for t
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Literal
 
 DeltaType = Literal["string", "integer", "long", "timestamp", "date"]
 
@@ -62,3 +66,32 @@ HEADER_SOURCE_OFFSET = "source_offset"
 
 #: The epoch of the starter track's outbox rows; Kafka topics get 1 and up.
 OUTBOX_EPOCH = 0
+
+
+def kafka_bronze_rows(
+    records: Iterable[dict[str, Any]], *, key_field: str, topic: str, at: datetime
+) -> list[dict[str, Any]]:
+    """`records` as bronze rows read from Kafka topic `topic` and landed at `at` (UTC), with
+    no partition offset or order token: how tests and benchmarks put data into bronze without
+    Spark or Kafka (columns left out are null).
+
+    Args:
+        records: Records as the ingestor accepted them.
+        key_field: The record key (`transaction_id`, `claim_id`).
+        topic: The topic recorded as their source.
+        at: Their ingest and landing time, aware UTC.
+    """
+    return [
+        {
+            "ingest_id": str(uuid.uuid4()),
+            "record_key": record[key_field],
+            "payload": json.dumps(record),
+            "source": "kafka",
+            "kafka_topic": topic,
+            "kafka_partition": 0,
+            "ingested_at": at,
+            "landed_at": at,
+            "ingest_date": at.date(),
+        }
+        for record in records
+    ]
