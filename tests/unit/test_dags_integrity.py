@@ -186,7 +186,8 @@ def test_curation_dag_curates_every_entity_in_one_spark_job(dag_report: dict[str
     # One JVM per run, whatever the number of entities (issue 12: a session per entity cost
     # most of a run's wall time).
     [dag] = _dags_of(dag_report, "curation.py").values()
-    assert list(dag["tasks"]) == ["curate"]
+    # Then the claim notes are joined to the curated claims (no Spark: delta-rs).
+    assert list(dag["tasks"]) == ["curate", "join_claim_notes"]
     args = dag["tasks"]["curate"]["application_args"]
     entities = [args[i + 1] for i, arg in enumerate(args) if arg == "--entity"]
     assert entities == list(DAG_ENTITIES)
