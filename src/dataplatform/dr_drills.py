@@ -357,10 +357,7 @@ def delta_drill(
     def write(data: Any, mode: Literal["append", "overwrite"]) -> None:
         # Like every writer of the lake: under the table's commit lock.
         with table_commit_lock(postgres, uri):
-            if mode == "overwrite":
-                write_deltalake(uri, data, mode="overwrite", storage_options=options)
-            else:
-                write_deltalake(uri, data, mode="append", storage_options=options)
+            write_deltalake(uri, data, mode=mode, storage_options=options)
 
     def content(version: int | None = None) -> Fingerprint:
         table = DeltaTable(uri, storage_options=options)
