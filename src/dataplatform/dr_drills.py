@@ -25,10 +25,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import logging
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -37,32 +35,13 @@ from typing import Any, Literal
 import psycopg
 from psycopg import sql
 
-from dataplatform.drills import DrillError, run_cli
+from dataplatform.drills import DrillError, DrillSteps, run_cli
 from dataplatform.settings import PostgresSettings
-
-log = logging.getLogger(__name__)
 
 #: The table the Delta drill damages and restores, inside its own lake prefix.
 DELTA_DRILL_TABLE = "silver/finance/transactions"
 #: The platform's backup schedule (`platform_backup` DAG, daily): the RPO of a real loss.
 BACKUP_INTERVAL = timedelta(days=1)
-
-
-@dataclass
-class _Steps:
-    """Wall-clock seconds of each named step, in order."""
-
-    steps: list[tuple[str, float]] = field(default_factory=list)
-
-    def run(self, name: str, action: Callable[[], Any]) -> Any:
-        started = time.monotonic()
-        result = action()
-        self.steps.append((name, time.monotonic() - started))
-        log.info("drill: %s (%.1f s)", name, self.steps[-1][1])
-        return result
-
-    def lines(self) -> list[str]:
-        return ["steps (wall clock):", *(f"  {s:7.1f} s  {name}" for name, s in self.steps)]
 
 
 # --------------------------------------------------------------------------- PostgreSQL
@@ -80,7 +59,7 @@ class RestoredDatabase:
 
 
 @dataclass
-class PostgresDrillReport(_Steps):
+class PostgresDrillReport(DrillSteps):
     """The figures of one PostgreSQL drill."""
 
     backup_uri: str = ""
@@ -274,7 +253,7 @@ def fingerprint(records: list[dict[str, Any]], key: str) -> Fingerprint:
 
 
 @dataclass
-class DeltaDrillReport(_Steps):
+class DeltaDrillReport(DrillSteps):
     """The figures of one Delta drill."""
 
     table: str = ""

@@ -49,7 +49,26 @@ class DrillError(Exception):
 
 
 @dataclass
-class DrillReport:
+class DrillSteps:
+    """Wall-clock seconds of each named step of a drill, in order."""
+
+    steps: list[tuple[str, float]] = field(default_factory=list)
+
+    def run(self, name: str, action: Callable[[], Any]) -> Any:
+        """Run one step, timing it; what `action` returns."""
+        started = time.monotonic()
+        result = action()
+        self.steps.append((name, time.monotonic() - started))
+        log.info("drill: %s (%.1f s)", name, self.steps[-1][1])
+        return result
+
+    def lines(self) -> list[str]:
+        """The steps as text lines."""
+        return ["steps (wall clock):", *(f"  {s:7.1f} s  {name}" for name, s in self.steps)]
+
+
+@dataclass
+class DrillReport(DrillSteps):
     """The figures of one drill, printed at the end and recorded in docs/OPERATIONS.md."""
 
     records_before_backup: int = 0
@@ -61,7 +80,6 @@ class DrillReport:
     rto_landing_caught_up_s: float = 0.0
     receipts_checked: int = 0
     silver_keys_checked: int = 0
-    steps: list[tuple[str, float]] = field(default_factory=list)
 
     @property
     def records_lost(self) -> int:
@@ -70,10 +88,8 @@ class DrillReport:
 
     def lines(self) -> list[str]:
         """The report as text lines."""
-        out = [f"  {seconds:7.1f} s  {step}" for step, seconds in self.steps]
         return [
-            "steps (wall clock):",
-            *out,
+            *super().lines(),
             f"records acknowledged before the backup: {self.records_before_backup}",
             f"records acknowledged after the backup:  {self.records_after_backup} "
             f"({self.landed_after_backup_before_loss} of them landed before the loss)",
@@ -189,12 +205,7 @@ def kafka_drill(*, records: int = 200, timeout_s: float = 900, curate: bool = Fa
     report = DrillReport()
     run = uuid.uuid4().hex[:8]
 
-    def step(name: str, action: Callable[[], Any]) -> Any:
-        started = time.monotonic()
-        result = action()
-        report.steps.append((name, time.monotonic() - started))
-        log.info("drill: %s (%.1f s)", name, report.steps[-1][1])
-        return result
+    step = report.run
 
     def send(first: int, count: int) -> dict[str, str]:
         ids: dict[str, str] = {}
