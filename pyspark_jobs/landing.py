@@ -36,8 +36,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from confluent_kafka import KafkaException, TopicCollection
-from confluent_kafka.admin import AdminClient
 from prometheus_client import start_http_server
 from pyspark import StorageLevel
 from pyspark.errors import StreamingQueryException
@@ -45,9 +43,10 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
-from dataplatform.clients.kafka import client_config, jvm_client_config
+from dataplatform.clients.kafka import jvm_client_config, topic_ids
 from dataplatform.contracts import Entity
 from dataplatform.contracts.bronze import OUTBOX_EPOCH
+from dataplatform.db.progress import PartitionProgress, ProgressWriter
 from dataplatform.lake import (
     Lake,
     default_heartbeat_path,
@@ -57,7 +56,12 @@ from dataplatform.lake import (
     write_heartbeat,
 )
 from dataplatform.lineage import JobRun, LineageEmitter, ParentRun, quarantine_dataset
-from dataplatform.settings import KafkaSettings, get_kafka_settings
+from dataplatform.settings import (
+    KafkaSettings,
+    ReceiptSettings,
+    get_kafka_settings,
+    get_postgres_settings,
+)
 from dataplatform.shutdown import exit_now, stop_on_signals
 from dataplatform.spark_settings import get_spark_settings
 from pyspark_jobs import landing_metrics, transforms
@@ -136,25 +140,18 @@ def write_checkpoint_file(spark: SparkSession, uri: str, text: str) -> None:
         stream.close()
 
 
-def topic_ids(kafka: KafkaSettings, topics: Sequence[str]) -> dict[str, str]:
-    """The current Kafka topic id (a UUID that changes when a topic is recreated) per topic.
+def current_topic_id(kafka: KafkaSettings, topic: str) -> str:
+    """The current Kafka topic id of `topic`.
 
     Raises:
-        LandingDataLossError: A topic does not exist (deleted and not recreated yet).
+        LandingDataLossError: The topic does not exist (deleted and not recreated yet).
     """
-    admin = AdminClient({**client_config(kafka), "log_level": 0})
-    futures = admin.describe_topics(TopicCollection(list(topics)), request_timeout=30)
-    found: dict[str, str] = {}
-    for name, future in futures.items():
-        try:
-            found[name] = str(future.result().topic_id)
-        except KafkaException as exc:
-            if "UNKNOWN_TOPIC" in str(exc):
-                raise LandingDataLossError(
-                    f"Kafka topic {name!r} does not exist: it was deleted, or the platform's "
-                    "topics were never created (`dataplatform up` creates them)"
-                ) from exc
-            raise
+    found = topic_ids(kafka, [topic])[topic]
+    if found is None:
+        raise LandingDataLossError(
+            f"Kafka topic {topic!r} does not exist: it was deleted, or the platform's "
+            "topics were never created (`dataplatform up` creates them)"
+        )
     return found
 
 
@@ -207,7 +204,8 @@ class TopicGuard:
     checkpoint: str
     interval_s: float
     lake: Lake
-    #: The order-token epoch of the topic id the checkpoint belongs to (set by `start`).
+    #: The topic id the checkpoint belongs to and its order-token epoch (set by `start`).
+    topic_id: str = ""
     epoch: int = -1
     _expected: str | None = None
     _checked_at: float = field(default=0.0)
@@ -223,7 +221,7 @@ class TopicGuard:
         Raises:
             LandingDataLossError: The topic was recreated since the checkpoint was written.
         """
-        current = topic_ids(self.kafka, [self.topic])[self.topic]
+        current = current_topic_id(self.kafka, self.topic)
         stored = read_checkpoint_file(self.spark, self.ids_file)
         if stored is None:
             write_checkpoint_file(self.spark, self.ids_file, json.dumps({self.topic: current}))
@@ -231,16 +229,15 @@ class TopicGuard:
         else:
             self._expected = json.loads(stored).get(self.topic)
             self._compare(current)
-        self.epoch = register_epoch(
-            self.spark, self.lake, self.entity, self.topic, self._expected or current
-        )
+        self.topic_id = self._expected or current
+        self.epoch = register_epoch(self.spark, self.lake, self.entity, self.topic, self.topic_id)
 
     def check(self) -> None:
         """Re-check the topic id, at most every `interval_s` seconds."""
         now = time.monotonic()
         if now - self._checked_at < self.interval_s:
             return
-        self._compare(topic_ids(self.kafka, [self.topic])[self.topic])
+        self._compare(current_topic_id(self.kafka, self.topic))
         self._checked_at = now
 
     def _compare(self, current: str) -> None:
@@ -313,6 +310,8 @@ class BatchWriter:
     lake: Lake
     entity: Entity
     guard: TopicGuard
+    receipt_secret: bytes
+    progress: ProgressWriter
     pause_after_write_s: float = 0.0
     query_id: str = ""
     started: threading.Event = field(default_factory=threading.Event)
@@ -329,7 +328,10 @@ class BatchWriter:
         phases.mark("guard")
         app_id = f"{landing_job_name(self.entity)}-{self.query_id}"
         checked = batch.transform(
-            transforms.kafka_to_checked, self.entity, epoch=self.guard.epoch
+            transforms.kafka_to_checked,
+            self.entity,
+            epoch=self.guard.epoch,
+            receipt_secret=self.receipt_secret,
         ).persist(StorageLevel.MEMORY_AND_DISK)
         try:
             error = F.col(f"{transforms.CHECK_COLUMN}.error")
@@ -369,6 +371,15 @@ class BatchWriter:
             if counts["invalid"]:
                 quarantined = transforms.to_quarantine(checked, stage="landing")
                 self._append(quarantined, "quarantine", app_id, batch_id)
+                # Before the batch's progress is reported: a receipt that reads `landed`
+                # already knows the reason.
+                self.progress.quarantined(
+                    landing_metrics.entity_label(self.entity),
+                    [
+                        (r.ingest_id, r.reason)
+                        for r in quarantined.select("ingest_id", "reason").collect()
+                    ],
+                )
                 phases.mark("quarantine")
         finally:
             checked.unpersist()
@@ -487,6 +498,45 @@ class HeartbeatListener(StreamingQueryListener):
         self.write()
 
 
+class ProgressRecorder(StreamingQueryListener):
+    """Reports each landing query's committed end offsets to the ingest schema, from which
+    `GET /ingest/{id}` tells `landed` from `durable` (`dataplatform.db.progress`)."""
+
+    def __init__(self, writer: ProgressWriter) -> None:
+        self.writer = writer
+        #: Topic -> (topic id, `<domain>.<entity>`), registered as the queries start.
+        self.topics: dict[str, tuple[str, str]] = {}
+        self._reported: dict[tuple[str, int], int] = {}
+
+    def observe(self, progress: Any) -> None:
+        """Record the end offsets of a progress report that moved."""
+        rows = []
+        for source in landing_metrics.progress_sources(progress):
+            for topic, partitions in landing_metrics.end_offsets(source).items():
+                if topic not in self.topics:
+                    continue
+                topic_id, entity = self.topics[topic]
+                for partition, offset in partitions.items():
+                    if self._reported.get((topic, partition)) != offset:
+                        rows.append(PartitionProgress(topic_id, topic, entity, partition, offset))
+        self.writer.landed(rows)
+        for row in rows:
+            self._reported[(row.topic, row.partition)] = row.end_offset
+
+    def onQueryStarted(self, event: Any) -> None:
+        """Nothing has landed yet."""
+
+    def onQueryProgress(self, event: Any) -> None:
+        """A micro-batch was committed (or an idle trigger reported the same offsets)."""
+        self.observe(event.progress)
+
+    def onQueryIdle(self, event: Any) -> None:
+        """Nothing new."""
+
+    def onQueryTerminated(self, event: Any) -> None:
+        """What was committed stays recorded."""
+
+
 # --------------------------------------------------------------------------- the job
 
 
@@ -567,9 +617,20 @@ def start_landing(
     entities: Sequence[Entity],
     options: LandingOptions,
     *,
+    recorder: ProgressRecorder,
+    receipt_secret: bytes,
     kafka: KafkaSettings | None = None,
 ) -> list[LandingQuery]:
     """Create the tables and start one landing query per entity.
+
+    Args:
+        spark: The session (with Delta, Kafka and s3a).
+        lake: Where the tables and checkpoints are.
+        entities: Which entities to land.
+        options: Trigger, offsets and test hooks.
+        recorder: Reports each query's progress for the receipts; its topics are registered.
+        receipt_secret: `RECEIPT_SECRET`, which signs the ingest ids landing computes.
+        kafka: The brokers; defaults to `KAFKA_*` settings.
 
     Returns:
         One `LandingQuery` per entity.
@@ -597,7 +658,15 @@ def start_landing(
             lake=lake,
         )
         guard.start()
-        writer = BatchWriter(lake, entity, guard, pause_after_write_s=options.pause_after_write_s)
+        recorder.topics[topic] = (guard.topic_id, landing_metrics.entity_label(entity))
+        writer = BatchWriter(
+            lake,
+            entity,
+            guard,
+            receipt_secret,
+            recorder.writer,
+            pause_after_write_s=options.pause_after_write_s,
+        )
         stream = read_kafka(
             spark,
             topic,
@@ -699,8 +768,11 @@ def run_landing(
     )
     heartbeat.write("starting")
     progress = landing_metrics.ProgressMetrics((kafka or get_kafka_settings()).bootstrap_servers)
+    receipts = ReceiptSettings()
+    recorder = ProgressRecorder(ProgressWriter(get_postgres_settings(), receipts.db_schema))
     spark.streams.addListener(heartbeat)
     spark.streams.addListener(progress)
+    spark.streams.addListener(recorder)
     runs: dict[str, JobRun] = {}
     if lineage is not None:
         for entity in entities:
@@ -715,7 +787,15 @@ def run_landing(
             )
             runs[entity.topic].start()
     try:
-        queries = start_landing(spark, lake, entities, options, kafka=kafka)
+        queries = start_landing(
+            spark,
+            lake,
+            entities,
+            options,
+            recorder=recorder,
+            receipt_secret=receipts.key(),
+            kafka=kafka,
+        )
         heartbeat.write("running")
         try:
             await_landing(spark, queries, stop_requested=stop_requested or threading.Event())
@@ -725,6 +805,7 @@ def run_landing(
             # removed, so its committed offsets are taken from the query itself.
             for item in queries:
                 progress.observe(item.query.lastProgress)
+                recorder.observe(item.query.lastProgress)
     except BaseException as exc:
         heartbeat.write("failed", error=str(exc)[:2000])
         for run in runs.values():

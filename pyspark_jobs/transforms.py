@@ -16,6 +16,7 @@ Versions of one record key are ordered by (event time, order token): see `recenc
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
@@ -38,10 +39,13 @@ from dataplatform.contracts import Entity, exactjson
 from dataplatform.contracts.bronze import (
     BRONZE_COLUMNS,
     HEADER_INGEST_ID,
+    HEADER_KEY_ID,
     HEADER_SOURCE_EPOCH,
     HEADER_SOURCE_OFFSET,
+    HEADER_TOPIC_ID,
     HEADER_TRACEPARENT,
 )
+from dataplatform.ingest_ids import KAFKA_PREFIX, MAC_HEX_DIGITS
 from dataplatform.products import product_of
 from pyspark_jobs.quality import failing
 from pyspark_jobs.schemas import SUM_TYPE, contract_schema
@@ -182,11 +186,51 @@ def trace_id_of(traceparent: Column) -> Column:
     return F.when((found != "") & (found != "0" * 32), found)
 
 
-def kafka_to_checked(df: DataFrame, entity: Entity, *, epoch: int) -> DataFrame:
+def hmac_sha256_hex(key: bytes, message: Column) -> Column:
+    """HMAC-SHA256 (RFC 2104) of a text column as lower-case hex, in Spark SQL (no UDF)."""
+    block = 64
+    if len(key) > block:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(block, b"\0")
+    inner_pad = bytearray(b ^ 0x36 for b in key)
+    outer_pad = bytearray(b ^ 0x5C for b in key)
+    inner = F.unhex(F.sha2(F.concat(F.lit(inner_pad), message.cast("binary")), 256))
+    return F.sha2(F.concat(F.lit(outer_pad), inner), 256)
+
+
+def signed_kafka_id(receipt_secret: bytes) -> Column:
+    """The ingest id the ingestor gave a Kafka record (`dataplatform.ingest_ids`), from its
+    coordinates and the `topic_id`/`api_key_id` headers; null without those headers."""
+    body = F.concat_ws(
+        ".",
+        F.lit(KAFKA_PREFIX),
+        _header(HEADER_TOPIC_ID),
+        F.col("partition"),
+        F.col("offset"),
+        F.unix_millis(F.col("timestamp")),
+    )
+    key_id = _header(HEADER_KEY_ID)
+    signed = F.concat(
+        body,
+        F.lit("."),
+        F.substring(
+            hmac_sha256_hex(receipt_secret, F.concat(body, F.lit("."), key_id)),
+            1,
+            MAC_HEX_DIGITS,
+        ),
+    )
+    return F.when(_header(HEADER_TOPIC_ID).isNotNull() & key_id.isNotNull(), signed)
+
+
+def kafka_to_checked(
+    df: DataFrame, entity: Entity, *, epoch: int, receipt_secret: bytes
+) -> DataFrame:
     """Kafka rows -> rows with ingest metadata, order token and the contract check's result.
 
-    The ingest id comes from the `ingest_id` header; a message without one (produced by
-    something other than the ingestor) gets a stable id from its coordinates, so a replayed
+    The ingest id is the one the ingestor answered with, computed from the record's
+    coordinates and headers (`signed_kafka_id`); a record put back on a topic (`lake replay`,
+    a Kafka restore) keeps its original id from its `ingest_id` header, and a message from
+    something other than the ingestor gets a stable id from its coordinates, so a replayed
     micro-batch produces the same ids. The order token is `(epoch, offset)`, except for a
     record replayed from quarantine, which carries its original token in the
     `source_epoch`/`source_offset` headers and keeps it.
@@ -195,6 +239,7 @@ def kafka_to_checked(df: DataFrame, entity: Entity, *, epoch: int) -> DataFrame:
         df: Rows of Spark's Kafka source with headers (`includeHeaders`).
         entity: The entity the topic carries.
         epoch: The topic's epoch (see `dataplatform.contracts.bronze`).
+        receipt_secret: `RECEIPT_SECRET`, which signs ingest ids.
 
     Returns:
         `ingest_id, kafka_topic, kafka_partition, kafka_offset, ingested_at, source_epoch,
@@ -206,7 +251,9 @@ def kafka_to_checked(df: DataFrame, entity: Entity, *, epoch: int) -> DataFrame:
     replayed_offset = _header(HEADER_SOURCE_OFFSET).cast("long")
     replayed = replayed_epoch.isNotNull() & replayed_offset.isNotNull()
     return df.select(
-        F.coalesce(_header(HEADER_INGEST_ID), coordinates).alias("ingest_id"),
+        F.coalesce(_header(HEADER_INGEST_ID), signed_kafka_id(receipt_secret), coordinates).alias(
+            "ingest_id"
+        ),
         F.col("topic").alias("kafka_topic"),
         F.col("partition").cast("int").alias("kafka_partition"),
         F.col("offset").cast("long").alias("kafka_offset"),

@@ -23,8 +23,10 @@ from pydantic.json_schema import models_json_schema
 from dataplatform.contracts import ENTITIES
 from dataplatform.contracts.documents import DocumentIn
 from dataplatform.db.migrate import migrate
+from dataplatform.ingest_ids import IngestIds
 from dataplatform.settings import (
     IngestorSettings,
+    ReceiptSettings,
     get_kafka_settings,
     get_mongo_settings,
     get_postgres_settings,
@@ -86,6 +88,7 @@ def create_app(
     publisher: Publisher | None = None,
     tracer_provider: TracerProvider | None = None,
     documents: DocumentService | None = None,
+    ids: IngestIds | None = None,
 ) -> FastAPI:
     """Build the app.
 
@@ -96,8 +99,10 @@ def create_app(
         tracer_provider: Where spans go; default the process's, configured by OTEL_* variables.
         documents: The document service; default MongoDB (`MONGODB_*`) with the default stack,
             none (503 on the document routes) when `store` and `publisher` are given.
+        ids: Signs ingest ids; default with `RECEIPT_SECRET`.
     """
     settings = settings or get_settings()
+    ids = ids or ReceiptSettings().ids()
     tracer_provider = tracer_provider or default_tracer_provider()
 
     @asynccontextmanager
@@ -124,7 +129,7 @@ def create_app(
             used_documents = DocumentService(settings, DocumentStore(get_mongo_settings()))
         await used_store.start()
         await used_publisher.start()
-        service = IngestService(settings, used_store, used_publisher)
+        service = IngestService(settings, used_store, used_publisher, ids)
         app.state.service = service
         app.state.documents = used_documents
         app.state.authenticator = ApiKeyAuthenticator(

@@ -9,8 +9,10 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dataplatform.ingest_ids import MAX_ID_LENGTH
+
 _RECEIPT_EXAMPLE: dict[str, Any] = {
-    "ingest_id": "0b9f6b7e-3c1a-4f57-9d2e-5a4f8b1c2d3e",
+    "ingest_id": "k1.Uk0bY2n5SIqZB6C6qP5nYw.1.42.1704110400003.3f5c0e9a1b2d4c6e8f7a9b0c1d2e3f4a",
     "entity": "finance.transactions",
     "record_key": "FT-20240101120000-1234",
     "status": "durable",
@@ -72,19 +74,25 @@ class Destination(BaseModel):
     outbox_id: int | None = None
 
 
+_INGEST_ID_DESCRIPTION = (
+    "the record's receipt: where the sink put it, signed for the API key that sent it "
+    "(`k1.<topic id>.<partition>.<offset>.<timestamp ms>.<mac>` on the Kafka track, "
+    "`o1.<outbox row id>.<mac>` on the starter track); bronze rows carry the same id"
+)
+
+
 class ReceiptBase(BaseModel):
     """Identity and state of one ingested record version."""
 
-    ingest_id: UUID
+    ingest_id: str = Field(description=_INGEST_ID_DESCRIPTION, max_length=MAX_ID_LENGTH)
     entity: str = Field(description="`<domain>.<entity>`")
     record_key: str = Field(description="the natural key: transaction_id / claim_id")
-    status: Literal["accepted", "durable", "landed"] = Field(
-        description="accepted: reserved, not yet acknowledged by the sink; durable: committed "
-        "to the outbox or acknowledged by Kafka; landed: written to bronze (starter track)"
+    status: Literal["durable"] = Field(
+        description="durable: committed to the outbox or acknowledged by Kafka"
     )
     received_at: datetime
-    durable_at: datetime | None = None
-    destination: Destination | None = None
+    durable_at: datetime
+    destination: Destination
 
 
 class IngestReceipt(ReceiptBase):
@@ -207,9 +215,37 @@ class Stage(BaseModel):
     where: str | None = None
 
 
-class ReceiptStatusOut(ReceiptBase):
+class ReceiptStatusOut(BaseModel):
     """Answer of `GET /ingest/{ingest_id}`: where the record is now and how it got there."""
 
+    ingest_id: str = Field(description=_INGEST_ID_DESCRIPTION, max_length=MAX_ID_LENGTH)
+    entity: str | None = Field(
+        description="`<domain>.<entity>`; null only for a Kafka topic that no longer exists "
+        "and never reported landing progress"
+    )
+    record_key: str | None = Field(
+        description="the natural key, on the starter track while its outbox row is kept; a "
+        "Kafka-track id carries the record's coordinates, not its key: null there"
+    )
+    status: Literal["durable", "landed"] = Field(
+        description="durable: committed to the outbox or acknowledged by Kafka; landed: in the "
+        "bronze table, or refused by landing into quarantine (`quarantine_reason`)"
+    )
+    received_at: datetime | None = Field(
+        description="when the sink accepted the record (null once details expired)"
+    )
+    durable_at: datetime | None
+    destination: Destination | None = Field(
+        description="where the sink put it (null once details expired)"
+    )
+    quarantine_reason: str | None = Field(
+        default=None, description="why landing refused the record, when it did"
+    )
+    details_expired: bool = Field(
+        default=False,
+        description="the starter track's outbox row was pruned after landing (`dataplatform "
+        "db prune`): the record landed, its details are no longer kept",
+    )
     stages: list[Stage]
 
 

@@ -11,9 +11,10 @@ and the SHA-256 of the records, plus each topic's id and `min.insync.replicas`.
 A restore produces every record again to the same partition of a topic that is missing or
 empty (it refuses a topic holding records: the copy would duplicate them), in offset order,
 with its key, value, timestamp and headers unchanged, through the platform's idempotent
-`acks=all` producer. Records keep their ingest id (it travels in the `ingest_id` header); the
-order token landing gave them (the old topic's epoch and offset) is appended as the
-`source_epoch`/`source_offset` headers, the same way `dataplatform lake replay` sends
+`acks=all` producer. Records keep their ingest id: the restore adds it as the `ingest_id` header,
+computed from the original coordinates, since landing would otherwise derive a new one from the
+new offsets; the order token landing gave them (the old topic's epoch and offset) is appended as
+the `source_epoch`/`source_offset` headers, the same way `dataplatform lake replay` sends
 quarantined records, so the recreated topic's new offsets never reorder versions in silver.
 The restore then reads the partitions back and compares every record with the backup.
 """
@@ -46,8 +47,15 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 from dataplatform.clients.kafka import client_config, producer_config
 from dataplatform.clients.s3 import s3_client
 from dataplatform.contracts import ENTITIES
-from dataplatform.contracts.bronze import HEADER_SOURCE_EPOCH, HEADER_SOURCE_OFFSET
-from dataplatform.settings import KafkaSettings, S3Settings
+from dataplatform.contracts.bronze import (
+    HEADER_INGEST_ID,
+    HEADER_KEY_ID,
+    HEADER_SOURCE_EPOCH,
+    HEADER_SOURCE_OFFSET,
+    HEADER_TOPIC_ID,
+)
+from dataplatform.ingest_ids import IngestIds
+from dataplatform.settings import KafkaSettings, ReceiptSettings, S3Settings
 
 log = logging.getLogger(__name__)
 
@@ -403,17 +411,25 @@ def registered_epoch(s3: S3Settings, topic: str, topic_id: str, *, lake_prefix: 
     return None
 
 
-def _with_order_token(record: Record, epoch: int | None) -> tuple[Header, ...]:
-    """The headers to send: the original ones, plus the order token landing gave the record."""
-    names = {name for name, _ in record.headers}
-    if epoch is None or HEADER_SOURCE_EPOCH in names:
-        # Never landed, or already a replay that carries its original token.
-        return record.headers
-    return (
-        *record.headers,
-        (HEADER_SOURCE_EPOCH, str(epoch).encode()),
-        (HEADER_SOURCE_OFFSET, str(record.offset).encode()),
-    )
+def _restored_headers(
+    record: Record, partition: int, epoch: int | None, ids: IngestIds
+) -> tuple[Header, ...]:
+    """The headers to send: the original ones, plus the ingest id the ingestor gave the record
+    (from its original coordinates: the new offset would name another id) and the order token
+    landing gave it."""
+    found = dict(record.headers)
+    extra: list[Header] = []
+    key_id, topic_id = found.get(HEADER_KEY_ID), found.get(HEADER_TOPIC_ID)
+    if HEADER_INGEST_ID not in found and key_id is not None and topic_id is not None:
+        ingest_id = ids.kafka(
+            topic_id.decode(), partition, record.offset, record.timestamp_ms, key_id.decode()
+        )
+        extra.append((HEADER_INGEST_ID, ingest_id.encode()))
+    # Never landed, or already a replay that carries its original token: no token to add.
+    if epoch is not None and HEADER_SOURCE_EPOCH not in found:
+        extra.append((HEADER_SOURCE_EPOCH, str(epoch).encode()))
+        extra.append((HEADER_SOURCE_OFFSET, str(record.offset).encode()))
+    return (*record.headers, *extra)
 
 
 def _prepare_topic(admin: AdminClient, consumer: Consumer, backup: TopicBackup) -> None:
@@ -471,6 +487,7 @@ def restore_topics(
     if missing:
         raise KafkaBackupError(f"the backup at {uri} has no topic {sorted(missing)}")
     bucket, _ = split_uri(uri)
+    ids = ReceiptSettings().ids()
     admin = AdminClient(client_config(kafka))
     consumer = _consumer(kafka)
     reports = []
@@ -478,15 +495,20 @@ def restore_topics(
         for backup in chosen:
             _prepare_topic(admin, consumer, backup)
             epoch = registered_epoch(s3, backup.topic, backup.topic_id, lake_prefix=lake_prefix)
-            _produce(kafka, s3, bucket, backup, epoch)
-            reports.append(_check(s3, consumer, bucket, backup, epoch))
+            _produce(kafka, s3, bucket, backup, epoch, ids)
+            reports.append(_check(s3, consumer, bucket, backup, epoch, ids))
     finally:
         consumer.close()
     return reports
 
 
 def _produce(
-    kafka: KafkaSettings, s3: S3Settings, bucket: str, backup: TopicBackup, epoch: int | None
+    kafka: KafkaSettings,
+    s3: S3Settings,
+    bucket: str,
+    backup: TopicBackup,
+    epoch: int | None,
+    ids: IngestIds,
 ) -> None:
     failures: list[str] = []
 
@@ -504,7 +526,7 @@ def _produce(
                         value=record.value,
                         key=record.key,
                         partition=part.partition,
-                        headers=list(_with_order_token(record, epoch)),
+                        headers=list(_restored_headers(record, part.partition, epoch, ids)),
                         # 0: no timestamp recorded (type NOT_AVAILABLE): the broker sets one.
                         timestamp=max(record.timestamp_ms, 0),
                         on_delivery=on_delivery,
@@ -527,6 +549,7 @@ def _check(
     bucket: str,
     backup: TopicBackup,
     epoch: int | None,
+    ids: IngestIds,
 ) -> RestoreReport:
     """Read the restored partitions back and compare each record with the backup's."""
     offsets_preserved = True
@@ -550,7 +573,7 @@ def _check(
                 original.timestamp_ms,
                 original.key,
                 original.value,
-                _with_order_token(original, epoch),
+                _restored_headers(original, part.partition, epoch, ids),
             )
             if copy.content() != expected:
                 raise KafkaBackupError(

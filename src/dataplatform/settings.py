@@ -17,6 +17,7 @@ from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dataplatform import envfile
+from dataplatform.ingest_ids import IngestIds
 
 Track = Literal["starter", "intermediate", "advanced"]
 TRACKS: tuple[Track, ...] = ("starter", "intermediate", "advanced")
@@ -355,6 +356,34 @@ def get_s3_settings() -> S3Settings:
 def get_runtime_settings() -> RuntimeSettings:
     """Cached `RuntimeSettings`."""
     return RuntimeSettings()
+
+
+class ReceiptSettings(_SecretsGuard):
+    """The secret ingest ids are signed with (`dataplatform.ingest_ids`): the ingestor signs
+    them, landing and the lake exporter compute the same ids for bronze, so all three read it."""
+
+    model_config = settings_config("RECEIPT_")
+
+    secret: SecretStr = SecretStr("")
+    #: Where landing records its progress for the receipts (the ingest schema).
+    db_schema: str = Field(
+        default="ingest", validation_alias="INGEST_DB_SCHEMA", pattern=r"^[a-z_][a-z0-9_]{0,62}$"
+    )
+
+    def key(self) -> bytes:
+        """The secret's bytes.
+
+        Raises:
+            ValueError: No secret is set (only development allows an empty one).
+        """
+        value = self.secret.get_secret_value()
+        if not value:
+            raise ValueError("RECEIPT_SECRET is not set; generate it with `dataplatform env init`")
+        return value.encode()
+
+    def ids(self) -> IngestIds:
+        """The signer of ingest ids (see `key` for its error)."""
+        return IngestIds(self.key())
 
 
 class IngestorSettings(BaseSettings):

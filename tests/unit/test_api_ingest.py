@@ -15,9 +15,10 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from dataplatform import samples
-from dataplatform.settings import IngestorSettings
+from dataplatform.ingest_ids import KafkaPlace
+from dataplatform.settings import IngestorSettings, ReceiptSettings
 from fastapi_app.app.core.memory import MemoryPublisher, MemoryStore
-from fastapi_app.app.core.store import Candidate, Receipt
+from fastapi_app.app.core.store import Candidate, Placement
 from fastapi_app.app.main import create_app
 from fastapi_app.app.models import (
     BatchIngested,
@@ -77,7 +78,14 @@ def test_ingest_transaction_returns_seed_message_and_receipt(
     [message] = publisher.messages
     assert message.topic == "finance.transactions.v1"
     assert message.key == record["transaction_id"]
-    assert message.headers["ingest_id"] == str(body.ingest_id)
+    # The receipt is signed for the key that sent it and names where Kafka put the record.
+    place = ReceiptSettings().ids().place(body.ingest_id, message.headers["api_key_id"])
+    assert isinstance(place, KafkaPlace)
+    assert (place.topic_id, place.partition, place.offset) == (
+        message.headers["topic_id"],
+        0,
+        message.offset,
+    )
     assert json.loads(message.value) == record
     assert body.destination is not None
     assert body.destination.offset == message.offset
@@ -107,10 +115,20 @@ def test_get_receipt_after_ingest(client: TestClient, rng: random.Random) -> Non
     assert "finance.transactions.v1" in (status.stages[1].where or "")
 
 
-def test_get_receipt_unknown_is_404(client: TestClient) -> None:
-    response = client.get("/ingest/00000000-0000-4000-8000-000000000000")
-    assert response.status_code == 404
-    assert "no record" in response.json()["message"]
+def test_get_receipt_forged_or_other_keys_id_is_404(
+    client: TestClient, store: MemoryStore, rng: random.Random
+) -> None:
+    ingest_id = client.post(TX, json=samples.transaction(rng)).json()["ingest_id"]
+    forged = ingest_id[:-1] + ("0" if ingest_id[-1] != "0" else "1")
+    other_key = {"X-API-Key": store.add_api_key()}
+
+    answers = [
+        client.get(f"/ingest/{forged}"),
+        client.get(f"/ingest/{ingest_id}", headers=other_key),
+    ]
+
+    assert [a.status_code for a in answers] == [404, 404]
+    assert all("no record" in a.json()["message"] for a in answers)
 
 
 def test_forwarded_payload_is_the_parsed_input_not_a_model_dump(
@@ -219,7 +237,7 @@ def test_failed_request_frees_its_idempotency_key(
     assert response.json()["duplicate"] is False
     assert replay.json()["ingest_id"] == response.json()["ingest_id"]
     assert replay.json()["duplicate"] is True
-    assert [m.headers["ingest_id"] for m in publisher.messages] == [response.json()["ingest_id"]]
+    assert len(publisher.messages) == 1  # the replay published nothing
 
 
 # --------------------------------------------------------------------------- batches
@@ -317,21 +335,28 @@ def test_sink_down_is_503_with_retry_after(
         assert "SinkUnavailable" not in answer.text
 
 
-def test_store_down_is_503(
+def test_store_down_keyed_request_is_503_unkeyed_one_is_served(
     store: MemoryStore, publisher: MemoryPublisher, rng: random.Random
 ) -> None:
     with _client(store, publisher) as client:
-        client.get("/ready")  # authenticates once: the key is cached from here on
+        # Authenticates once: the key is cached from here on.
         assert client.post(TX, json=samples.transaction(rng)).status_code == 200
         store.available = False
-        response = client.post(TX, json=samples.transaction(rng))
-    assert response.status_code == 503
-    assert "Retry-After" in response.headers
+        keyed = client.post(TX, json=samples.transaction(rng), headers={"Idempotency-Key": "k"})
+        unkeyed = client.post(TX, json=samples.transaction(rng))
+    assert keyed.status_code == 503
+    assert "Retry-After" in keyed.headers
+    # No row per record: without an Idempotency-Key the store is not needed at all.
+    assert unkeyed.status_code == 200
+    assert len(publisher.messages) == 2
 
 
 class _HangingPublisher(MemoryPublisher):
-    async def publish(self, records: list[tuple[Candidate, Receipt]], *, traceparent: str) -> None:
+    async def publish(
+        self, records: list[Candidate], *, key_id: str, traceparent: str
+    ) -> list[Placement]:
         await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
 
 
 def test_sink_that_never_answers_gets_503_within_timeout(
@@ -349,7 +374,6 @@ def test_over_inflight_bound_sheds_load_with_503(store: MemoryStore, rng: random
         response = client.post(TX_BATCH, json=[samples.transaction(rng) for _ in range(3)])
     assert response.status_code == 503
     assert "capacity" in response.json()["message"]
-    assert store.receipts == {}
 
 
 def test_rate_limit_is_429_with_retry_after(

@@ -10,7 +10,7 @@ import httpx
 from dataplatform import samples
 from dataplatform.settings import IngestorSettings
 from fastapi_app.app.core.memory import MemoryPublisher, MemoryStore
-from fastapi_app.app.core.store import Candidate, Receipt
+from fastapi_app.app.core.store import Candidate, Placement
 from fastapi_app.app.main import create_app
 
 TX = "/ingest-financial-transaction/"
@@ -23,9 +23,11 @@ class _HeldPublisher(MemoryPublisher):
         super().__init__()
         self.release = asyncio.Event()
 
-    async def publish(self, records: list[tuple[Candidate, Receipt]], *, traceparent: str) -> None:
+    async def publish(
+        self, records: list[Candidate], *, key_id: str, traceparent: str
+    ) -> list[Placement]:
         await self.release.wait()
-        await super().publish(records, traceparent=traceparent)
+        return await super().publish(records, key_id=key_id, traceparent=traceparent)
 
 
 def test_requests_past_the_concurrency_bound_get_503_at_once_and_served_ones_succeed() -> None:

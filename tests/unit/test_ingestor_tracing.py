@@ -129,6 +129,8 @@ def test_kafka_publish_makes_producer_span_named_in_record_headers(
         KafkaSettings(_env_file=None, bootstrap_servers=mock_kafka),
         settings,
         tracer_provider=provider,
+        # The mock cluster does not serve DescribeTopics.
+        read_topic_ids=lambda _kafka, topics: {topic: f"mock-{topic}" for topic in topics},
     )
     store = MemoryStore()
     app = create_app(settings, store=store, publisher=publisher, tracer_provider=provider)

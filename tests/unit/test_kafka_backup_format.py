@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from dataplatform.ingest_ids import IngestIds
 from dataplatform.kafka_backup import (
     KafkaBackupError,
     Manifest,
     PartitionBackup,
     Record,
     TopicBackup,
-    _with_order_token,
+    _restored_headers,
     split_uri,
 )
 
@@ -75,9 +76,12 @@ def test_split_uri_backup_folder_and_manifest() -> None:
         split_uri("/tmp/backup")
 
 
+IDS = IngestIds(b"backup-test-secret")
+
+
 def test_add_order_token_landed_record_appends_epoch_and_offset() -> None:
     record = _record()
-    assert _with_order_token(record, 3) == (
+    assert _restored_headers(record, 2, 3, IDS) == (
         *record.headers,
         ("source_epoch", b"3"),
         ("source_offset", b"41"),
@@ -86,9 +90,20 @@ def test_add_order_token_landed_record_appends_epoch_and_offset() -> None:
 
 def test_add_order_token_never_landed_keeps_headers() -> None:
     record = _record()
-    assert _with_order_token(record, None) == record.headers
+    assert _restored_headers(record, 2, None, IDS) == record.headers
 
 
 def test_add_order_token_replayed_record_keeps_its_token() -> None:
     record = _record(headers=(("ingest_id", b"x"), ("source_epoch", b"1"), ("source_offset", b"7")))
-    assert _with_order_token(record, 3) == record.headers
+    assert _restored_headers(record, 2, 3, IDS) == record.headers
+
+
+def test_restored_headers_signed_record_gets_its_original_ingest_id() -> None:
+    headers = (("api_key_id", b"k1d"), ("topic_id", b"Uk0bY2n5SIqZB6C6qP5nYw"))
+    record = _record(headers=headers)
+
+    restored = _restored_headers(record, 2, None, IDS)
+
+    original = IDS.kafka("Uk0bY2n5SIqZB6C6qP5nYw", 2, 41, 1764500000123, "k1d")
+    assert restored == (*headers, ("ingest_id", original.encode()))
+    assert IDS.place(original, "k1d") is not None

@@ -11,6 +11,7 @@ from pyspark.sql import DataFrame, Row, SparkSession
 
 from dataplatform.contracts import TRANSACTIONS, FinancialTransactionIn
 from dataplatform.contracts.bronze import BRONZE_COLUMNS
+from dataplatform.ingest_ids import IngestIds
 from pyspark_jobs import transforms
 from tests.factories import transaction
 from tests.unit.spark_fixtures import assertDataFrameEqual, spark
@@ -22,6 +23,7 @@ KAFKA_SCHEMA = (
     "headers array<struct<key: string, value: binary>>"
 )
 ACCEPTED_AT = datetime(2024, 3, 1, 12, 31, tzinfo=UTC)
+SECRET = b"a-test-receipt-secret"
 
 
 def _check(record: Any, *, key: str | None = None, normalize: bool = True) -> tuple:
@@ -146,9 +148,9 @@ def test_kafka_to_bronze_valid_rows_with_ingest_metadata(spark: SparkSession) ->
         ],
     )
 
-    bronze = batch.transform(transforms.kafka_to_checked, TRANSACTIONS, epoch=3).transform(
-        transforms.to_bronze
-    )
+    bronze = batch.transform(
+        transforms.kafka_to_checked, TRANSACTIONS, epoch=3, receipt_secret=SECRET
+    ).transform(transforms.to_bronze)
 
     assert bronze.columns == [name for name, *_ in BRONZE_COLUMNS]
     assertDataFrameEqual(
@@ -213,9 +215,9 @@ def test_kafka_to_bronze_trace_id_from_traceparent_header(spark: SparkSession) -
     for other in batches[1:]:
         batch = batch.unionByName(other)
 
-    bronze = batch.transform(transforms.kafka_to_checked, TRANSACTIONS, epoch=1).transform(
-        transforms.to_bronze
-    )
+    bronze = batch.transform(
+        transforms.kafka_to_checked, TRANSACTIONS, epoch=1, receipt_secret=SECRET
+    ).transform(transforms.to_bronze)
 
     found = {row["record_key"]: row["trace_id"] for row in bronze.collect()}
     assert found == {"FT-1": trace, "FT-2": None, "FT-3": None, "FT-4": None, "FT-5": None}
@@ -226,7 +228,8 @@ def test_kafka_to_quarantine_keeps_payload_and_reason(spark: SparkSession) -> No
     batch = _kafka_rows(spark, [("FT-1", json.dumps(record).encode(), True), (None, b"{}", True)])
 
     quarantined = transforms.to_quarantine(
-        batch.transform(transforms.kafka_to_checked, TRANSACTIONS, epoch=2), stage="landing"
+        batch.transform(transforms.kafka_to_checked, TRANSACTIONS, epoch=2, receipt_secret=SECRET),
+        stage="landing",
     )
 
     assert quarantined.schema.fieldNames() == transforms.QUARANTINE_SCHEMA.fieldNames()
@@ -254,7 +257,40 @@ def test_kafka_to_checked_replayed_record_keeps_its_order_token(spark: SparkSess
     tokens = [
         (row.kafka_offset, row.source_epoch, row.source_offset)
         for df in (batch, fresh)
-        for row in df.transform(transforms.kafka_to_checked, TRANSACTIONS, epoch=2).collect()
+        for row in df.transform(
+            transforms.kafka_to_checked, TRANSACTIONS, epoch=2, receipt_secret=SECRET
+        ).collect()
     ]
 
     assert tokens == [(0, 1, 41), (0, 2, 0)]
+
+
+@pytest.mark.parametrize("secret", [SECRET, b"k" * 64, b"a much longer secret " * 5])
+def test_kafka_to_checked_signed_id_is_the_id_the_ingestor_gave(
+    spark: SparkSession, secret: bytes
+) -> None:
+    record = transaction(transaction_id="FT-1")
+    headers = [("topic_id", b"Uk0bY2n5SIqZB6C6qP5nYw"), ("api_key_id", b"k3y.id")]
+    rows = [
+        (b"FT-1", json.dumps(record).encode(), "finance.transactions.v1", 2, offset, at, headers)
+        for offset, at in [
+            (0, ACCEPTED_AT),
+            (1234567, datetime(2026, 12, 1, 1, 2, 3, 456000, tzinfo=UTC)),
+        ]
+    ]
+    batch = spark.createDataFrame(rows, KAFKA_SCHEMA)
+    ids = IngestIds(secret)
+
+    got = [
+        row.ingest_id
+        for row in batch.transform(
+            transforms.kafka_to_checked, TRANSACTIONS, epoch=1, receipt_secret=secret
+        ).collect()
+    ]
+
+    expected = [
+        ids.kafka("Uk0bY2n5SIqZB6C6qP5nYw", 2, offset, int(at.timestamp() * 1000), "k3y.id")
+        for _, _, _, _, offset, at, _ in rows
+    ]
+    assert got == expected
+    assert [ids.place(i, "k3y.id") is not None for i in got] == [True, True]

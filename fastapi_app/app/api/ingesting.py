@@ -60,7 +60,7 @@ async def ingest_one(
             "ingested",
             extra={
                 "fields": {
-                    "ingest_id": str(receipt.ingest_id),
+                    "ingest_id": receipt.ingest_id,
                     "entity": receipt.entity,
                     "record_key": receipt.record_key,
                     "duplicate": outcome.duplicate[0],
@@ -147,9 +147,7 @@ async def ingest_many(
                     "accepted": accepted,
                     "duplicates": duplicates,
                     "rejected": rejected,
-                    "first_ingest_id": str(outcome.receipts[0].ingest_id)
-                    if outcome.receipts
-                    else None,
+                    "first_ingest_id": outcome.receipts[0].ingest_id if outcome.receipts else None,
                     "principal": principal.name,
                 }
             },
@@ -213,7 +211,7 @@ def receipt_errors(what: str, *, store: str) -> dict[int | str, dict[str, Any]]:
         503,
         text={
             404: f"No {what} with this ingest id sent with this API key.",
-            422: "The ingest id is not a UUID.",
+            422: "The ingest id does not have the shape of one.",
             503: f"The {store} is unavailable; see Retry-After.",
         },
     )

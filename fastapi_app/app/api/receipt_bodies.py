@@ -13,23 +13,34 @@ def receipt_dict(receipt: Receipt, *, duplicate: bool) -> dict[str, Any]:
         "ingest_id": receipt.ingest_id,
         "entity": receipt.entity,
         "record_key": receipt.record_key,
-        "status": receipt.status,
+        "status": "durable",
         "duplicate": duplicate,
         "received_at": receipt.received_at,
         "durable_at": receipt.durable_at,
-        "destination": destination_dict(receipt),
+        "destination": destination_dict(
+            receipt.sink,
+            topic=receipt.kafka_topic,
+            partition=receipt.kafka_partition,
+            offset=receipt.kafka_offset,
+            outbox_id=receipt.outbox_id,
+        ),
     }
 
 
-def destination_dict(receipt: Receipt) -> dict[str, Any] | None:
-    """`Destination` as a dict; None until the sink acknowledged."""
-    if receipt.status != "durable":
-        return None
+def destination_dict(
+    sink: str,
+    *,
+    topic: str | None = None,
+    partition: int | None = None,
+    offset: int | None = None,
+    outbox_id: int | None = None,
+) -> dict[str, Any]:
+    """`Destination` as a dict."""
     return {
-        "sink": receipt.sink,
-        "topic": receipt.kafka_topic,
-        "partition": receipt.kafka_partition,
-        "offset": receipt.kafka_offset,
-        "table": "outbox" if receipt.outbox_id is not None else None,
-        "outbox_id": receipt.outbox_id,
+        "sink": sink,
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "table": "outbox" if outbox_id is not None else None,
+        "outbox_id": outbox_id,
     }

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,12 +30,18 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from dataplatform.clients.kafka import ensure_topics, producer_config
+from dataplatform.clients.kafka import ensure_topics, producer_config, topic_ids
 from dataplatform.contracts import ENTITIES
-from dataplatform.contracts.bronze import HEADER_CONTENT_TYPE, HEADER_INGEST_ID, HEADER_TRACEPARENT
+from dataplatform.contracts.bronze import (
+    HEADER_CONTENT_TYPE,
+    HEADER_KEY_ID,
+    HEADER_TOPIC_ID,
+    HEADER_TRACEPARENT,
+)
+from dataplatform.ingest_ids import KafkaPlace
 from dataplatform.settings import IngestorSettings, KafkaSettings
 from fastapi_app.app.core.publisher import SinkOverloaded, SinkUnavailable
-from fastapi_app.app.core.store import Candidate, Receipt, SinkName
+from fastapi_app.app.core.store import Candidate, Placement, SinkName, entity_label
 from fastapi_app.app.core.telemetry import SINK_LATENCY
 
 log = logging.getLogger(__name__)
@@ -44,6 +52,9 @@ _JSON = b"application/json"
 _POLL_INTERVAL_S = 0.0005
 #: W3C trace context, whatever OTEL_PROPAGATORS says: the header downstream reads is `traceparent`.
 _W3C = TraceContextTextMapPropagator()
+#: How often the topic ids are read again: how long a recreated topic's records could carry
+#: the old topic's id in their ingest ids.
+_TOPIC_IDS_TTL_S = 10.0
 
 
 class _Delivery:
@@ -54,7 +65,8 @@ class _Delivery:
     def __init__(self, count: int, future: asyncio.Future[None]) -> None:
         self.remaining = count
         self.future = future
-        self.offsets: list[tuple[int, int] | None] = [None] * count
+        #: (partition, offset, timestamp ms) per record, in order.
+        self.offsets: list[tuple[int, int, int] | None] = [None] * count
         self.errors: list[str] = []
 
     def resolve(self) -> None:
@@ -78,6 +90,7 @@ class KafkaPublisher:
         settings: IngestorSettings,
         *,
         tracer_provider: TracerProvider | None = None,
+        read_topic_ids: Callable[[KafkaSettings, list[str]], dict[str, str | None]] | None = None,
     ) -> None:
         """Configure; `start()` creates the producer and its poll thread.
 
@@ -85,7 +98,10 @@ class KafkaPublisher:
             kafka: Brokers and client settings.
             settings: The ingestor's timeouts and queue bounds.
             tracer_provider: Where the produce spans go; default the global one.
+            read_topic_ids: Reads the topics' ids; default Kafka's DescribeTopics (which
+                librdkafka's mock cluster does not serve).
         """
+        self._read_ids = read_topic_ids or functools.partial(topic_ids, timeout_s=2.0)
         self._kafka = kafka
         self._settings = settings
         self._tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
@@ -95,6 +111,9 @@ class KafkaPublisher:
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
+        #: Topic name -> Kafka topic id, and when they were read (monotonic seconds).
+        self._topic_ids: dict[str, str] = {}
+        self._topic_ids_at = float("-inf")
 
     def _config(self) -> dict[str, Any]:
         timeout_ms = int(self._settings.sink_timeout_s * 1000)
@@ -132,8 +151,42 @@ class KafkaPublisher:
         self._poller = asyncio.create_task(self._poll(), name="kafka-poll")
         try:
             await asyncio.to_thread(ensure_topics, self._kafka, [e.topic for e in ENTITIES])
-        except KafkaException as exc:
+            await self._read_topic_ids()
+        except (KafkaException, SinkUnavailable) as exc:
             log.warning("could not check the topics (kafka down?): %s", exc)
+
+    async def _read_topic_ids(self) -> None:
+        """Read the topic ids the ingest ids name (a topic recreated gets a new one)."""
+        try:
+            found = await asyncio.to_thread(
+                self._read_ids, self._kafka, [e.topic for e in ENTITIES]
+            )
+        except KafkaException as exc:
+            raise SinkUnavailable(f"kafka unreachable: {exc}") from exc
+        self._topic_ids = {name: topic_id for name, topic_id in found.items() if topic_id}
+        self._topic_ids_at = time.monotonic()
+
+    def entity_of(self, topic_id: str) -> str | None:
+        """See `Publisher.entity_of` (topics read since the last refresh only)."""
+        for entity in ENTITIES:
+            if self._topic_ids.get(entity.topic) == topic_id:
+                return entity_label(entity)
+        return None
+
+    async def _topic_ids_for(self, records: list[Candidate]) -> dict[str, str]:
+        """The current topic ids, read again when older than `_TOPIC_IDS_TTL_S` or missing."""
+        stale = time.monotonic() - self._topic_ids_at > _TOPIC_IDS_TTL_S
+        if stale or any(c.entity.topic not in self._topic_ids for c in records):
+            try:
+                await self._read_topic_ids()
+            except SinkUnavailable:
+                if not stale or not self._topic_ids:
+                    raise
+                log.warning("could not read the kafka topic ids again; using the last ones")
+        missing = {c.entity.topic for c in records} - set(self._topic_ids)
+        if missing:
+            raise SinkUnavailable(f"kafka topics missing: {', '.join(sorted(missing))}")
+        return self._topic_ids
 
     async def close(self) -> None:
         """Stop the poll task, then wait (bounded) for queued messages."""
@@ -193,6 +246,8 @@ class KafkaPublisher:
         missing = [e.topic for e in ENTITIES if e.topic not in metadata.topics]
         if missing:
             raise SinkUnavailable(f"kafka topics missing: {', '.join(missing)}")
+        if not self._topic_ids:
+            await self._read_topic_ids()
 
     def _replace_failed_producer(self) -> Producer:
         producer = self._producer
@@ -203,16 +258,22 @@ class KafkaPublisher:
             self._fatal = None
         return producer
 
-    async def publish(self, records: list[tuple[Candidate, Receipt]], *, traceparent: str) -> None:
+    async def publish(
+        self, records: list[Candidate], *, key_id: str, traceparent: str
+    ) -> list[Placement]:
         """Produce every record and wait for all acknowledgements (or the first failure).
+
+        Each message carries the API key's id and the topic id in its headers, from which
+        landing computes the record's ingest id (`dataplatform.ingest_ids`).
 
         One PRODUCER span (child of `traceparent`, the request's span) covers the batch from the
         first `produce()` to the last acknowledgement; every record's `traceparent` header names
         that span, so a consumer continues the same trace.
         """
         if not records:
-            return
-        topics = sorted({cand.entity.topic for cand, _ in records})
+            return []
+        ids = await self._topic_ids_for(records)
+        topics = sorted({cand.entity.topic for cand in records})
         with self._tracer.start_as_current_span(
             f"send {','.join(topics)}",
             context=_W3C.extract({HEADER_TRACEPARENT: traceparent}),
@@ -228,9 +289,12 @@ class KafkaPublisher:
             carrier: dict[str, str] = {}
             _W3C.inject(carrier)
             # A no-op tracer (tracing switched off) injects nothing: pass the request's on.
-            await self._produce(records, carrier.get(HEADER_TRACEPARENT, traceparent).encode())
+            trace_header = carrier.get(HEADER_TRACEPARENT, traceparent).encode()
+            return await self._produce(records, ids, key_id.encode(), trace_header)
 
-    async def _produce(self, records: list[tuple[Candidate, Receipt]], trace_header: bytes) -> None:
+    async def _produce(
+        self, records: list[Candidate], ids: dict[str, str], key_id: bytes, trace_header: bytes
+    ) -> list[Placement]:
         started = time.perf_counter()
         producer = self._replace_failed_producer()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -241,7 +305,11 @@ class KafkaPublisher:
                 if err is not None:
                     delivery.errors.append(err.str())
                 else:
-                    delivery.offsets[index] = (msg.partition() or 0, msg.offset() or 0)
+                    delivery.offsets[index] = (
+                        msg.partition() or 0,
+                        msg.offset() or 0,
+                        msg.timestamp()[1],
+                    )
                 delivery.remaining -= 1
                 if delivery.remaining == 0:
                     self._finish(delivery)
@@ -249,22 +317,23 @@ class KafkaPublisher:
             return on_delivery
 
         try:
-            for index, (cand, receipt) in enumerate(records):
+            for index, cand in enumerate(records):
                 try:
                     producer.produce(
                         cand.entity.topic,
                         value=cand.payload,
                         key=cand.record_key.encode(),
                         headers=[
-                            (HEADER_INGEST_ID, str(receipt.ingest_id).encode()),
+                            (HEADER_KEY_ID, key_id),
+                            (HEADER_TOPIC_ID, ids[cand.entity.topic].encode()),
                             (HEADER_TRACEPARENT, trace_header),
                             (HEADER_CONTENT_TYPE, _JSON),
                         ],
                         on_delivery=report(index),
                     )
                 except BufferError as exc:
-                    # Records already enqueued are still delivered; a retry re-publishes them
-                    # under the same ingest ids, which downstream deduplicates.
+                    # Records already enqueued are still delivered; a retry publishes them
+                    # again (further versions of their keys downstream).
                     future.cancel()
                     raise SinkOverloaded("kafka producer queue is full") from exc
                 except KafkaException as exc:
@@ -275,11 +344,11 @@ class KafkaPublisher:
             self._wake.set()  # the poll task serves the reports of what was produced
         await future
         now = datetime.now(UTC)
-        for (cand, receipt), placed in zip(records, delivery.offsets, strict=True):
+        placements = []
+        for cand, placed in zip(records, delivery.offsets, strict=True):
             assert placed is not None
-            receipt.status = "durable"
-            receipt.sink = self.sink
-            receipt.durable_at = now
-            receipt.kafka_topic = cand.entity.topic
-            receipt.kafka_partition, receipt.kafka_offset = placed
+            topic = cand.entity.topic
+            place = KafkaPlace(ids[topic], *placed)
+            placements.append(Placement(place, now, topic))
         SINK_LATENCY.labels("kafka", "publish").observe(time.perf_counter() - started)
+        return placements

@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from uuid import UUID
 
+from dataplatform.contracts import ENTITIES
+from dataplatform.contracts.bronze import HEADER_KEY_ID, HEADER_TOPIC_ID, HEADER_TRACEPARENT
 from dataplatform.db.apikeys import PREFIX, hash_secret
+from dataplatform.ingest_ids import KafkaPlace, OutboxPlace
 from fastapi_app.app.core.publisher import SinkUnavailable
 from fastapi_app.app.core.store import (
     Candidate,
     IdempotencyClaim,
+    Placement,
     Receipt,
-    ReceiptView,
     SinkName,
     StoredApiKey,
+    Whereabouts,
     entity_label,
 )
+
+
+def memory_topic_id(topic: str) -> str:
+    """The "topic id" of the memory publisher's topic `topic`."""
+    return "mem-" + topic.replace(".", "-")
 
 
 class MemoryStore:
@@ -25,12 +33,12 @@ class MemoryStore:
 
     def __init__(self) -> None:
         """Empty store."""
-        self.receipts: dict[UUID, Receipt] = {}
-        self.principals: dict[UUID, str] = {}
         #: (principal, key) -> (route, request fingerprint, receipts once complete)
-        self.idempotency_keys: dict[tuple[str, str], tuple[str, bytes, tuple[UUID, ...] | None]]
+        self.idempotency_keys: dict[tuple[str, str], tuple[str, bytes, tuple[Receipt, ...] | None]]
         self.idempotency_keys = {}
         self.api_keys: dict[str, StoredApiKey] = {}
+        #: What `whereabouts` answers, by ingest id (tests set it).
+        self.known: dict[str, Whereabouts] = {}
         self.available = True
 
     def add_api_key(self, *, rate_limit_per_s: float | None = None) -> str:
@@ -56,45 +64,10 @@ class MemoryStore:
         """Raise when switched off."""
         self._check()
 
-    async def reserve(
-        self, candidates: list[Candidate], *, principal: str, sink: SinkName
-    ) -> list[Receipt]:
-        """A new receipt for every candidate."""
+    async def whereabouts(self, place: KafkaPlace | OutboxPlace, ingest_id: str) -> Whereabouts:
+        """What `known` says of `ingest_id` (nothing after the sink, by default)."""
         self._check()
-        out = []
-        for cand in candidates:
-            receipt = Receipt(
-                ingest_id=uuid.uuid4(),
-                entity=entity_label(cand.entity),
-                record_key=cand.record_key,
-                status="accepted",
-                sink=sink,
-                received_at=datetime.now(UTC),
-                created=True,
-            )
-            self.receipts[receipt.ingest_id] = receipt
-            self.principals[receipt.ingest_id] = principal
-            out.append(replace(receipt))
-        return out
-
-    async def mark_durable(self, receipts: list[Receipt]) -> None:
-        """Store the acknowledged state."""
-        self._check()
-        for receipt in receipts:
-            self.receipts[receipt.ingest_id] = replace(receipt, created=False)
-
-    async def get_receipt(self, ingest_id: UUID) -> ReceiptView | None:
-        """The stored receipt."""
-        self._check()
-        receipt = self.receipts.get(ingest_id)
-        if receipt is None:
-            return None
-        return ReceiptView(replace(receipt, created=False), principal=self.principals[ingest_id])
-
-    async def get_receipts(self, ingest_ids: tuple[UUID, ...]) -> list[Receipt]:
-        """The stored receipts, in order."""
-        self._check()
-        return [replace(self.receipts[i], created=False) for i in ingest_ids if i in self.receipts]
+        return self.known.get(ingest_id, Whereabouts())
 
     async def claim_idempotency_key(
         self, *, principal: str, key: str, route: str, request_sha256: bytes
@@ -112,12 +85,12 @@ class MemoryStore:
         return IdempotencyClaim("replay", bound[2])
 
     async def complete_idempotency_key(
-        self, *, principal: str, key: str, ingest_ids: list[UUID]
+        self, *, principal: str, key: str, receipts: list[Receipt]
     ) -> None:
         """Keep the receipts of the request."""
         self._check()
         route, sha, _ = self.idempotency_keys[(principal, key)]
-        self.idempotency_keys[(principal, key)] = (route, sha, tuple(ingest_ids))
+        self.idempotency_keys[(principal, key)] = (route, sha, tuple(receipts))
 
     async def release_idempotency_key(self, *, principal: str, key: str) -> None:
         """Forget an in-progress binding."""
@@ -162,22 +135,35 @@ class MemoryPublisher:
         if not self.available:
             raise SinkUnavailable("memory sink switched off")
 
-    async def publish(self, records: list[tuple[Candidate, Receipt]], *, traceparent: str) -> None:
-        """Append every record, as Kafka would, with its headers."""
+    def entity_of(self, topic_id: str) -> str | None:
+        """See `Publisher.entity_of`."""
+        for entity in ENTITIES:
+            if memory_topic_id(entity.topic) == topic_id:
+                return entity_label(entity)
+        return None
+
+    async def publish(
+        self, records: list[Candidate], *, key_id: str, traceparent: str
+    ) -> list[Placement]:
+        """Append every record, as Kafka would, with its headers (one partition)."""
         await self.ping()
         now = datetime.now(UTC)
-        for cand, receipt in records:
+        placements = []
+        for cand in records:
             message = PublishedMessage(
                 topic=cand.entity.topic,
                 key=cand.record_key,
                 value=cand.payload,
-                headers={"ingest_id": str(receipt.ingest_id), "traceparent": traceparent},
+                headers={
+                    HEADER_KEY_ID: key_id,
+                    HEADER_TOPIC_ID: memory_topic_id(cand.entity.topic),
+                    HEADER_TRACEPARENT: traceparent,
+                },
                 offset=len(self.messages),
             )
             self.messages.append(message)
-            receipt.status = "durable"
-            receipt.durable_at = now
-            receipt.sink = self.sink
-            receipt.kafka_topic = message.topic
-            receipt.kafka_partition = 0
-            receipt.kafka_offset = message.offset
+            place = KafkaPlace(
+                memory_topic_id(message.topic), 0, message.offset, int(now.timestamp() * 1000)
+            )
+            placements.append(Placement(place, now, message.topic))
+        return placements

@@ -1,72 +1,58 @@
-"""Postgres implementations: the receipt store (every track) and the outbox publisher (starter).
+"""Postgres implementations: the ingest store (every track) and the outbox publisher (starter).
 
-Both group the rows of concurrent requests into one statement (`MicroBatcher`).
-
-Durability: the store's connections commit with `synchronous_commit = off`. A receipt is not
-the record: in the Kafka track the record is durable once the broker acknowledged it, and a lost
-receipt only costs a duplicate message with a new ingest id if the client retries (downstream
-MERGE on the key removes it). The outbox publisher commits synchronously: its commit *is* the
-durability of the starter track, and it also flushes every earlier asynchronous commit.
+The store writes nothing per record: only an `Idempotency-Key` binding per keyed request. Its
+connections commit with `synchronous_commit = off`: a binding lost in a crash only lets a retry
+publish again (the at-least-once window of docs/API.md). The outbox publisher groups the rows of
+concurrent requests into one statement (`MicroBatcher`) and commits synchronously: its commit
+*is* the durability of the starter track, and it also flushes every earlier asynchronous commit.
 """
 
 from __future__ import annotations
 
 import time
-import uuid
-from datetime import UTC, datetime
-from uuid import UUID
 
 import orjson
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from dataplatform.db.migrate import search_path
+from dataplatform.ingest_ids import KafkaPlace, OutboxPlace
 from dataplatform.settings import IngestorSettings, PostgresSettings
 from fastapi_app.app.core.batching import MicroBatcher
 from fastapi_app.app.core.store import (
     Candidate,
     IdempotencyClaim,
+    Placement,
     Receipt,
-    ReceiptView,
     SinkName,
     StoredApiKey,
+    Whereabouts,
     entity_label,
+    receipt_from_json,
+    receipt_to_json,
 )
 from fastapi_app.app.core.telemetry import SINK_LATENCY
-
-_RECEIPT_COLUMNS = (
-    "ingest_id, entity, record_key, status, sink, received_at, durable_at,"
-    " kafka_topic, kafka_partition, kafka_offset, outbox_id"
-)
 
 # Rows travel as one JSON parameter (`json_to_recordset`), not as one array per column: orjson
 # encodes a group of 500 rows in C in well under a millisecond, where psycopg's array dumper
 # (pure Python, per element) took ~40% of the ingestor's CPU on 500-record batches.
 
-_RESERVE = f"""
-INSERT INTO receipts (ingest_id, entity, record_key, payload_sha256, status, sink, principal)
-SELECT t.i, t.e, t.k, decode(t.h, 'hex'), 'accepted', t.s, t.p
-FROM json_to_recordset(%s::json) AS t(i uuid, e text, k text, h text, s text, p text)
-RETURNING {_RECEIPT_COLUMNS}
+# The first progress report of landing past the offset: when the record reached bronze (or
+# quarantine), and the reason if landing refused it.
+_KAFKA_WHEREABOUTS = """
+SELECT p.entity, p.landed_at, q.reason
+FROM (SELECT 1) AS one
+LEFT JOIN LATERAL (
+    SELECT entity, landed_at FROM landing_progress
+    WHERE topic_id = %(topic_id)s AND kafka_partition = %(partition)s AND end_offset > %(offset)s
+    ORDER BY end_offset LIMIT 1
+) AS p ON true
+LEFT JOIN quarantined_records q ON q.ingest_id = %(ingest_id)s
 """
 
-_MARK_DURABLE = """
-UPDATE receipts r
-SET status = 'durable', durable_at = t.d, sink = t.s, kafka_topic = t.t,
-    kafka_partition = t.pa, kafka_offset = t.o, outbox_id = t.ob
-FROM json_to_recordset(%s::json)
-    AS t(i uuid, d timestamptz, s text, t text, pa int, o bigint, ob bigint)
-WHERE r.ingest_id = t.i
+_OUTBOX_WHEREABOUTS = """
+SELECT entity, record_key, ingested_at, exported_at, delta_version FROM outbox WHERE id = %s
 """
-
-_GET_RECEIPT = f"""
-SELECT {", ".join("r." + c.strip() for c in _RECEIPT_COLUMNS.split(","))},
-       r.principal, o.exported_at, o.delta_version
-FROM receipts r LEFT JOIN outbox o ON o.ingest_id = r.ingest_id
-WHERE r.ingest_id = %s
-"""
-
-_GET_RECEIPTS = f"SELECT {_RECEIPT_COLUMNS} FROM receipts WHERE ingest_id = ANY(%s)"
 
 # Binds the key, or takes over a binding that expired: a complete one after the TTL, one left
 # in progress (a crash between publish and complete) after twice the sink timeout.
@@ -75,7 +61,7 @@ INSERT INTO idempotency_keys (principal, idempotency_key, route, request_sha256,
 VALUES (%(principal)s, %(key)s, %(route)s, %(sha)s, 'in_progress')
 ON CONFLICT (principal, idempotency_key) DO UPDATE
     SET route = EXCLUDED.route, request_sha256 = EXCLUDED.request_sha256,
-        state = 'in_progress', ingest_ids = NULL, created_at = now()
+        state = 'in_progress', receipts = NULL, created_at = now()
     WHERE (idempotency_keys.state = 'complete'
            AND idempotency_keys.created_at < now() - make_interval(secs => %(ttl_s)s))
        OR (idempotency_keys.state = 'in_progress'
@@ -84,12 +70,12 @@ RETURNING 1
 """
 
 _BOUND_KEY = """
-SELECT route, request_sha256, state, ingest_ids FROM idempotency_keys
+SELECT route, request_sha256, state, receipts FROM idempotency_keys
 WHERE principal = %s AND idempotency_key = %s
 """
 
 _COMPLETE_KEY = """
-UPDATE idempotency_keys SET state = 'complete', ingest_ids = %s
+UPDATE idempotency_keys SET state = 'complete', receipts = %s::jsonb
 WHERE principal = %s AND idempotency_key = %s AND state = 'in_progress'
 """
 
@@ -101,30 +87,13 @@ WHERE principal = %s AND idempotency_key = %s AND state = 'in_progress'
 # Rows are inserted in request order (WITH ORDINALITY): the outbox id orders the versions of a
 # key downstream, so two versions of one key in one batch keep the order they were sent in.
 _INSERT_OUTBOX = """
-INSERT INTO outbox (ingest_id, entity, record_key, payload)
-SELECT t.i, t.e, t.k, t.p
-FROM ROWS FROM (json_to_recordset(%s::json) AS (i uuid, e text, k text, p text))
-    WITH ORDINALITY AS t(i, e, k, p, n)
+INSERT INTO outbox (entity, record_key, payload, principal)
+SELECT t.e, t.k, t.p, t.a
+FROM ROWS FROM (json_to_recordset(%s::json) AS (e text, k text, p text, a text))
+    WITH ORDINALITY AS t(e, k, p, a, n)
 ORDER BY t.n
-RETURNING ingest_id, id, ingested_at
+RETURNING id, ingested_at
 """
-
-
-def _receipt(row: tuple[object, ...], *, created: bool) -> Receipt:
-    return Receipt(
-        ingest_id=row[0],  # type: ignore[arg-type]
-        entity=row[1],  # type: ignore[arg-type]
-        record_key=row[2],  # type: ignore[arg-type]
-        status=row[3],  # type: ignore[arg-type]
-        sink=row[4],  # type: ignore[arg-type]
-        received_at=row[5],  # type: ignore[arg-type]
-        created=created,
-        durable_at=row[6],  # type: ignore[arg-type]
-        kafka_topic=row[7],  # type: ignore[arg-type]
-        kafka_partition=row[8],  # type: ignore[arg-type]
-        kafka_offset=row[9],  # type: ignore[arg-type]
-        outbox_id=row[10],  # type: ignore[arg-type]
-    )
 
 
 def _pool(
@@ -160,25 +129,14 @@ class PostgresStore:
     def __init__(self, postgres: PostgresSettings, settings: IngestorSettings) -> None:
         """Configure; `start()` connects."""
         self._settings = settings
-        self._pool = _pool(postgres, settings, synchronous_commit=False, name="receipts")
-        # Two writers so one group can be committing while the next one fills up.
-        self._reserver: MicroBatcher[tuple[Candidate, str, str], Receipt] = MicroBatcher(
-            self._reserve_rows, max_items=settings.db_batch_max_rows, workers=2, name="reserve"
-        )
-        self._marker: MicroBatcher[Receipt, None] = MicroBatcher(
-            self._mark_rows, max_items=settings.db_batch_max_rows, workers=2, name="mark"
-        )
+        self._pool = _pool(postgres, settings, synchronous_commit=False, name="ingest-store")
 
     async def start(self) -> None:
         """Open the pool (without waiting: a down database must not stop the API starting)."""
         await self._pool.open(wait=False)
-        self._reserver.start()
-        self._marker.start()
 
     async def close(self) -> None:
-        """Stop the writers and close the pool."""
-        await self._reserver.close()
-        await self._marker.close()
+        """Close the pool."""
         await self._pool.close()
 
     async def ping(self) -> None:
@@ -186,77 +144,35 @@ class PostgresStore:
         async with self._pool.connection() as conn:
             await conn.execute("SELECT 1")
 
-    async def reserve(
-        self, candidates: list[Candidate], *, principal: str, sink: SinkName
-    ) -> list[Receipt]:
-        """See `IngestStore.reserve`."""
-        return await self._reserver.submit([(c, principal, sink) for c in candidates])
-
-    async def _reserve_rows(self, rows: list[tuple[Candidate, str, str]]) -> list[Receipt]:
-        started = time.perf_counter()
-        ids = [uuid.uuid4() for _ in rows]
-        reserve = [
-            {
-                "i": ingest_id,
-                "e": entity_label(cand.entity),
-                "k": cand.record_key,
-                "h": cand.payload_sha256.hex(),
-                "s": sink,
-                "p": principal,
-            }
-            for ingest_id, (cand, principal, sink) in zip(ids, rows, strict=True)
-        ]
+    async def whereabouts(self, place: KafkaPlace | OutboxPlace, ingest_id: str) -> Whereabouts:
+        """See `IngestStore.whereabouts`."""
         async with self._pool.connection() as conn:
-            cur = await conn.execute(_RESERVE, (orjson.dumps(reserve).decode(),))
-            created = {row[0]: _receipt(row, created=True) for row in await cur.fetchall()}
-        SINK_LATENCY.labels("postgres", "reserve").observe(time.perf_counter() - started)
-        return [created[ingest_id] for ingest_id in ids]
-
-    async def mark_durable(self, receipts: list[Receipt]) -> None:
-        """See `IngestStore.mark_durable`."""
-        await self._marker.submit(receipts)
-
-    async def _mark_rows(self, receipts: list[Receipt]) -> list[None]:
-        started = time.perf_counter()
-        rows = sorted(receipts, key=lambda r: r.ingest_id)
-        now = datetime.now(UTC)
-        marks = [
-            {
-                "i": r.ingest_id,
-                "d": r.durable_at or now,
-                "s": r.sink,
-                "t": r.kafka_topic,
-                "pa": r.kafka_partition,
-                "o": r.kafka_offset,
-                "ob": r.outbox_id,
-            }
-            for r in rows
-        ]
-        async with self._pool.connection() as conn:
-            await conn.execute(_MARK_DURABLE, (orjson.dumps(marks).decode(),))
-        SINK_LATENCY.labels("postgres", "mark_durable").observe(time.perf_counter() - started)
-        return [None] * len(receipts)
-
-    async def get_receipt(self, ingest_id: UUID) -> ReceiptView | None:
-        """See `IngestStore.get_receipt`."""
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(_GET_RECEIPT, (ingest_id,))
+            if isinstance(place, OutboxPlace):
+                cur = await conn.execute(_OUTBOX_WHEREABOUTS, (place.outbox_id,))
+                row = await cur.fetchone()
+                if row is None:  # pruned after it was exported (never before)
+                    return Whereabouts(details_expired=True)
+                entity, record_key, received_at, landed_at, version = row
+                return Whereabouts(
+                    entity=entity,
+                    record_key=record_key,
+                    received_at=received_at,
+                    landed_at=landed_at,
+                    bronze_version=version,
+                )
+            cur = await conn.execute(
+                _KAFKA_WHEREABOUTS,
+                {
+                    "topic_id": place.topic_id,
+                    "partition": place.partition,
+                    "offset": place.offset,
+                    "ingest_id": ingest_id,
+                },
+            )
             row = await cur.fetchone()
-        if row is None:
-            return None
-        return ReceiptView(
-            _receipt(row, created=False),
-            principal=row[11],
-            landed_at=row[12],
-            delta_version=row[13],
-        )
-
-    async def get_receipts(self, ingest_ids: tuple[UUID, ...]) -> list[Receipt]:
-        """See `IngestStore.get_receipts`."""
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(_GET_RECEIPTS, (list(ingest_ids),))
-            found = {row[0]: _receipt(row, created=False) for row in await cur.fetchall()}
-        return [found[ingest_id] for ingest_id in ingest_ids if ingest_id in found]
+        assert row is not None  # the query always returns its one row
+        entity, landed_at, reason = row
+        return Whereabouts(entity=entity, landed_at=landed_at, quarantine_reason=reason)
 
     async def claim_idempotency_key(
         self, *, principal: str, key: str, route: str, request_sha256: bytes
@@ -278,19 +194,20 @@ class PostgresStore:
             row = await cur.fetchone()
         if row is None:  # deleted between the two statements: the caller may retry
             return IdempotencyClaim("in_progress")
-        bound_route, bound_sha, state, ingest_ids = row
+        bound_route, bound_sha, state, receipts = row
         if bound_route != route or bytes(bound_sha) != request_sha256:
             return IdempotencyClaim("conflict")
         if state != "complete":
             return IdempotencyClaim("in_progress")
-        return IdempotencyClaim("replay", tuple(ingest_ids))
+        return IdempotencyClaim("replay", tuple(receipt_from_json(r) for r in receipts))
 
     async def complete_idempotency_key(
-        self, *, principal: str, key: str, ingest_ids: list[UUID]
+        self, *, principal: str, key: str, receipts: list[Receipt]
     ) -> None:
         """See `IngestStore.complete_idempotency_key`."""
+        stored = orjson.dumps([receipt_to_json(r) for r in receipts]).decode()
         async with self._pool.connection() as conn:
-            await conn.execute(_COMPLETE_KEY, (ingest_ids, principal, key))
+            await conn.execute(_COMPLETE_KEY, (stored, principal, key))
 
     async def release_idempotency_key(self, *, principal: str, key: str) -> None:
         """See `IngestStore.release_idempotency_key`."""
@@ -316,7 +233,7 @@ class OutboxPublisher:
     def __init__(self, postgres: PostgresSettings, settings: IngestorSettings) -> None:
         """Configure; `start()` connects."""
         self._pool = _pool(postgres, settings, synchronous_commit=True, name="outbox")
-        self._writer: MicroBatcher[tuple[Candidate, Receipt], tuple[int, datetime]] = MicroBatcher(
+        self._writer: MicroBatcher[tuple[Candidate, str], Placement] = MicroBatcher(
             self._insert_rows, max_items=settings.db_batch_max_rows, workers=2, name="outbox"
         )
 
@@ -335,25 +252,25 @@ class OutboxPublisher:
         async with self._pool.connection() as conn:
             await conn.execute("SELECT 1")
 
-    async def publish(self, records: list[tuple[Candidate, Receipt]], *, traceparent: str) -> None:
-        """Insert outbox rows; the receipts become durable once the commit returns."""
-        placed = await self._writer.submit(records)
-        for (_, receipt), (outbox_id, committed_at) in zip(records, placed, strict=True):
-            receipt.status = "durable"
-            receipt.sink = self.sink
-            receipt.outbox_id = outbox_id
-            receipt.durable_at = committed_at
+    def entity_of(self, topic_id: str) -> str | None:
+        """No topics here: the outbox row names its entity."""
+        return None
 
-    async def _insert_rows(
-        self, records: list[tuple[Candidate, Receipt]]
-    ) -> list[tuple[int, datetime]]:
+    async def publish(
+        self, records: list[Candidate], *, key_id: str, traceparent: str
+    ) -> list[Placement]:
+        """Insert outbox rows; they are durable once the commit returns."""
+        return await self._writer.submit([(cand, key_id) for cand in records])
+
+    async def _insert_rows(self, records: list[tuple[Candidate, str]]) -> list[Placement]:
         started = time.perf_counter()
         outbox = [
-            {"i": r.ingest_id, "e": r.entity, "k": c.record_key, "p": c.payload.decode()}
-            for c, r in records
+            {"e": entity_label(c.entity), "k": c.record_key, "p": c.payload.decode(), "a": key_id}
+            for c, key_id in records
         ]
         async with self._pool.connection() as conn:
             cur = await conn.execute(_INSERT_OUTBOX, (orjson.dumps(outbox).decode(),))
-            placed = {row[0]: (row[1], row[2]) for row in await cur.fetchall()}
+            # Ids are drawn in insertion order, which is request order (ORDER BY t.n).
+            rows = sorted(await cur.fetchall())
         SINK_LATENCY.labels("postgres", "publish").observe(time.perf_counter() - started)
-        return [placed[receipt.ingest_id] for _, receipt in records]
+        return [Placement(OutboxPlace(outbox_id), committed_at) for outbox_id, committed_at in rows]

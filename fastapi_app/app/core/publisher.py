@@ -1,10 +1,10 @@
-"""The `Publisher` protocol: makes reserved records durable in the track's sink."""
+"""The `Publisher` protocol: makes records durable in the track's sink."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from fastapi_app.app.core.store import Candidate, Receipt, SinkName
+from fastapi_app.app.core.store import Candidate, Placement, SinkName
 
 
 class SinkUnavailable(Exception):
@@ -29,10 +29,15 @@ class Publisher(Protocol):
     async def ping(self) -> None:
         """Raise unless the sink can take records now."""
 
-    async def publish(self, records: list[tuple[Candidate, Receipt]], *, traceparent: str) -> None:
-        """Write every record durably; on success each receipt is `durable` with its location.
+    def entity_of(self, topic_id: str) -> str | None:
+        """`<domain>.<entity>` of the records in the topic with this id, if it is known."""
+
+    async def publish(
+        self, records: list[Candidate], *, key_id: str, traceparent: str
+    ) -> list[Placement]:
+        """Write every record durably, sent by API key `key_id`; where each one is, in order.
 
         Raises:
             SinkUnavailable: Not every record was acknowledged. Some may have been: a retry
-                re-publishes the rest under the same ingest ids.
+                publishes them again (further versions of their keys downstream).
         """

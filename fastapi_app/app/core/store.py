@@ -1,22 +1,21 @@
-"""The receipt store: receipts, idempotency keys and API keys (Postgres in every track).
+"""The ingest store: idempotency keys, API keys and where records are (Postgres in every track).
 
-Records go through it before the sink (`reserve`) and after (`mark_durable`), so
-`GET /ingest/{ingest_id}` can say where a record is, and an `Idempotency-Key` replay finds the
-receipts of the request it repeats. Every accepted record gets a receipt of its own: the edge
-does not deduplicate by content (a resend is a further version of the same key downstream).
+No row is written per record on the Kafka track: a record's receipt is its ingest id
+(`dataplatform.ingest_ids`), derived from the sink's acknowledgement. Where a record is later
+comes from the progress landing writes per micro-batch (`landing_progress`, `quarantined_records`)
+and, on the starter track, from the record's outbox row.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
-from uuid import UUID
+from typing import Any, Literal, Protocol
 
 from dataplatform.contracts import Entity
+from dataplatform.ingest_ids import KafkaPlace, OutboxPlace
 
 SinkName = Literal["postgres", "kafka", "memory"]
-ReceiptStatus = Literal["accepted", "durable"]
 
 
 def entity_label(entity: Entity) -> str:
@@ -43,35 +42,54 @@ class Candidate:
     payload_sha256: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where the sink put one record, and when it acknowledged it."""
+
+    place: KafkaPlace | OutboxPlace
+    durable_at: datetime
+    #: The Kafka topic (None for the outbox).
+    topic: str | None = None
+
+
 @dataclass(slots=True)
 class Receipt:
-    """Where one record version is: the answer to the client and the row in `receipts`."""
+    """One accepted record version, as the ingest answer describes it."""
 
-    ingest_id: UUID
+    ingest_id: str
     entity: str
     record_key: str
-    status: ReceiptStatus
     sink: str
     received_at: datetime
-    #: True when this request reserved the record; False for a retry/duplicate.
-    created: bool
-    durable_at: datetime | None = None
+    durable_at: datetime
     kafka_topic: str | None = None
     kafka_partition: int | None = None
     kafka_offset: int | None = None
     outbox_id: int | None = None
 
 
-@dataclass(slots=True)
-class ReceiptView:
-    """A receipt as `GET /ingest/{ingest_id}` shows it, with the later stages known so far."""
+@dataclass(frozen=True, slots=True)
+class Whereabouts:
+    """What the store knows of a record after the sink: `GET /ingest/{id}`'s later stages.
 
-    receipt: Receipt
-    #: The API key that sent the record: only it may read the receipt.
-    principal: str
-    #: Starter track: when the lake exporter wrote the row to bronze, and the Delta version.
+    Attributes:
+        entity: `<domain>.<entity>`, when known (always on the starter track; on the Kafka
+            track once landing reported the topic).
+        record_key: The natural key (starter track, while the outbox row is kept).
+        received_at: When the outbox row was committed (starter track).
+        landed_at: When the record reached bronze or quarantine.
+        bronze_version: The bronze Delta version that holds it (starter track).
+        quarantine_reason: Why landing refused it, when it did.
+        details_expired: The outbox row was pruned after landing: only `landed` is known.
+    """
+
+    entity: str | None = None
+    record_key: str | None = None
+    received_at: datetime | None = None
     landed_at: datetime | None = None
-    delta_version: int | None = None
+    bronze_version: int | None = None
+    quarantine_reason: str | None = None
+    details_expired: bool = False
 
 
 IdempotencyState = Literal["claimed", "replay", "conflict", "in_progress"]
@@ -82,13 +100,45 @@ class IdempotencyClaim:
     """What an `Idempotency-Key` means for a request.
 
     `claimed`: the key is now bound to this request (`in_progress`) and it must run;
-    `replay`: the same request completed before, `ingest_ids` are its receipts in order;
-    `conflict`: the key is bound to a different request; `in_progress`: the same request is
-    still running under the key.
+    `replay`: the same request completed before, `receipts` are its receipts in order (as
+    `receipt_to_json` stored them); `conflict`: the key is bound to a different request;
+    `in_progress`: the same request is still running under the key.
     """
 
     state: IdempotencyState
-    ingest_ids: tuple[UUID, ...] = ()
+    receipts: tuple[Receipt, ...] = ()
+
+
+def receipt_to_json(receipt: Receipt) -> dict[str, Any]:
+    """A receipt as the idempotency binding keeps it (JSON types)."""
+    return {
+        "i": receipt.ingest_id,
+        "e": receipt.entity,
+        "k": receipt.record_key,
+        "s": receipt.sink,
+        "r": receipt.received_at.isoformat(),
+        "d": receipt.durable_at.isoformat(),
+        "t": receipt.kafka_topic,
+        "p": receipt.kafka_partition,
+        "o": receipt.kafka_offset,
+        "b": receipt.outbox_id,
+    }
+
+
+def receipt_from_json(data: dict[str, Any]) -> Receipt:
+    """The receipt `receipt_to_json` stored."""
+    return Receipt(
+        ingest_id=data["i"],
+        entity=data["e"],
+        record_key=data["k"],
+        sink=data["s"],
+        received_at=datetime.fromisoformat(data["r"]),
+        durable_at=datetime.fromisoformat(data["d"]),
+        kafka_topic=data["t"],
+        kafka_partition=data["p"],
+        kafka_offset=data["o"],
+        outbox_id=data["b"],
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +152,7 @@ class StoredApiKey:
 
 
 class IngestStore(Protocol):
-    """Receipts, idempotency keys and API keys."""
+    """Idempotency keys, API keys and the progress of records after the sink."""
 
     async def start(self) -> None:
         """Connect."""
@@ -113,19 +163,8 @@ class IngestStore(Protocol):
     async def ping(self) -> None:
         """Raise unless the store answers."""
 
-    async def reserve(
-        self, candidates: list[Candidate], *, principal: str, sink: SinkName
-    ) -> list[Receipt]:
-        """Return a new receipt (`created`) for every candidate, in order."""
-
-    async def mark_durable(self, receipts: list[Receipt]) -> None:
-        """Record that the sink acknowledged these records (and where they are)."""
-
-    async def get_receipt(self, ingest_id: UUID) -> ReceiptView | None:
-        """The receipt of `ingest_id`, or None."""
-
-    async def get_receipts(self, ingest_ids: tuple[UUID, ...]) -> list[Receipt]:
-        """The receipts of `ingest_ids`, in that order (`created` False)."""
+    async def whereabouts(self, place: KafkaPlace | OutboxPlace, ingest_id: str) -> Whereabouts:
+        """What is known of the record at `place` (id `ingest_id`) after the sink."""
 
     async def claim_idempotency_key(
         self, *, principal: str, key: str, route: str, request_sha256: bytes
@@ -137,7 +176,7 @@ class IngestStore(Protocol):
         """
 
     async def complete_idempotency_key(
-        self, *, principal: str, key: str, ingest_ids: list[UUID]
+        self, *, principal: str, key: str, receipts: list[Receipt]
     ) -> None:
         """Mark the binding complete with the request's receipts, in order."""
 

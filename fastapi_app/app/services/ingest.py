@@ -16,14 +16,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Iterator
-from dataclasses import dataclass
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, Literal
-from uuid import UUID
 
 from pydantic import ValidationError
 
 from dataplatform.contracts import Entity, exactjson
+from dataplatform.ingest_ids import IngestIds, KafkaPlace, OutboxPlace
 from dataplatform.settings import IngestorSettings
 from fastapi_app.app.core.publisher import Publisher, SinkOverloaded
 from fastapi_app.app.core.publisher import SinkUnavailable as SinkDown
@@ -31,8 +33,9 @@ from fastapi_app.app.core.security import Principal
 from fastapi_app.app.core.store import (
     Candidate,
     IngestStore,
+    Placement,
     Receipt,
-    ReceiptView,
+    Whereabouts,
     entity_label,
 )
 from fastapi_app.app.core.telemetry import INFLIGHT, RECORDS, SINK_ERRORS, current_trace
@@ -53,6 +56,8 @@ from fastapi_app.app.services.errors import (
 log = logging.getLogger(__name__)
 
 BatchFormat = Literal["json", "ndjson"]
+#: Pause between the tries of an Idempotency-Key write that failed.
+_RETRY_PAUSE_S = 0.5
 
 
 @dataclass(slots=True)
@@ -235,21 +240,33 @@ def _check_record_size(size: int, index: int, limit: int) -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Located:
+    """Where a record is: `GET /ingest/{id}`'s answer before it is written out."""
+
+    ingest_id: str
+    place: KafkaPlace | OutboxPlace
+    #: What the store knows after the sink (its `entity` filled from the sink when unknown).
+    later: Whereabouts
+
+
 class IngestService:
-    """Reserve receipts, publish to the sink, record durability; shed load when full."""
+    """Publish to the sink, answer with signed receipts; shed load when full."""
 
     def __init__(
-        self, settings: IngestorSettings, store: IngestStore, publisher: Publisher
+        self,
+        settings: IngestorSettings,
+        store: IngestStore,
+        publisher: Publisher,
+        ids: IngestIds,
     ) -> None:
-        """Wire the service to its store and sink."""
+        """Wire the service to its store, its sink and the ingest-id signer."""
         self.settings = settings
         self.store = store
         self.publisher = publisher
+        self.ids = ids
         self._inflight = 0
-        #: Receipts acknowledged by the sink whose `mark_durable` write is still running, and
-        #: that write. The answer does not wait for it (it is bookkeeping, not durability).
-        self._marking: dict[UUID, tuple[Receipt, asyncio.Task[None]]] = {}
-        #: Idempotency-Key releases still running (kept referenced until done).
+        #: Idempotency-Key writes still running (kept referenced until done).
         self._background: set[asyncio.Task[None]] = set()
 
     def _unavailable(self, reason: str, message: str) -> SinkUnavailable:
@@ -306,6 +323,7 @@ class IngestService:
             )
         self._inflight += count
         INFLIGHT.set(self._inflight)
+        received_at = datetime.now(UTC)
         claimed = False
         try:
             # A little longer than the sink's own timeout, so the sink's error normally wins.
@@ -316,7 +334,7 @@ class IngestService:
                         RECORDS.labels(label, "duplicate").inc(count)
                         return replay
                     claimed = True
-                receipts = await self._publish(parsed, principal)
+                receipts = await self._publish(parsed, principal, received_at)
         except BaseException as exc:
             if claimed:
                 assert idempotency_key is not None
@@ -365,14 +383,7 @@ class IngestService:
         if claim.state == "claimed":
             return None
         if claim.state == "replay":
-            receipts = await self.store.get_receipts(claim.ingest_ids)
-            if len(receipts) == len(parsed.valid):
-                return Outcome(receipts, [True] * len(receipts))
-            raise _key_error(
-                KeyConflict,
-                "the receipts of this Idempotency-Key were pruned; send the request with a new key",
-                "idempotency_key_expired",
-            )
+            return Outcome(list(claim.receipts), [True] * len(claim.receipts))
         if claim.state == "in_progress":
             raise _key_error(
                 KeyInProgress,
@@ -391,69 +402,104 @@ class IngestService:
     async def _complete(self, principal: Principal, key: str, receipts: list[Receipt]) -> None:
         try:
             await self.store.complete_idempotency_key(
-                principal=principal.name, key=key, ingest_ids=[r.ingest_id for r in receipts]
+                principal=principal.name, key=key, receipts=receipts
             )
         except Exception as exc:
-            # The records are durable: answer 200 anyway. The binding stays `in_progress` and
-            # expires after twice the sink timeout; a retry after that publishes again.
-            log.warning("could not complete Idempotency-Key %r: %s", key, exc)
+            # The records are durable: answer 200 anyway and keep trying in the background
+            # until the binding would expire (twice the sink timeout); if it does expire, a
+            # retry after that publishes again (docs/API.md, the at-least-once window).
+            log.warning("could not complete Idempotency-Key %r, retrying: %s", key, exc)
+            self._later(
+                "complete",
+                key,
+                lambda: self.store.complete_idempotency_key(
+                    principal=principal.name, key=key, receipts=receipts
+                ),
+            )
 
     def _release_later(self, principal: Principal, key: str) -> None:
         """Free the key in a task of its own: the request may be cancelled (disconnect)."""
+        self._later(
+            "free",
+            key,
+            lambda: self.store.release_idempotency_key(principal=principal.name, key=key),
+        )
 
-        async def release() -> None:
-            try:
-                await self.store.release_idempotency_key(principal=principal.name, key=key)
-            except Exception as exc:
-                log.warning("could not free Idempotency-Key %r: %s", key, exc)
+    def _later(self, what: str, key: str, write: Callable[[], Awaitable[None]]) -> None:
+        """Run an Idempotency-Key write in a task of its own, retried within the binding's
+        in-progress lifetime (twice the sink timeout)."""
 
-        task = asyncio.get_running_loop().create_task(release())
+        async def run() -> None:
+            deadline = time.monotonic() + 2 * self.settings.sink_timeout_s
+            while True:
+                try:
+                    await write()
+                    return
+                except Exception as exc:
+                    if time.monotonic() + _RETRY_PAUSE_S > deadline:
+                        log.warning("could not %s Idempotency-Key %r: %s", what, key, exc)
+                        return
+                await asyncio.sleep(_RETRY_PAUSE_S)
+
+        task = asyncio.get_running_loop().create_task(run())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _publish(self, parsed: Parsed, principal: Principal) -> list[Receipt]:
-        """Reserve a receipt per valid record, publish them all, record durability later."""
+    async def _publish(
+        self, parsed: Parsed, principal: Principal, received_at: datetime
+    ) -> list[Receipt]:
+        """Publish the valid records; a signed receipt for each from where the sink put it."""
         candidates = [cand for _, cand in parsed.valid]
-        receipts = await self.store.reserve(
-            candidates, principal=principal.name, sink=self.publisher.sink
+        placements = await self.publisher.publish(
+            candidates, key_id=principal.name, traceparent=current_trace().traceparent
         )
-        pending = list(zip(candidates, receipts, strict=True))
-        await self.publisher.publish(pending, traceparent=current_trace().traceparent)
-        if len(self._marking) + len(receipts) > self.settings.max_inflight_records:
-            await self._mark(receipts)  # the store lags: wait for it (bounded backlog)
+        sink = self.publisher.sink
+        return [
+            self._receipt(cand, placed, principal.name, sink, received_at)
+            for cand, placed in zip(candidates, placements, strict=True)
+        ]
+
+    def _receipt(
+        self, cand: Candidate, placed: Placement, key_id: str, sink: str, received_at: datetime
+    ) -> Receipt:
+        place = placed.place
+        receipt = Receipt(
+            ingest_id="",
+            entity=entity_label(cand.entity),
+            record_key=cand.record_key,
+            sink=sink,
+            received_at=received_at,
+            durable_at=placed.durable_at,
+        )
+        if isinstance(place, OutboxPlace):
+            receipt.ingest_id = self.ids.outbox(place.outbox_id, key_id)
+            receipt.outbox_id = place.outbox_id
         else:
-            task = asyncio.create_task(self._mark(receipts))
-            for receipt in receipts:
-                self._marking[receipt.ingest_id] = (receipt, task)
-        return receipts
+            receipt.ingest_id = self.ids.kafka(
+                place.topic_id, place.partition, place.offset, place.timestamp_ms, key_id
+            )
+            receipt.kafka_topic = placed.topic
+            receipt.kafka_partition = place.partition
+            receipt.kafka_offset = place.offset
+        return receipt
 
-    async def _mark(self, receipts: list[Receipt]) -> None:
-        try:
-            async with asyncio.timeout(self.settings.sink_timeout_s):
-                await self.store.mark_durable(receipts)
-        except Exception as exc:
-            # The records are durable in the sink; only their receipts lag: `GET /ingest/{id}`
-            # shows them `accepted` until the next durability write of theirs (none).
-            log.warning("could not record durability of %d receipts: %s", len(receipts), exc)
-        finally:
-            for receipt in receipts:
-                self._marking.pop(receipt.ingest_id, None)
+    async def get_receipt(self, ingest_id: str, *, principal: Principal) -> Located | None:
+        """Where the record of `ingest_id` is, if `principal` sent it.
 
-    async def get_receipt(self, ingest_id: UUID, *, principal: Principal) -> ReceiptView | None:
-        """The receipt, if `principal` sent the record (after its durability write finished)."""
-        marking = self._marking.get(ingest_id)
-        if marking is not None:
-            await asyncio.wait({marking[1]}, timeout=self.settings.sink_timeout_s)
-        view = await self.store.get_receipt(ingest_id)
-        if view is None or view.principal != principal.name:
-            return None  # another key's record is as unknown as a forged id
-        return view
+        None for a malformed or forged id and for another key's id alike, without a lookup.
+        """
+        place = self.ids.place(ingest_id, principal.name)
+        if place is None:
+            return None
+        later = await self.store.whereabouts(place, ingest_id)
+        if later.entity is None and isinstance(place, KafkaPlace):
+            later = replace(later, entity=self.publisher.entity_of(place.topic_id))
+        return Located(ingest_id, place, later)
 
     async def drain(self) -> None:
         """Wait (bounded) for the store writes still running, e.g. before shutdown."""
-        tasks = {task for _, task in self._marking.values()} | self._background
-        if tasks:
-            await asyncio.wait(tasks, timeout=self.settings.sink_timeout_s)
+        if self._background:
+            await asyncio.wait(self._background, timeout=self.settings.sink_timeout_s)
 
 
 def _key_error(

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from dataplatform.contracts import ENTITIES
@@ -124,6 +124,26 @@ def ensure_topics(settings: KafkaSettings, topics: list[str] | None = None) -> l
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
     return created
+
+
+def topic_ids(
+    settings: KafkaSettings, topics: list[str], *, timeout_s: float = 30
+) -> dict[str, str | None]:
+    """Kafka's topic id (a UUID that changes when a topic is recreated) per topic name.
+
+    A topic that does not exist maps to None; any other failure raises `KafkaException`.
+    """
+    admin = AdminClient({**client_config(settings), "log_level": 0})
+    futures = admin.describe_topics(TopicCollection(topics), request_timeout=timeout_s)
+    found: dict[str, str | None] = {}
+    for name, future in futures.items():
+        try:
+            found[name] = str(future.result().topic_id)
+        except KafkaException as exc:
+            if "UNKNOWN_TOPIC" not in str(exc):
+                raise
+            found[name] = None
+    return found
 
 
 def producer_config(settings: KafkaSettings) -> dict[str, Any]:

@@ -55,7 +55,13 @@ BRONZE_COLUMNS: tuple[tuple[str, DeltaType, bool, str], ...] = (
 
 BRONZE_PARTITION_COLUMNS: tuple[str, ...] = ("ingest_date",)
 
-#: Kafka message headers the ingestor sets on every record.
+#: Kafka message headers the ingestor sets on every record: the id of the API key that sent it
+#: and the topic id the ingestor produced to, from which landing computes the record's ingest id
+#: (`dataplatform.ingest_ids`).
+HEADER_KEY_ID = "api_key_id"
+HEADER_TOPIC_ID = "topic_id"
+#: The ingest id of a record put back on a topic (`dataplatform lake replay`, a Kafka restore):
+#: it keeps the id its receipt named.
 HEADER_INGEST_ID = "ingest_id"
 HEADER_TRACEPARENT = "traceparent"
 HEADER_CONTENT_TYPE = "content-type"

@@ -1,14 +1,15 @@
 """Retention of the ingest bookkeeping: what `dataplatform db prune` deletes.
 
-Receipts, Idempotency-Key bindings and exported outbox rows are bookkeeping. The records
-themselves are in Kafka and bronze. Left alone, these tables grow with every record ever
-ingested. Pruning keeps a window:
-- a retry within the window still gets its original receipt;
+Idempotency-Key bindings, exported outbox rows, landing's progress and the reasons of
+quarantined records are bookkeeping. The records themselves are in Kafka and bronze. Left alone,
+these tables grow with every request or micro-batch. Pruning keeps a window:
+- a retry within the window still gets its original receipts;
 - after the window, an exact resend is accepted again as a new record. Curation MERGEs on
-  the record key, so silver still holds one row.
+  the record key, so silver still holds one row;
+- `GET /ingest/{id}` of a pruned outbox row answers `landed` with `details_expired`.
 
-Reservations that never became durable (`accepted`, e.g. after a crash) and outbox rows not
-yet exported are never pruned.
+Outbox rows not yet exported are never pruned, nor the newest progress row of a partition (it
+says that every offset below it has landed).
 """
 
 from __future__ import annotations
@@ -21,9 +22,15 @@ from dataplatform.db.migrate import search_path
 
 #: (table, DELETE statement taking the cutoff): only rows whose work is done.
 PRUNABLE: tuple[tuple[str, str], ...] = (
-    ("receipts", "DELETE FROM receipts WHERE status = 'durable' AND durable_at < %s"),
     ("idempotency_keys", "DELETE FROM idempotency_keys WHERE created_at < %s"),
     ("outbox", "DELETE FROM outbox WHERE exported_at IS NOT NULL AND exported_at < %s"),
+    (
+        "landing_progress",
+        "DELETE FROM landing_progress p WHERE p.landed_at < %s AND EXISTS ("
+        " SELECT 1 FROM landing_progress n WHERE n.topic_id = p.topic_id"
+        " AND n.kafka_partition = p.kafka_partition AND n.end_offset > p.end_offset)",
+    ),
+    ("quarantined_records", "DELETE FROM quarantined_records WHERE quarantined_at < %s"),
 )
 
 

@@ -39,9 +39,10 @@ from dataplatform.contracts.bronze import (
     DeltaType,
 )
 from dataplatform.db.migrate import migrate, search_path
+from dataplatform.ingest_ids import IngestIds
 from dataplatform.lake import Lake
 from dataplatform.lakelock import table_commit_lock
-from dataplatform.settings import ExporterSettings, PostgresSettings
+from dataplatform.settings import ExporterSettings, PostgresSettings, ReceiptSettings
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +104,23 @@ def _label(entity: Entity) -> str:
 class LakeExporter:
     """Drains the outbox of one Postgres schema into the bronze tables."""
 
-    def __init__(self, postgres: PostgresSettings, lake: Lake, settings: ExporterSettings) -> None:
+    def __init__(
+        self,
+        postgres: PostgresSettings,
+        lake: Lake,
+        settings: ExporterSettings,
+        *,
+        ids: IngestIds | None = None,
+    ) -> None:
         """Configure; nothing connects until `export_once()`.
 
         Args:
             postgres: Where the outbox is.
             lake: Where the bronze tables are (`Lake.load()`: `LAKEHOUSE_LAKE_PREFIX`).
             settings: The exporter's own settings.
+            ids: Signs the rows' ingest ids as the ingestor did; default `RECEIPT_SECRET`.
         """
+        self._ids = ids or ReceiptSettings().ids()
         self._postgres = postgres
         self._lake = lake
         self._settings = settings
@@ -203,7 +213,7 @@ class LakeExporter:
             version = pending_version
             recovered = True
             records = conn.execute(
-                "SELECT id, ingest_id, record_key, payload, ingested_at FROM outbox"
+                "SELECT id, ingest_id, record_key, payload, ingested_at, principal FROM outbox"
                 " WHERE entity = %s AND export_version = %s ORDER BY id",
                 (label, version),
             ).fetchall()
@@ -217,7 +227,7 @@ class LakeExporter:
                 "UPDATE outbox SET export_version = %s WHERE id IN ("
                 " SELECT id FROM outbox WHERE entity = %s AND export_version IS NULL"
                 " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)"
-                " RETURNING id, ingest_id, record_key, payload, ingested_at",
+                " RETURNING id, ingest_id, record_key, payload, ingested_at, principal",
                 (version, label, self._settings.batch_size),
             ).fetchall()
             if not records:
@@ -241,7 +251,8 @@ class LakeExporter:
         landed_at = datetime.now(UTC)
         ingested = [r[4].astimezone(UTC) for r in records]
         columns = {
-            "ingest_id": [str(r[1]) for r in records],
+            # Rows from before signed ids keep the UUID their receipt named.
+            "ingest_id": [str(r[1]) if r[1] else self._ids.outbox(r[0], r[5]) for r in records],
             "record_key": [r[2] for r in records],
             "payload": [r[3] for r in records],
             "source": ["outbox"] * len(records),

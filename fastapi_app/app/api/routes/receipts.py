@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
-from uuid import UUID
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Path, Response
 
+from dataplatform.contracts import ENTITIES
+from dataplatform.ingest_ids import MAX_ID_LENGTH, KafkaPlace, well_formed
 from fastapi_app.app.api.deps import PrincipalDep, ServiceDep
 from fastapi_app.app.api.errors import ApiError
 from fastapi_app.app.api.ingesting import RECEIPT_OPERATION_ID, SECURITY, receipt_errors
 from fastapi_app.app.api.receipt_bodies import destination_dict
+from fastapi_app.app.core.store import entity_label
 from fastapi_app.app.models import ReceiptStatusOut
+from fastapi_app.app.services.ingest import Located
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +32,24 @@ router = APIRouter(tags=["receipts"])
     summary="Where an ingested record is now",
     operation_id=RECEIPT_OPERATION_ID,
 )
-async def get_receipt(ingest_id: UUID, principal: PrincipalDep, service: ServiceDep) -> Response:
-    """The receipt of one record: accepted -> durable (outbox/Kafka) -> landed (bronze)."""
+async def get_receipt(
+    ingest_id: Annotated[str, Path(max_length=MAX_ID_LENGTH)],
+    principal: PrincipalDep,
+    service: ServiceDep,
+) -> Response:
+    """The receipt of one record: durable (outbox/Kafka) -> landed (bronze, or quarantine)."""
+    if not well_formed(ingest_id):
+        message = (
+            "ingest_id is not an ingest id: expected k1.<topic id>.<partition>.<offset>."
+            "<timestamp ms>.<mac> or o1.<outbox id>.<mac>, as an ingest answer gave it"
+        )
+        raise ApiError(
+            422,
+            message,
+            detail=[{"loc": ["path", "ingest_id"], "msg": message, "type": "ingest_id_format"}],
+        )
     try:
-        view = await service.get_receipt(ingest_id, principal=principal)
+        located = await service.get_receipt(ingest_id, principal=principal)
     except Exception as exc:
         log.warning("receipt lookup failed: %s", exc)
         raise ApiError(
@@ -39,7 +57,7 @@ async def get_receipt(ingest_id: UUID, principal: PrincipalDep, service: Service
             "the receipt store is unavailable; retry after the Retry-After delay",
             headers={"Retry-After": str(service.settings.retry_after_s)},
         ) from None
-    if view is None:
+    if located is None:
         raise ApiError(
             404,
             f"no record with ingest id {ingest_id}",
@@ -47,31 +65,51 @@ async def get_receipt(ingest_id: UUID, principal: PrincipalDep, service: Service
                 {"loc": ["path", "ingest_id"], "msg": "unknown ingest id", "type": "not_found"}
             ],
         )
-    receipt = view.receipt
-    stages: list[dict[str, Any]] = [{"stage": "accepted", "at": receipt.received_at, "where": None}]
-    if receipt.status == "durable" and receipt.durable_at is not None:
-        where = (
-            f"kafka {receipt.kafka_topic} partition {receipt.kafka_partition} "
-            f"offset {receipt.kafka_offset}"
-            if receipt.kafka_topic is not None
-            else f"postgres outbox row {receipt.outbox_id}"
+    return Response(orjson.dumps(_body(located)), media_type="application/json")
+
+
+def _body(located: Located) -> dict[str, Any]:
+    place, later = located.place, located.later
+    stages: list[dict[str, Any]] = []
+    if isinstance(place, KafkaPlace):
+        received_at: datetime | None = datetime.fromtimestamp(place.timestamp_ms / 1000, UTC)
+        topic = _TOPICS.get(later.entity or "")
+        where = f"kafka {topic or place.topic_id} partition {place.partition} offset {place.offset}"
+        destination: dict[str, Any] | None = destination_dict(
+            "kafka", topic=topic, partition=place.partition, offset=place.offset
         )
-        stages.append({"stage": "durable", "at": receipt.durable_at, "where": where})
-    status: str = receipt.status
-    if view.landed_at is not None:
-        status = "landed"
-        version = "" if view.delta_version is None else f" version {view.delta_version}"
-        stages.append(
-            {"stage": "landed", "at": view.landed_at, "where": f"bronze Delta table{version}"}
+    else:
+        received_at = later.received_at
+        where = f"postgres outbox row {place.outbox_id}"
+        destination = (
+            None
+            if later.details_expired
+            else destination_dict("postgres", outbox_id=place.outbox_id)
         )
-    body = {
-        "ingest_id": receipt.ingest_id,
-        "entity": receipt.entity,
-        "record_key": receipt.record_key,
-        "status": status,
-        "received_at": receipt.received_at,
-        "durable_at": receipt.durable_at,
-        "destination": destination_dict(receipt),
+    if received_at is not None:
+        stages.append({"stage": "accepted", "at": received_at, "where": None})
+        stages.append({"stage": "durable", "at": received_at, "where": where})
+    if later.landed_at is not None:
+        if later.quarantine_reason is not None:
+            landed = f"quarantine: {later.quarantine_reason}"
+        else:
+            version = "" if later.bronze_version is None else f" version {later.bronze_version}"
+            landed = f"bronze Delta table{version}"
+        stages.append({"stage": "landed", "at": later.landed_at, "where": landed})
+    landed_now = later.landed_at is not None or later.details_expired
+    return {
+        "ingest_id": located.ingest_id,
+        "entity": later.entity,
+        "record_key": later.record_key,
+        "status": "landed" if landed_now else "durable",
+        "received_at": received_at,
+        "durable_at": received_at,
+        "destination": destination,
+        "quarantine_reason": later.quarantine_reason,
+        "details_expired": later.details_expired,
         "stages": stages,
     }
-    return Response(orjson.dumps(body), media_type="application/json")
+
+
+#: `<domain>.<entity>` -> its Kafka topic.
+_TOPICS = {entity_label(entity): entity.topic for entity in ENTITIES}
