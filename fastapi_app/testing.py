@@ -23,7 +23,7 @@ from psycopg import sql
 
 from dataplatform.db.apikeys import create as create_key
 from dataplatform.db.migrate import migrate
-from dataplatform.settings import KafkaSettings, PostgresSettings
+from dataplatform.settings import KafkaSettings, PostgresSettings, ReceiptSettings
 
 
 def free_port() -> int:
@@ -110,6 +110,23 @@ def live_ingestor(env: dict[str, str], *, start_timeout_s: float = 60.0) -> Iter
                 process.kill()
                 process.wait(timeout=10)
         log_path.unlink(missing_ok=True)
+
+
+def ingest_id_of(message: Message) -> str:
+    """The ingest id landing computes for an ingestor's `message` (`dataplatform.ingest_ids`):
+    its coordinates, signed for the API key named in its headers."""
+    headers = {name: bytes(value or b"") for name, value in message.headers() or []}
+    return (
+        ReceiptSettings()
+        .ids()
+        .kafka(
+            headers["topic_id"].decode(),
+            message.partition() or 0,
+            message.offset() or 0,
+            message.timestamp()[1],
+            headers["api_key_id"].decode(),
+        )
+    )
 
 
 def read_partition(

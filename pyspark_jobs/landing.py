@@ -47,6 +47,7 @@ from dataplatform.clients.kafka import jvm_client_config, topic_ids
 from dataplatform.contracts import Entity
 from dataplatform.contracts.bronze import OUTBOX_EPOCH
 from dataplatform.db.progress import PartitionProgress, ProgressWriter
+from dataplatform.ingest_ids import url_safe_topic_id
 from dataplatform.lake import (
     Lake,
     default_heartbeat_path,
@@ -658,7 +659,10 @@ def start_landing(
             lake=lake,
         )
         guard.start()
-        recorder.topics[topic] = (guard.topic_id, landing_metrics.entity_label(entity))
+        recorder.topics[topic] = (
+            url_safe_topic_id(guard.topic_id),
+            landing_metrics.entity_label(entity),
+        )
         writer = BatchWriter(
             lake,
             entity,

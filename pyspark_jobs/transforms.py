@@ -204,7 +204,7 @@ def signed_kafka_id(receipt_secret: bytes) -> Column:
     body = F.concat_ws(
         ".",
         F.lit(KAFKA_PREFIX),
-        _header(HEADER_TOPIC_ID),
+        F.translate(_header(HEADER_TOPIC_ID), "+/", "-_"),  # as `url_safe_topic_id`
         F.col("partition"),
         F.col("offset"),
         F.unix_millis(F.col("timestamp")),

@@ -54,9 +54,19 @@ class OutboxPlace:
     outbox_id: int
 
 
+#: Kafka prints topic ids in standard base64 (`+`, `/`); ids use the URL-safe alphabet, so they
+#: fit in a URL path as they are.
+TOPIC_ID_TRANSLATION = str.maketrans("+/", "-_")
+
+
+def url_safe_topic_id(topic_id: str) -> str:
+    """A Kafka topic id as ingest ids and landing's progress name it (URL-safe base64)."""
+    return topic_id.translate(TOPIC_ID_TRANSLATION)
+
+
 def kafka_body(topic_id: str, partition: int, offset: int, timestamp_ms: int) -> str:
     """The text of a Kafka-track id before its mac."""
-    return f"{KAFKA_PREFIX}.{topic_id}.{partition}.{offset}.{timestamp_ms}"
+    return f"{KAFKA_PREFIX}.{url_safe_topic_id(topic_id)}.{partition}.{offset}.{timestamp_ms}"
 
 
 def well_formed(ingest_id: str) -> bool:

@@ -34,16 +34,20 @@ def _fill(postgres: PostgresSettings, schema: str) -> None:
     """Per table: one finished row past retention, one recent, one unfinished and old."""
     with psycopg.connect(postgres.conninfo()) as conn:
         conn.execute(search_path(schema))
-        for key, status, durable_at in [
-            ("old-durable", "durable", OLD),
-            ("recent-durable", "durable", RECENT),
-            ("old-accepted", "accepted", "NULL"),
-        ]:
+        # Partition 0 has an old report superseded by a recent one; partition 1 only an old
+        # one, which must stay (it says every offset below it has landed).
+        for partition, end_offset, landed_at in [(0, 10, OLD), (0, 20, RECENT), (1, 5, OLD)]:
             conn.execute(
-                "INSERT INTO receipts (ingest_id, entity, record_key, payload_sha256, status, sink,"
-                f" principal, received_at, durable_at) VALUES (%s, 'finance.transactions', %s,"
-                f" %s, %s, 'kafka', 'tests', {OLD}, {durable_at})",
-                (uuid.uuid4(), key, key.encode(), status),
+                "INSERT INTO landing_progress (topic_id, topic, entity, kafka_partition,"
+                f" end_offset, landed_at) VALUES ('t-id', 't', 'finance.transactions', %s, %s,"
+                f" {landed_at})",
+                (partition, end_offset),
+            )
+        for key, quarantined_at in [("old-reason", OLD), ("recent-reason", RECENT)]:
+            conn.execute(
+                "INSERT INTO quarantined_records (ingest_id, entity, reason, quarantined_at)"
+                f" VALUES (%s, 'finance.transactions', %s, {quarantined_at})",
+                (key, key),
             )
         for key, created_at in [("old-key", OLD), ("recent-key", RECENT)]:
             conn.execute(
@@ -64,7 +68,13 @@ def _left(postgres: PostgresSettings, schema: str) -> dict[str, set[str]]:
     with psycopg.connect(postgres.conninfo()) as conn:
         conn.execute(search_path(schema))
         return {
-            "receipts": {r[0] for r in conn.execute("SELECT record_key FROM receipts")},
+            "landing_progress": {
+                f"{r[0]}:{r[1]}"
+                for r in conn.execute("SELECT kafka_partition, end_offset FROM landing_progress")
+            },
+            "quarantined_records": {
+                r[0] for r in conn.execute("SELECT ingest_id FROM quarantined_records")
+            },
             "idempotency_keys": {
                 r[0] for r in conn.execute("SELECT idempotency_key FROM idempotency_keys")
             },
@@ -80,18 +90,24 @@ def test_prune_deletes_only_finished_rows_past_retention(
     conninfo = postgres_settings.conninfo()
 
     dry = prune(conninfo, schema, keep=MONTH, idempotency_ttl=DAY, dry_run=True)
-    assert dry == {"receipts": 1, "idempotency_keys": 1, "outbox": 1}
+    assert dry == {
+        "idempotency_keys": 1,
+        "outbox": 1,
+        "landing_progress": 1,
+        "quarantined_records": 1,
+    }
     assert _left(postgres_settings, schema) == everything
 
     done = prune(conninfo, schema, keep=MONTH, idempotency_ttl=DAY)
     assert done == dry
     assert _left(postgres_settings, schema) == {
-        "receipts": {"recent-durable", "old-accepted"},
         "idempotency_keys": {"recent-key"},
         "outbox": {"recent", "pending"},
+        "landing_progress": {"0:20", "1:5"},
+        "quarantined_records": {"recent-reason"},
     }
     again = prune(conninfo, schema, keep=MONTH, idempotency_ttl=DAY)
-    assert again == {"receipts": 0, "idempotency_keys": 0, "outbox": 0}
+    assert set(again.values()) == {0}
 
 
 def test_prune_keeps_idempotency_keys_the_ingestor_still_honours(
@@ -100,7 +116,12 @@ def test_prune_keeps_idempotency_keys_the_ingestor_still_honours(
     _fill(postgres_settings, schema)
     # A 12-hour window, but keys are honoured for 60 days: the 40-day-old binding stays.
     done = prune(postgres_settings.conninfo(), schema, keep=DAY / 2, idempotency_ttl=60 * DAY)
-    assert done == {"receipts": 2, "idempotency_keys": 0, "outbox": 2}
+    assert done == {
+        "idempotency_keys": 0,
+        "outbox": 2,
+        "landing_progress": 1,
+        "quarantined_records": 2,
+    }
 
 
 def test_prune_command_reports_and_refuses_a_window_under_a_day(
@@ -114,7 +135,7 @@ def test_prune_command_reports_and_refuses_a_window_under_a_day(
         [*command, "--older-than-days", "30"], env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
-    assert f"{schema}.receipts: deleted 1 rows older than 30 days" in result.stdout
+    assert f"{schema}.landing_progress: deleted 1 rows older than 30 days" in result.stdout
     assert f"{schema}.outbox: deleted 1 rows older than 30 days" in result.stdout
 
     refused = subprocess.run(

@@ -14,6 +14,7 @@ from dataplatform.settings import KafkaSettings, PostgresSettings
 from fastapi_app.testing import (
     LiveIngestor,
     create_api_key,
+    ingest_id_of,
     live_ingestor,
     read_partition,
     temporary_schema,
@@ -73,7 +74,8 @@ def test_post_lands_in_kafka_with_key_and_headers(
     assert message.key() == record["transaction_id"].encode()
     assert json.loads(message.value() or b"") == record
     headers = dict(message.headers() or [])
-    assert headers["ingest_id"] == receipt["ingest_id"].encode()
+    # The receipt is the message's coordinates, signed for the key that sent it.
+    assert ingest_id_of(message) == receipt["ingest_id"]
     traceparent = headers["traceparent"]
     assert isinstance(traceparent, bytes)
     assert traceparent.decode().split("-")[1] == trace_id
@@ -212,7 +214,7 @@ def test_ndjson_batch_lands_every_valid_record_in_kafka(
             kafka_settings, dest["topic"], dest["partition"], start=dest["offset"]
         )
         assert message.key() == original["transaction_id"].encode()
-        assert dict(message.headers() or [])["ingest_id"] == item["receipt"]["ingest_id"].encode()
+        assert ingest_id_of(message) == item["receipt"]["ingest_id"]
 
 
 def test_unauthenticated_request_is_refused(ingestor: LiveIngestor, rng: random.Random) -> None:

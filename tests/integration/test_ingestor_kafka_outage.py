@@ -17,7 +17,13 @@ import pytest
 
 from dataplatform import samples
 from dataplatform.settings import KafkaSettings, PostgresSettings
-from fastapi_app.testing import create_api_key, live_ingestor, read_partition, temporary_schema
+from fastapi_app.testing import (
+    create_api_key,
+    ingest_id_of,
+    live_ingestor,
+    read_partition,
+    temporary_schema,
+)
 
 TX = "/ingest-financial-transaction/"
 SINK_TIMEOUT_S = 3
@@ -136,4 +142,4 @@ def test_kafka_stopped_during_load_gives_503s_and_loses_nothing_acknowledged(
         for record, receipt in items:
             message = messages[receipt["destination"]["offset"]]
             assert message.key() == record["transaction_id"].encode()
-            assert dict(message.headers() or [])["ingest_id"] == receipt["ingest_id"].encode()
+            assert ingest_id_of(message) == receipt["ingest_id"]

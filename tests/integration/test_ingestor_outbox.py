@@ -70,10 +70,12 @@ def exporter(
 def _outbox_rows(
     postgres: PostgresSettings, schema: str, ingest_id: str
 ) -> list[tuple[object, ...]]:
+    # `o1.<outbox id>.<mac>`: the receipt names its row.
+    outbox_id = int(ingest_id.split(".")[1])
     with psycopg.connect(postgres.conninfo()) as conn:
         conn.execute(search_path(schema))
         return conn.execute(
-            "SELECT id, entity, record_key, payload FROM outbox WHERE ingest_id = %s", (ingest_id,)
+            "SELECT id, entity, record_key, payload FROM outbox WHERE id = %s", (outbox_id,)
         ).fetchall()
 
 
@@ -147,11 +149,12 @@ def test_batch_lands_in_outbox(
     claims = [samples.claim(rng) for _ in range(50)]
     response = client.post("/v1/claims/batch", json=claims)
     assert response.status_code == 200
-    ids = [r["receipt"]["ingest_id"] for r in response.json()["results"]]
+    ids = [r["receipt"]["destination"]["outbox_id"] for r in response.json()["results"]]
     with psycopg.connect(postgres_settings.conninfo()) as conn:
         conn.execute(search_path(schema))
         found = conn.execute(
-            "SELECT count(*) FROM outbox WHERE ingest_id = ANY(%s::uuid[])", (ids,)
+            "SELECT count(*) FROM outbox WHERE id = ANY(%s) AND entity = 'insurance.claims'",
+            (ids,),
         ).fetchone()
     assert found == (50,)
 

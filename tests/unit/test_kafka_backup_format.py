@@ -99,11 +99,11 @@ def test_add_order_token_replayed_record_keeps_its_token() -> None:
 
 
 def test_restored_headers_signed_record_gets_its_original_ingest_id() -> None:
-    headers = (("api_key_id", b"k1d"), ("topic_id", b"Uk0bY2n5SIqZB6C6qP5nYw"))
+    headers = (("api_key_id", b"k1d"), ("topic_id", b"3/kU8+eQR/20jN9nXpjZJg"))
     record = _record(headers=headers)
 
     restored = _restored_headers(record, 2, None, IDS)
 
-    original = IDS.kafka("Uk0bY2n5SIqZB6C6qP5nYw", 2, 41, 1764500000123, "k1d")
+    original = IDS.kafka("3/kU8+eQR/20jN9nXpjZJg", 2, 41, 1764500000123, "k1d")
     assert restored == (*headers, ("ingest_id", original.encode()))
     assert IDS.place(original, "k1d") is not None

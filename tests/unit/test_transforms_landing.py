@@ -270,7 +270,7 @@ def test_kafka_to_checked_signed_id_is_the_id_the_ingestor_gave(
     spark: SparkSession, secret: bytes
 ) -> None:
     record = transaction(transaction_id="FT-1")
-    headers = [("topic_id", b"Uk0bY2n5SIqZB6C6qP5nYw"), ("api_key_id", b"k3y.id")]
+    headers = [("topic_id", b"3/kU8+eQR/20jN9nXpjZJg"), ("api_key_id", b"k3y.id")]
     rows = [
         (b"FT-1", json.dumps(record).encode(), "finance.transactions.v1", 2, offset, at, headers)
         for offset, at in [
@@ -289,7 +289,7 @@ def test_kafka_to_checked_signed_id_is_the_id_the_ingestor_gave(
     ]
 
     expected = [
-        ids.kafka("Uk0bY2n5SIqZB6C6qP5nYw", 2, offset, int(at.timestamp() * 1000), "k3y.id")
+        ids.kafka("3/kU8+eQR/20jN9nXpjZJg", 2, offset, int(at.timestamp() * 1000), "k3y.id")
         for _, _, _, _, offset, at, _ in rows
     ]
     assert got == expected

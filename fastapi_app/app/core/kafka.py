@@ -38,7 +38,7 @@ from dataplatform.contracts.bronze import (
     HEADER_TOPIC_ID,
     HEADER_TRACEPARENT,
 )
-from dataplatform.ingest_ids import KafkaPlace
+from dataplatform.ingest_ids import KafkaPlace, url_safe_topic_id
 from dataplatform.settings import IngestorSettings, KafkaSettings
 from fastapi_app.app.core.publisher import SinkOverloaded, SinkUnavailable
 from fastapi_app.app.core.store import Candidate, Placement, SinkName, entity_label
@@ -169,7 +169,7 @@ class KafkaPublisher:
     def entity_of(self, topic_id: str) -> str | None:
         """See `Publisher.entity_of` (topics read since the last refresh only)."""
         for entity in ENTITIES:
-            if self._topic_ids.get(entity.topic) == topic_id:
+            if url_safe_topic_id(self._topic_ids.get(entity.topic, "")) == topic_id:
                 return entity_label(entity)
         return None
 
@@ -348,7 +348,7 @@ class KafkaPublisher:
         for cand, placed in zip(records, delivery.offsets, strict=True):
             assert placed is not None
             topic = cand.entity.topic
-            place = KafkaPlace(ids[topic], *placed)
+            place = KafkaPlace(url_safe_topic_id(ids[topic]), *placed)
             placements.append(Placement(place, now, topic))
         SINK_LATENCY.labels("kafka", "publish").observe(time.perf_counter() - started)
         return placements
