@@ -115,16 +115,19 @@ def live_ingestor(env: dict[str, str], *, start_timeout_s: float = 60.0) -> Iter
 def ingest_id_of(message: Message) -> str:
     """The ingest id landing computes for an ingestor's `message` (`dataplatform.ingest_ids`):
     its coordinates, signed for the API key named in its headers."""
-    headers = {name: bytes(value or b"") for name, value in message.headers() or []}
+    headers: dict[str, str] = {}
+    for header in message.headers() or []:
+        value = header[1]
+        headers[str(header[0])] = value.decode() if isinstance(value, bytes) else str(value)
     return (
         ReceiptSettings()
         .ids()
         .kafka(
-            headers["topic_id"].decode(),
+            headers["topic_id"],
             message.partition() or 0,
             message.offset() or 0,
             message.timestamp()[1],
-            headers["api_key_id"].decode(),
+            headers["api_key_id"],
         )
     )
 
