@@ -142,6 +142,27 @@ def test_retries_with_idempotency_key_write_one_outbox_row(
     assert count == (1,)
 
 
+def test_keyed_request_completes_its_binding_in_the_outbox_transaction(
+    client: httpx.Client, postgres_settings: PostgresSettings, schema: str
+) -> None:
+    records = [samples.transaction(random.Random()) for _ in range(3)]
+    key = f"bound-{records[0]['transaction_id']}"
+    response = client.post("/v1/transactions/batch", json=records, headers={"Idempotency-Key": key})
+    assert response.status_code == 200, response.text
+    ids = [r["receipt"]["ingest_id"] for r in response.json()["results"]]
+
+    with psycopg.connect(postgres_settings.conninfo()) as conn:
+        conn.execute(search_path(schema))
+        state, stored = conn.execute(
+            "SELECT state, receipts FROM idempotency_keys WHERE idempotency_key = %s", (key,)
+        ).fetchone() or (None, None)
+
+    # Complete as the answer is sent: no window in which a crash leaves it in progress.
+    assert state == "complete"
+    assert [r["i"] for r in stored] == ids
+    assert [len(_outbox_rows(postgres_settings, schema, i)) for i in ids] == [1, 1, 1]
+
+
 def test_batch_lands_in_outbox(
     client: httpx.Client, postgres_settings: PostgresSettings, schema: str
 ) -> None:

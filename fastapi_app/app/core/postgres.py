@@ -10,6 +10,7 @@ concurrent requests into one statement (`MicroBatcher`) and commits synchronousl
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import orjson
 from psycopg import AsyncConnection
@@ -19,9 +20,11 @@ from dataplatform.db.migrate import search_path
 from dataplatform.ingest_ids import KafkaPlace, OutboxPlace
 from dataplatform.settings import IngestorSettings, PostgresSettings
 from fastapi_app.app.core.batching import MicroBatcher
+from fastapi_app.app.core.publisher import SinkUnavailable
 from fastapi_app.app.core.store import (
     Candidate,
     IdempotencyClaim,
+    KeyBinding,
     Placement,
     Receipt,
     SinkName,
@@ -262,15 +265,43 @@ class OutboxPublisher:
         """Insert outbox rows; they are durable once the commit returns."""
         return await self._writer.submit([(cand, key_id) for cand in records])
 
+    async def publish_bound(
+        self,
+        records: list[Candidate],
+        *,
+        key_id: str,
+        binding: KeyBinding,
+        receipts_of: Callable[[list[Placement]], list[Receipt]],
+    ) -> list[Receipt]:
+        """See `BindingPublisher.publish_bound` (one transaction, not grouped with others)."""
+        started = time.perf_counter()
+        async with self._pool.connection() as conn:
+            placements = await _insert(conn, [(cand, key_id) for cand in records])
+            receipts = receipts_of(placements)
+            stored = orjson.dumps([receipt_to_json(r) for r in receipts]).decode()
+            cur = await conn.execute(_COMPLETE_KEY, (stored, binding.principal, binding.key))
+            if cur.rowcount != 1:
+                # The binding expired and another request took the key over: write nothing.
+                await conn.rollback()
+                raise SinkUnavailable("the Idempotency-Key binding was taken over; retry")
+        SINK_LATENCY.labels("postgres", "publish").observe(time.perf_counter() - started)
+        return receipts
+
     async def _insert_rows(self, records: list[tuple[Candidate, str]]) -> list[Placement]:
         started = time.perf_counter()
-        outbox = [
-            {"e": entity_label(c.entity), "k": c.record_key, "p": c.payload.decode(), "a": key_id}
-            for c, key_id in records
-        ]
         async with self._pool.connection() as conn:
-            cur = await conn.execute(_INSERT_OUTBOX, (orjson.dumps(outbox).decode(),))
-            # Ids are drawn in insertion order, which is request order (ORDER BY t.n).
-            rows = sorted(await cur.fetchall())
+            placements = await _insert(conn, records)
         SINK_LATENCY.labels("postgres", "publish").observe(time.perf_counter() - started)
-        return [Placement(OutboxPlace(outbox_id), committed_at) for outbox_id, committed_at in rows]
+        return placements
+
+
+async def _insert(conn: AsyncConnection, records: list[tuple[Candidate, str]]) -> list[Placement]:
+    """Insert outbox rows (uncommitted: the pool commits when the connection is returned)."""
+    outbox = [
+        {"e": entity_label(c.entity), "k": c.record_key, "p": c.payload.decode(), "a": key_id}
+        for c, key_id in records
+    ]
+    cur = await conn.execute(_INSERT_OUTBOX, (orjson.dumps(outbox).decode(),))
+    # Ids are drawn in insertion order, which is request order (ORDER BY t.n).
+    rows = sorted(await cur.fetchall())
+    return [Placement(OutboxPlace(outbox_id), committed_at) for outbox_id, committed_at in rows]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
-from fastapi_app.app.core.store import Candidate, Placement, SinkName
+from fastapi_app.app.core.store import Candidate, KeyBinding, Placement, Receipt, SinkName
 
 
 class SinkUnavailable(Exception):
@@ -40,4 +41,26 @@ class Publisher(Protocol):
         Raises:
             SinkUnavailable: Not every record was acknowledged. Some may have been: a retry
                 publishes them again (further versions of their keys downstream).
+        """
+
+
+@runtime_checkable
+class BindingPublisher(Publisher, Protocol):
+    """A sink in the same database as the `Idempotency-Key` bindings (the starter's outbox):
+    it completes a request's binding in the transaction that makes its records durable, so a
+    keyed request has no at-least-once window."""
+
+    async def publish_bound(
+        self,
+        records: list[Candidate],
+        *,
+        key_id: str,
+        binding: KeyBinding,
+        receipts_of: Callable[[list[Placement]], list[Receipt]],
+    ) -> list[Receipt]:
+        """Write every record and complete `binding` with `receipts_of(placements)`, in one
+        transaction; the receipts, in order.
+
+        Raises:
+            SinkUnavailable: Nothing was written (the transaction rolled back).
         """

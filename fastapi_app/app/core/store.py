@@ -92,6 +92,14 @@ class Whereabouts:
     details_expired: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class KeyBinding:
+    """An `Idempotency-Key` bound `in_progress` to the request now publishing."""
+
+    principal: str
+    key: str
+
+
 IdempotencyState = Literal["claimed", "replay", "conflict", "in_progress"]
 
 

@@ -27,12 +27,13 @@ from pydantic import ValidationError
 from dataplatform.contracts import Entity, exactjson
 from dataplatform.ingest_ids import IngestIds, KafkaPlace, OutboxPlace
 from dataplatform.settings import IngestorSettings
-from fastapi_app.app.core.publisher import Publisher, SinkOverloaded
+from fastapi_app.app.core.publisher import BindingPublisher, Publisher, SinkOverloaded
 from fastapi_app.app.core.publisher import SinkUnavailable as SinkDown
 from fastapi_app.app.core.security import Principal
 from fastapi_app.app.core.store import (
     Candidate,
     IngestStore,
+    KeyBinding,
     Placement,
     Receipt,
     Whereabouts,
@@ -324,7 +325,7 @@ class IngestService:
         self._inflight += count
         INFLIGHT.set(self._inflight)
         received_at = datetime.now(UTC)
-        claimed = False
+        binding: KeyBinding | None = None
         try:
             # A little longer than the sink's own timeout, so the sink's error normally wins.
             async with asyncio.timeout(settings.sink_timeout_s + 1):
@@ -333,19 +334,17 @@ class IngestService:
                     if replay is not None:
                         RECORDS.labels(label, "duplicate").inc(count)
                         return replay
-                    claimed = True
-                receipts = await self._publish(parsed, principal, received_at)
+                    binding = KeyBinding(principal.name, idempotency_key)
+                receipts, completed = await self._publish(parsed, principal, received_at, binding)
         except BaseException as exc:
-            if claimed:
-                assert idempotency_key is not None
-                self._release_later(principal, idempotency_key)
+            if binding is not None:
+                self._release_later(binding)
             raise self._answer(exc) from None
         finally:
             self._inflight -= count
             INFLIGHT.set(self._inflight)
-        if claimed:
-            assert idempotency_key is not None
-            await self._complete(principal, idempotency_key, receipts)
+        if binding is not None and not completed:
+            await self._complete(binding, receipts)
         RECORDS.labels(label, "accepted").inc(count)
         return Outcome(receipts, [False] * count)
 
@@ -399,30 +398,29 @@ class IngestService:
             "idempotency_key_conflict",
         )
 
-    async def _complete(self, principal: Principal, key: str, receipts: list[Receipt]) -> None:
-        try:
-            await self.store.complete_idempotency_key(
-                principal=principal.name, key=key, receipts=receipts
+    async def _complete(self, binding: KeyBinding, receipts: list[Receipt]) -> None:
+        def complete() -> Awaitable[None]:
+            return self.store.complete_idempotency_key(
+                principal=binding.principal, key=binding.key, receipts=receipts
             )
+
+        try:
+            await complete()
         except Exception as exc:
             # The records are durable: answer 200 anyway and keep trying in the background
             # until the binding would expire (twice the sink timeout); if it does expire, a
             # retry after that publishes again (docs/API.md, the at-least-once window).
-            log.warning("could not complete Idempotency-Key %r, retrying: %s", key, exc)
-            self._later(
-                "complete",
-                key,
-                lambda: self.store.complete_idempotency_key(
-                    principal=principal.name, key=key, receipts=receipts
-                ),
-            )
+            log.warning("could not complete Idempotency-Key %r, retrying: %s", binding.key, exc)
+            self._later("complete", binding.key, complete)
 
-    def _release_later(self, principal: Principal, key: str) -> None:
+    def _release_later(self, binding: KeyBinding) -> None:
         """Free the key in a task of its own: the request may be cancelled (disconnect)."""
         self._later(
             "free",
-            key,
-            lambda: self.store.release_idempotency_key(principal=principal.name, key=key),
+            binding.key,
+            lambda: self.store.release_idempotency_key(
+                principal=binding.principal, key=binding.key
+            ),
         )
 
     def _later(self, what: str, key: str, write: Callable[[], Awaitable[None]]) -> None:
@@ -446,18 +444,32 @@ class IngestService:
         task.add_done_callback(self._background.discard)
 
     async def _publish(
-        self, parsed: Parsed, principal: Principal, received_at: datetime
-    ) -> list[Receipt]:
-        """Publish the valid records; a signed receipt for each from where the sink put it."""
+        self,
+        parsed: Parsed,
+        principal: Principal,
+        received_at: datetime,
+        binding: KeyBinding | None,
+    ) -> tuple[list[Receipt], bool]:
+        """Publish the valid records; a signed receipt for each from where the sink put it,
+        and whether `binding` was completed with them in the sink's own transaction."""
         candidates = [cand for _, cand in parsed.valid]
+        sink = self.publisher.sink
+
+        def receipts_of(placements: list[Placement]) -> list[Receipt]:
+            return [
+                self._receipt(cand, placed, principal.name, sink, received_at)
+                for cand, placed in zip(candidates, placements, strict=True)
+            ]
+
+        if binding is not None and isinstance(self.publisher, BindingPublisher):
+            receipts = await self.publisher.publish_bound(
+                candidates, key_id=principal.name, binding=binding, receipts_of=receipts_of
+            )
+            return receipts, True
         placements = await self.publisher.publish(
             candidates, key_id=principal.name, traceparent=current_trace().traceparent
         )
-        sink = self.publisher.sink
-        return [
-            self._receipt(cand, placed, principal.name, sink, received_at)
-            for cand, placed in zip(candidates, placements, strict=True)
-        ]
+        return receipts_of(placements), False
 
     def _receipt(
         self, cand: Candidate, placed: Placement, key_id: str, sink: str, received_at: datetime
