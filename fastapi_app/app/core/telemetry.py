@@ -164,7 +164,7 @@ BATCH_SIZE = Histogram(
 )
 SINK_LATENCY = Histogram(
     "ingestor_sink_duration_seconds",
-    "Time of each step against the store and the sink (reserve, publish, mark_durable).",
+    "Time of each write to the sink (publish).",
     ["sink", "operation"],
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )

@@ -30,11 +30,15 @@ def db_migrate() -> None:
 @db_app.command("prune")
 def db_prune(
     older_than_days: Annotated[
-        float, typer.Option(min=1, help="Keep this many days of receipts and idempotency keys")
+        float,
+        typer.Option(
+            min=1,
+            help="Keep this many days of idempotency keys, exported outbox rows and landing progress",
+        ),
     ] = 30,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would go")] = False,
 ) -> None:
-    """Delete durable receipts, Idempotency-Key bindings and exported outbox rows past retention.
+    """Delete Idempotency-Key bindings, exported outbox rows and landing progress past retention.
 
     A retry inside the window still gets its original receipt; after it, an exact resend is
     accepted again (curation keeps one silver row per key). Pending rows are never deleted.
