@@ -33,7 +33,7 @@ def db_prune(
         float,
         typer.Option(
             min=1,
-            help="Keep this many days of idempotency keys, exported outbox rows and landing progress",
+            help="Keep this many days of idempotency keys, exported outbox rows, landing progress",
         ),
     ] = 30,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would go")] = False,
