@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from functools import cache
 from typing import Any
@@ -16,7 +16,6 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic.json_schema import models_json_schema
 
@@ -158,6 +157,19 @@ def create_app(
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry server span per request, continuing the client's W3C
+        # `traceparent`; every log line and every record of the request carries its trace.
+        # Only that span: operation spans (dependencies, endpoint, serialisation) cost more
+        # than they tell here, metrics are Prometheus's (`TelemetryMiddleware`), and probes
+        # and scrapes make no span. It replaced opentelemetry-instrumentation-fastapi, whose
+        # middleware took a third of a single record's CPU (docs/BENCHMARKS.md).
+        telemetry={
+            "tracer_provider": tracer_provider,
+            "metrics": False,
+            "logs": False,
+            "operation_spans": False,
+            "exclude": _untraced,
+        },
     )
     app.state.settings = settings
     app.state.service = None
@@ -172,15 +184,6 @@ def create_app(
     app.include_router(document_routes.router)
     install_error_handlers(app)
     app.add_middleware(TelemetryMiddleware)
-    # The server span wraps the whole stack (error handlers included), so every log line and
-    # every record of a request carries its trace. Probes and scrapes make no spans, and the
-    # per-message ASGI send/receive spans are left out: they cost more than they tell.
-    FastAPIInstrumentor.instrument_app(
-        app,
-        tracer_provider=tracer_provider,
-        excluded_urls="/health,/metrics",
-        exclude_spans=["receive", "send"],
-    )
     # Outermost: a shed request costs no span, no routing and no body read.
     app.add_middleware(
         ConcurrencyLimitMiddleware,
@@ -195,6 +198,14 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+#: Probes and scrapes: no span (they would drown the traces).
+_UNTRACED_PATHS = frozenset({"/health", "/metrics"})
+
+
+def _untraced(scope: MutableMapping[str, Any]) -> bool:
+    return scope.get("path") in _UNTRACED_PATHS
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -118,7 +118,7 @@ def test_rejected_request_span_records_client_error(
     assert response.status_code == 422
     server = _only(spans, SpanKind.SERVER)
     assert server.attributes is not None
-    assert server.attributes["http.status_code"] == 422
+    assert server.attributes["http.response.status_code"] == 422
 
 
 def test_kafka_publish_makes_producer_span_named_in_record_headers(

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
+from pydantic import StringConstraints, TypeAdapter, ValidationError
 
 from dataplatform.settings import IngestorSettings
 from fastapi_app.app.api.errors import ApiError
 from fastapi_app.app.core.security import ANONYMOUS, ApiKeyAuthenticator, Principal, RateLimiter
+from fastapi_app.app.services.errors import validation_details, validation_message
 from fastapi_app.app.services.ingest import BatchFormat, IngestService
 
 log = logging.getLogger(__name__)
@@ -111,17 +113,42 @@ async def service_dependency(request: Request) -> IngestService:
 SettingsDep = Annotated[IngestorSettings, Depends(get_settings)]
 ServiceDep = Annotated[IngestService, Depends(service_dependency)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
-IdempotencyKeyDep = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=255,
-        pattern=r"^[\x21-\x7e]+$",
-        description="Any unique string (e.g. a UUID) per logical request: retries with the same "
-        "key and payload return the original receipts; a different payload gets 409.",
-    ),
-]
+_IDEMPOTENCY_KEY_DESCRIPTION = (
+    "Any unique string (e.g. a UUID) per logical request: retries with the same key and payload "
+    "return the original receipts; a different payload gets 409."
+)
+_IDEMPOTENCY_KEY = TypeAdapter(
+    Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")]
+)
+#: The `Idempotency-Key` header as the ingest routes' OpenAPI `parameters` declare it: they read
+#: it themselves (`idempotency_key`) rather than through a FastAPI dependency.
+IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": _IDEMPOTENCY_KEY_DESCRIPTION,
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 255,
+        "pattern": "^[\\x21-\\x7e]+$",
+        "title": "Idempotency-Key",
+        "description": _IDEMPOTENCY_KEY_DESCRIPTION,
+    },
+}
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The `Idempotency-Key` header; 422 (as FastAPI's header validation words it) when it is
+    empty, longer than 255 characters or not visible ASCII."""
+    value = request.headers.get("idempotency-key")
+    if value is None:
+        return None
+    try:
+        return _IDEMPOTENCY_KEY.validate_python(value)
+    except ValidationError as exc:
+        details = validation_details(exc, prefix=["header", "Idempotency-Key"])
+        raise ApiError(422, validation_message(details, title="request"), detail=details) from None
 
 
 def media_type(request: Request) -> str | None:

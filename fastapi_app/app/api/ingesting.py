@@ -11,7 +11,13 @@ from fastapi import Request, Response
 
 from dataplatform.contracts import Entity
 from dataplatform.settings import IngestorSettings
-from fastapi_app.app.api.deps import batch_format, get_service, read_body, require_json
+from fastapi_app.app.api.deps import (
+    IDEMPOTENCY_KEY_PARAMETER,
+    batch_format,
+    get_service,
+    read_body,
+    require_json,
+)
 from fastapi_app.app.api.errors import ErrorDict
 from fastapi_app.app.api.receipt_bodies import receipt_dict
 from fastapi_app.app.core.security import Principal
@@ -252,6 +258,7 @@ def single_openapi(entity: Entity) -> dict[str, Any]:
     example = _example(entity)
     return {
         "security": SECURITY,
+        "parameters": [IDEMPOTENCY_KEY_PARAMETER],
         "requestBody": {
             "required": True,
             "content": {
@@ -270,6 +277,7 @@ def batch_openapi(entity: Entity, *, max_records: int) -> dict[str, Any]:
     example = _example(entity)
     return {
         "security": SECURITY,
+        "parameters": [IDEMPOTENCY_KEY_PARAMETER],
         "requestBody": {
             "required": True,
             "content": {

@@ -177,7 +177,7 @@ INFLIGHT = Gauge("ingestor_inflight_records", "Records admitted and not yet answ
 
 
 class TelemetryMiddleware:
-    """Pure ASGI middleware: request metrics (the OpenTelemetry middleware makes the spans).
+    """Pure ASGI middleware: request metrics (FastAPI's own telemetry makes the spans).
 
     Pure ASGI rather than `BaseHTTPMiddleware`, which costs a task and a stream per request.
     """

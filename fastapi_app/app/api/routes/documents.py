@@ -12,9 +12,10 @@ from fastapi import APIRouter, Request, Response
 from dataplatform.documents.store import COLLECTION, StoredDocument
 from dataplatform.settings import get_mongo_settings
 from fastapi_app.app.api.deps import (
-    IdempotencyKeyDep,
+    IDEMPOTENCY_KEY_PARAMETER,
     PrincipalDep,
     SettingsDep,
+    idempotency_key,
     read_body,
     require_json,
 )
@@ -76,6 +77,7 @@ def document_receipt(document: StoredDocument, *, duplicate: bool) -> dict[str, 
     responses=INGEST_ERRORS,
     openapi_extra={
         "security": SECURITY,
+        "parameters": [IDEMPOTENCY_KEY_PARAMETER],
         "requestBody": {
             "required": True,
             "content": {
@@ -90,15 +92,13 @@ async def ingest_document(
     request: Request,
     principal: PrincipalDep,
     settings: SettingsDep,
-    idempotency_key: IdempotencyKeyDep = None,
 ) -> Response:
     """Validate the envelope, keep the body's exact JSON, store one version."""
+    key = idempotency_key(request)
     require_json(request)
     body = await read_body(request, settings.max_document_bytes)
     parsed = parse_document(body)
-    outcome = await _service(request).ingest(
-        parsed, principal=principal, idempotency_key=idempotency_key
-    )
+    outcome = await _service(request).ingest(parsed, principal=principal, idempotency_key=key)
     document = outcome.document
     if settings.log_requests:
         log.info(
