@@ -132,6 +132,12 @@ def ingest_id_of(message: Message) -> str:
     )
 
 
+def mock_cluster_topic_ids(_kafka: KafkaSettings, topics: list[str]) -> dict[str, str | None]:
+    """Topic ids for librdkafka's mock cluster, which does not serve DescribeTopics (pass it as
+    `KafkaPublisher(read_topic_ids=...)`)."""
+    return {topic: f"mock-{topic.replace('.', '-')}" for topic in topics}
+
+
 def read_partition(
     kafka: KafkaSettings, topic: str, partition: int, *, start: int, timeout_s: float = 20.0
 ) -> list[Message]:

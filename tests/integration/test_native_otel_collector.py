@@ -28,6 +28,7 @@ from fastapi_app.app.core.kafka import KafkaPublisher
 from fastapi_app.app.core.memory import MemoryStore
 from fastapi_app.app.core.telemetry import build_tracer_provider, span_exporters
 from fastapi_app.app.main import create_app
+from fastapi_app.testing import mock_cluster_topic_ids
 from tests.integration.native_support import clear_settings, free_port
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -85,6 +86,7 @@ def test_collector_output_has_request_and_kafka_spans_of_one_trace(
         KafkaSettings(_env_file=None, bootstrap_servers=mock_kafka),
         settings_,
         tracer_provider=provider,
+        read_topic_ids=mock_cluster_topic_ids,
     )
     store = MemoryStore()
     app = create_app(settings_, store=store, publisher=publisher, tracer_provider=provider)

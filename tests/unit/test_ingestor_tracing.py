@@ -26,6 +26,7 @@ from fastapi_app.app.core.kafka import KafkaPublisher
 from fastapi_app.app.core.memory import MemoryPublisher, MemoryStore
 from fastapi_app.app.core.telemetry import TracingConfigError, build_tracer_provider, span_exporters
 from fastapi_app.app.main import create_app
+from fastapi_app.testing import mock_cluster_topic_ids
 
 TX = "/ingest-financial-transaction/"
 TX_BATCH = "/v1/transactions/batch"
@@ -129,8 +130,7 @@ def test_kafka_publish_makes_producer_span_named_in_record_headers(
         KafkaSettings(_env_file=None, bootstrap_servers=mock_kafka),
         settings,
         tracer_provider=provider,
-        # The mock cluster does not serve DescribeTopics.
-        read_topic_ids=lambda _kafka, topics: {topic: f"mock-{topic}" for topic in topics},
+        read_topic_ids=mock_cluster_topic_ids,
     )
     store = MemoryStore()
     app = create_app(settings, store=store, publisher=publisher, tracer_provider=provider)
