@@ -4,12 +4,13 @@ Each function takes a DataFrame (and plain parameters) and returns a new one; no
 writes a table, so each is unit-tested on tiny inline DataFrames. Jobs chain them with
 `DataFrame.transform`.
 
-The contract check runs the pydantic model itself in a Python UDF instead of re-implementing
-it as Spark expressions: Spark's JSON reader silently rounds decimals beyond the column's scale
-and turns unparsable values into nulls, while the contract must refuse both, exactly as the
-ingestor does. It decodes with `dataplatform.contracts.exactjson` (numbers from their text, a
-repeated key refused), never pydantic's JSON mode, which reads numbers through floats. It costs
-a few microseconds per record.
+The contract check is the pydantic model itself (`check_record`), run in a Python UDF: it
+decodes with `dataplatform.contracts.exactjson` (numbers from their text, a repeated key
+refused), never pydantic's JSON mode, which reads numbers through floats. Landing first lets
+the JVM judge the records it can judge exactly (`pyspark_jobs.contract_sql`, Spark SQL
+expressions generated from the same contracts, never Spark's JSON reader, which rounds
+decimals and turns unparsable values into nulls) and sends only the rest to the UDF
+(`contract_check`).
 
 Versions of one record key are ordered by (event time, order token): see `recency_order`.
 """
@@ -43,6 +44,7 @@ from dataplatform.contracts.bronze import (
     HEADER_TRACEPARENT,
 )
 from dataplatform.products import product_of
+from pyspark_jobs import contract_sql
 from pyspark_jobs.quality import failing
 from pyspark_jobs.schemas import SUM_TYPE, contract_schema
 
@@ -162,6 +164,31 @@ def contract_check_udf(entity: Entity, *, normalize: bool) -> Callable[..., Colu
     return F.udf(check, CHECK_SCHEMA)
 
 
+#: Internal column: whether the JVM judged the row.
+_JVM_DECIDED = "_jvm_decided"
+
+
+def contract_check(df: DataFrame, entity: Entity) -> DataFrame:
+    """Kafka rows (`key`, `value` binary) plus the `_check` struct of `CHECK_SCHEMA`.
+
+    The JVM judges the rows it can judge exactly as the contract would (`contract_sql`); only
+    the others go through `check_record` in a Python UDF, which also checks every row of an
+    entity whose contract `contract_sql` does not support. Both give the same payload, key
+    and reason (tests/unit/test_contract_sql.py); `normalized` is not computed.
+    """
+    python = contract_check_udf(entity, normalize=False)(F.col("key"), F.col("value"))
+    try:
+        decided, jvm = contract_sql.contract_check_columns(entity)
+    except contract_sql.UnsupportedContractError:
+        return df.withColumn(CHECK_COLUMN, python)
+    # Two filtered branches rather than one `when`: Spark evaluates a Python UDF in a
+    # conditional for every row, so the UDF must see only the rows the JVM left.
+    judged = df.withColumn(_JVM_DECIDED, decided)
+    by_jvm = judged.where(F.col(_JVM_DECIDED)).withColumn(CHECK_COLUMN, jvm)
+    by_python = judged.where(~F.col(_JVM_DECIDED)).withColumn(CHECK_COLUMN, python)
+    return by_jvm.unionByName(by_python).drop(_JVM_DECIDED)
+
+
 # --------------------------------------------------------------------------- landing
 
 
@@ -201,11 +228,10 @@ def kafka_to_checked(df: DataFrame, entity: Entity, *, epoch: int) -> DataFrame:
         source_offset, trace_id` plus the `_check` struct of `CHECK_SCHEMA`.
     """
     coordinates = F.concat_ws(":", F.lit("kafka"), "topic", "partition", "offset")
-    check = contract_check_udf(entity, normalize=False)
     replayed_epoch = _header(HEADER_SOURCE_EPOCH).cast("long")
     replayed_offset = _header(HEADER_SOURCE_OFFSET).cast("long")
     replayed = replayed_epoch.isNotNull() & replayed_offset.isNotNull()
-    return df.select(
+    return df.transform(contract_check, entity).select(
         F.coalesce(_header(HEADER_INGEST_ID), coordinates).alias("ingest_id"),
         F.col("topic").alias("kafka_topic"),
         F.col("partition").cast("int").alias("kafka_partition"),
@@ -217,7 +243,7 @@ def kafka_to_checked(df: DataFrame, entity: Entity, *, epoch: int) -> DataFrame:
         .otherwise(F.col("offset").cast("long"))
         .alias("source_offset"),
         trace_id_of(_header(HEADER_TRACEPARENT)).alias("trace_id"),
-        check(F.col("key"), F.col("value")).alias(CHECK_COLUMN),
+        F.col(CHECK_COLUMN),
     )
 
 

@@ -94,9 +94,7 @@ def test_landing_sigkill_mid_batch_and_mid_stream_no_duplicate_no_gap(
             log,
         )
         pausing_later = "pausing 300 s after the bronze append of batch 2"
-        wait_for(
-            lambda: pausing_later in log.read_text(errors="replace"), 300, "batch 2's append"
-        )
+        wait_for(lambda: pausing_later in log.read_text(errors="replace"), 300, "batch 2's append")
         second.kill()
         landed_so_far = len(delta_rs_rows(lake, bronze))
         assert 2 * BATCH < landed_so_far < RECORDS
