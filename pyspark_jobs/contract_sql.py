@@ -34,6 +34,7 @@ it gives is the text pydantic gives, built from the same contract metadata; the 
 
 from __future__ import annotations
 
+import functools
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, StringConstraints
 from pydantic.fields import FieldInfo
-from pyspark.sql import Column
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from dataplatform.contracts import Entity, common
@@ -90,6 +91,10 @@ class Verdict:
     error: Column
     decided: Column
 
+    def as_struct(self) -> Column:
+        """The verdict as one `struct<error string, decided boolean>` value."""
+        return F.struct(self.error.alias("error"), self.decided.alias("decided"))
+
 
 @dataclass(frozen=True)
 class Token:
@@ -132,15 +137,14 @@ def _undecided() -> Verdict:
     return Verdict(F.lit(None).cast("string"), F.lit(False))
 
 
-def _cases(*branches: tuple[Column, Verdict], otherwise: Verdict | None = None) -> Verdict:
-    """The verdict of the first branch whose condition holds (`otherwise`: undecided)."""
+def _cases(*branches: tuple[Column, Verdict], otherwise: Verdict | None = None) -> Column:
+    """The verdict (a struct, see `Verdict.as_struct`) of the first branch whose condition
+    holds (`otherwise`: undecided), in one `CASE`: each condition is evaluated once."""
     otherwise = otherwise or _undecided()
-    error: Any = F
-    decided: Any = F
+    cases: Any = F
     for condition, verdict in branches:
-        error = error.when(condition, verdict.error)
-        decided = decided.when(condition, verdict.decided)
-    return Verdict(error.otherwise(otherwise.error), decided.otherwise(otherwise.decided))
+        cases = cases.when(condition, verdict.as_struct())
+    return cases.otherwise(otherwise.as_struct())
 
 
 def _presence(token: Token, required: bool, null_error: str | None) -> list[tuple[Column, Verdict]]:
@@ -168,7 +172,7 @@ def _constraints(annotation: Any) -> StringConstraints:
     return found[0]
 
 
-def _record_id(token: Token, required: bool) -> Verdict:
+def _record_id(token: Token, required: bool) -> Column:
     rules = _constraints(common.RecordId)
     if rules.max_length is None or rules.pattern is None or rules.min_length is not None:
         raise UnsupportedContractError("RecordId is expected to have a max_length and a pattern")
@@ -188,7 +192,7 @@ def _record_id(token: Token, required: bool) -> Verdict:
     )
 
 
-def _short_text(token: Token, required: bool) -> Verdict:
+def _short_text(token: Token, required: bool) -> Column:
     rules = _constraints(common.ShortText)
     if not rules.strip_whitespace or rules.min_length != 1 or rules.max_length is None:
         raise UnsupportedContractError("ShortText is expected to strip and hold 1..n characters")
@@ -217,7 +221,7 @@ def _max_digits(annotation: Any) -> int:
     raise UnsupportedContractError(f"{annotation} has no max_digits")
 
 
-def _money(token: Token, required: bool) -> Verdict:
+def _money(token: Token, required: bool) -> Column:
     places = common.MONEY_DECIMAL_PLACES
     whole = _max_digits(common.Money) - places
     digits = F.when(token.is_string, token.text).otherwise(token.raw)
@@ -246,7 +250,7 @@ def _currency_message() -> str:
     raise UnsupportedContractError("the currency check accepted a non-code")
 
 
-def _currency(token: Token, required: bool) -> Verdict:
+def _currency(token: Token, required: bool) -> Column:
     codes = sorted(common.currency_minor_units())
     code = F.upper(token.text)
     return _cases(
@@ -258,7 +262,7 @@ def _currency(token: Token, required: bool) -> Verdict:
     )
 
 
-def _timestamp(token: Token, required: bool) -> Verdict:
+def _timestamp(token: Token, required: bool) -> Column:
     text = token.text
     year, month, day = (
         F.regexp_extract(text, _TIMESTAMP, group).cast("int") for group in (1, 2, 3)
@@ -275,7 +279,7 @@ def _timestamp(token: Token, required: bool) -> Verdict:
     )
 
 
-def _literal(values: tuple[Any, ...]) -> Callable[[Token, bool], Verdict]:
+def _literal(values: tuple[Any, ...]) -> Callable[[Token, bool], Column]:
     if not all(isinstance(value, str) and "'" not in value for value in values):
         raise UnsupportedContractError(f"Literal{list(values)} is not plain strings")
     quoted = [f"'{value}'" for value in values]
@@ -283,7 +287,7 @@ def _literal(values: tuple[Any, ...]) -> Callable[[Token, bool], Verdict]:
         quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
     )
 
-    def judge(token: Token, required: bool) -> Verdict:
+    def judge(token: Token, required: bool) -> Column:
         return _cases(
             (token.absent, _decided(_FIELD_REQUIRED if required else None)),
             (token.is_null & F.lit(not required), _decided(None)),
@@ -294,7 +298,7 @@ def _literal(values: tuple[Any, ...]) -> Callable[[Token, bool], Verdict]:
     return judge
 
 
-_JUDGES: dict[Any, Callable[[Token, bool], Verdict]] = {
+_JUDGES: dict[Any, Callable[[Token, bool], Column]] = {
     common.RecordId: _record_id,
     common.ShortText: _short_text,
     common.Money: _money,
@@ -303,7 +307,7 @@ _JUDGES: dict[Any, Callable[[Token, bool], Verdict]] = {
 }
 
 
-def _judge_of(annotation: Any) -> Callable[[Token, bool], Verdict]:
+def _judge_of(annotation: Any) -> Callable[[Token, bool], Column]:
     """The judge of a field's declared type; `X | None` is judged as X (null allowed)."""
     origin = typing.get_origin(annotation)
     if origin in (Union, UnionType):
@@ -319,64 +323,124 @@ def _judge_of(annotation: Any) -> Callable[[Token, bool], Verdict]:
     raise UnsupportedContractError(f"no JVM check for fields of type {annotation}")
 
 
-def _field_token(text: Column, name: str) -> Token:
-    """The JSON text of key `name`'s value ('' when absent): keys are unique and plain."""
-    pattern = rf'"{name}"{_WS}:{_WS}({_STRING}|[-+.0-9a-z]++)'
-    return Token(F.regexp_extract(text, pattern, 1))
+#: One member of a flat object: its key (group 1) and its value's text (group 2).
+_MEMBER_PARTS = rf'"([A-Za-z0-9_]*+)"{_WS}:{_WS}({_STRING}|[-+.0-9a-z]++)'
+
+#: Intermediate columns of `judge` (dropped before it returns).
+_TEXT, _KEYS, _VALUES = "_cs_text", "_cs_keys", "_cs_values"
+#: Columns `judge` adds.
+DECIDED_COLUMN, CHECK_COLUMN = "_jvm_decided", "_jvm_check"
 
 
-def contract_check_columns(entity: Entity) -> tuple[Column, Column]:
-    """The JVM contract check of Kafka rows (`key`, `value` binary columns) for `entity`.
+def _token_column(name: str) -> str:
+    return f"_cs_token_{name}"
+
+
+def _verdict_column(name: str) -> str:
+    return f"_cs_verdict_{name}"
+
+
+def _field_token(name: str) -> Column:
+    """The JSON text of key `name`'s value ('' when absent), from the members read once."""
+    position = F.array_position(F.col(_KEYS), name).cast("int")
+    return F.coalesce(F.get(F.col(_VALUES), position - 1), F.lit(""))
+
+
+def judge(df: DataFrame, entity: Entity) -> DataFrame:
+    """Kafka rows (`key`, `value` binary) plus the JVM's judgement of each against `entity`.
+
+    In steps, each a projection over the previous one's columns, so every expression is
+    evaluated once per row and stays small: the payload is read by three regular
+    expressions (the grammar, the keys, the values); each field's value is picked out; each
+    field is judged on its value alone; then the verdicts are put together.
 
     Returns:
-        `(decided, check)`: whether the JVM judged the row, and, when it did, the result in
-        `transforms.CHECK_SCHEMA`'s shape (`payload`, `record_key`, `normalized` (always null:
-        landing keeps the payload as it is), `error`), the same as `check_record` gives.
+        `df` with `_jvm_decided` (whether the JVM judged the row) and `_jvm_check` (when it
+        did, the result in `transforms.CHECK_SCHEMA`'s shape: `payload`, `record_key`,
+        `normalized` (always null: landing keeps the payload as it is) and `error`, the same
+        as `check_record` gives).
 
     Raises:
         UnsupportedContractError: The contract has a field type or validator this module does
             not know; the caller keeps the Python check for every record.
     """
+    for step in _steps(entity):
+        df = df.select("*", *step)
+    return df.drop(*[name for name in df.columns if name.startswith("_cs_")])
+
+
+@functools.cache
+def _steps(entity: Entity) -> tuple[tuple[Column, ...], ...]:
+    """The projections of `judge`, built once per entity: building them takes thousands of
+    calls into the JVM, and a column refers to its inputs by name, so it fits any batch."""
     model = entity.model
     _check_supported(model)
     hints = typing.get_type_hints(model, include_extras=True)
+    judges = {name: _judge_of(hints[name]) for name in model.model_fields}
+    fields = list(model.model_fields)
     value = F.col("value")
     text = value.cast("string")
+    read = (
+        text.alias(_TEXT),
+        F.regexp_extract_all(text, F.lit(_MEMBER_PARTS), 1).alias(_KEYS),
+        F.regexp_extract_all(text, F.lit(_MEMBER_PARTS), 2).alias(_VALUES),
+    )
+    keys = F.col(_KEYS)
     # Spark's cast keeps invalid bytes; decoding replaces them, so the round trip differs.
     utf8 = F.encode(F.decode(value, "UTF-8"), "UTF-8") == value
-    flat = text.rlike(FLAT_OBJECT)
-    keys = F.regexp_extract_all(text, F.lit(rf'"([A-Za-z0-9_]*)"{_WS}:'), 1)
     unique = F.size(keys) == F.size(F.array_distinct(keys))
-    readable = F.coalesce(utf8 & flat & unique, F.lit(False))
-
-    errors: list[Column] = []
-    decided: Column = F.lit(True)
-    for name, info in model.model_fields.items():
-        verdict = _judge_of(hints[name])(_field_token(text, name), info.is_required())
-        errors.append(
-            F.when(verdict.error.isNotNull(), F.concat(F.lit(f"{name}: "), verdict.error))
+    readable = F.coalesce(utf8 & F.col(_TEXT).rlike(FLAT_OBJECT) & unique, F.lit(False))
+    extra = F.filter(keys, lambda key: ~key.isin(*fields))
+    picked = (
+        readable.alias("_cs_readable"),
+        extra.alias("_cs_extra"),
+        *[_field_token(name).alias(_token_column(name)) for name in fields],
+    )
+    judged = tuple(
+        judges[name](Token(F.col(_token_column(name))), info.is_required()).alias(
+            _verdict_column(name)
         )
-        decided = decided & verdict.decided
-    extra = F.filter(keys, lambda key: ~key.isin(*model.model_fields))
+        for name, info in model.model_fields.items()
+    )
+    errors = [
+        F.when(
+            F.col(f"{_verdict_column(name)}.error").isNotNull(),
+            F.concat(F.lit(f"{name}: "), F.col(f"{_verdict_column(name)}.error")),
+        )
+        for name in fields
+    ]
+    all_decided = F.lit(True)
+    for name in fields:
+        all_decided = all_decided & F.col(f"{_verdict_column(name)}.decided")
     errors_text = F.concat_ws(
         "; ",
         F.array_compact(F.array(*errors)),
-        F.transform(extra, lambda key: F.concat(key, F.lit(f": {_EXTRA}"))),
+        F.transform(F.col("_cs_extra"), lambda key: F.concat(key, F.lit(f": {_EXTRA}"))),
     )
-    error = F.substring(F.when(errors_text != "", errors_text), 1, 2000)
-    record_key = _field_token(text, entity.key_field).text
+    summed = (
+        F.substring(F.when(errors_text != "", errors_text), 1, 2000).alias("_cs_error"),
+        all_decided.alias("_cs_all_decided"),
+    )
+    error = F.col("_cs_error")
+    record_key = Token(F.col(_token_column(entity.key_field))).text
     # Python checks the Kafka key only once the record is valid, and quotes both in `repr`.
     key_matches = (
         value.isNull() | F.col("key").isNull() | (F.col("key") == F.encode(record_key, "UTF-8"))
     )
-    decided = value.isNull() | (readable & decided & (error.isNotNull() | key_matches))
+    decided = value.isNull() | (
+        F.col("_cs_readable") & F.col("_cs_all_decided") & (error.isNotNull() | key_matches)
+    )
     check = F.struct(
-        text.alias("payload"),
+        F.col(_TEXT).alias("payload"),
         F.when(error.isNull() & value.isNotNull(), record_key).alias("record_key"),
         F.lit(None).cast("string").alias("normalized"),
         F.when(value.isNull(), F.lit("empty message: no payload")).otherwise(error).alias("error"),
     )
-    return F.coalesce(decided, F.lit(False)), check
+    result = (
+        F.coalesce(decided, F.lit(False)).alias(DECIDED_COLUMN),
+        check.alias(CHECK_COLUMN),
+    )
+    return read, picked, judged, summed, result
 
 
 def _check_supported(model: type[BaseModel]) -> None:
@@ -388,8 +452,10 @@ def _check_supported(model: type[BaseModel]) -> None:
 
 
 __all__ = [
+    "CHECK_COLUMN",
+    "DECIDED_COLUMN",
     "FLAT_OBJECT",
     "MAX_JVM_SIGNIFICANT_DIGITS",
     "UnsupportedContractError",
-    "contract_check_columns",
+    "judge",
 ]

@@ -164,10 +164,6 @@ def contract_check_udf(entity: Entity, *, normalize: bool) -> Callable[..., Colu
     return F.udf(check, CHECK_SCHEMA)
 
 
-#: Internal column: whether the JVM judged the row.
-_JVM_DECIDED = "_jvm_decided"
-
-
 def contract_check(df: DataFrame, entity: Entity) -> DataFrame:
     """Kafka rows (`key`, `value` binary) plus the `_check` struct of `CHECK_SCHEMA`.
 
@@ -176,17 +172,19 @@ def contract_check(df: DataFrame, entity: Entity) -> DataFrame:
     entity whose contract `contract_sql` does not support. Both give the same payload, key
     and reason (tests/unit/test_contract_sql.py); `normalized` is not computed.
     """
-    python = contract_check_udf(entity, normalize=False)(F.col("key"), F.col("value"))
+    udf = contract_check_udf(entity, normalize=False)
     try:
-        decided, jvm = contract_sql.contract_check_columns(entity)
+        judged = df.transform(contract_sql.judge, entity)
     except contract_sql.UnsupportedContractError:
-        return df.withColumn(CHECK_COLUMN, python)
-    # Two filtered branches rather than one `when`: Spark evaluates a Python UDF in a
-    # conditional for every row, so the UDF must see only the rows the JVM left.
-    judged = df.withColumn(_JVM_DECIDED, decided)
-    by_jvm = judged.where(F.col(_JVM_DECIDED)).withColumn(CHECK_COLUMN, jvm)
-    by_python = judged.where(~F.col(_JVM_DECIDED)).withColumn(CHECK_COLUMN, python)
-    return by_jvm.unionByName(by_python).drop(_JVM_DECIDED)
+        return df.withColumn(CHECK_COLUMN, udf(F.col("key"), F.col("value")))
+    decided = F.col(contract_sql.DECIDED_COLUMN)
+    # Spark evaluates a Python UDF in a conditional for every row: the rows the JVM judged
+    # reach it as nulls, which it answers without decoding anything.
+    python = udf(F.when(~decided, F.col("key")), F.when(~decided, F.col("value")))
+    check = F.when(decided, F.col(contract_sql.CHECK_COLUMN)).otherwise(python)
+    return judged.withColumn(CHECK_COLUMN, check).drop(
+        contract_sql.DECIDED_COLUMN, contract_sql.CHECK_COLUMN
+    )
 
 
 # --------------------------------------------------------------------------- landing

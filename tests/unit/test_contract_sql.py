@@ -250,10 +250,12 @@ def _judge(spark: SparkSession, entity: Entity) -> tuple[list[Row], list[Row], d
         transforms.CHECK_COLUMN,
         transforms.contract_check_udf(entity, normalize=False)(F.col("key"), F.col("value")),
     )
-    decided_column, _ = contract_sql.contract_check_columns(entity)
+    judged = df.transform(contract_sql.judge, entity)
     decided = {
         row.case: row.decided
-        for row in df.select("case", decided_column.alias("decided")).collect()
+        for row in judged.select(
+            "case", F.col(contract_sql.DECIDED_COLUMN).alias("decided")
+        ).collect()
     }
 
     def results(frame: Any) -> list[Row]:
