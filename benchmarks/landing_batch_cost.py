@@ -1,7 +1,7 @@
 """What one landing micro-batch costs, isolated from Kafka and from the rest of the platform.
 
-Runs the landing job's own `BatchWriter` (contract check, bronze append with `txnAppId` /
-`txnVersion`, counts) on Kafka-shaped rows already in memory, appending to a fresh bronze
+Runs the landing job's own `BatchWriter` (contract check, bronze append tagged with its batch
+id, counts) on Kafka-shaped rows already in memory, appending to a fresh bronze
 table under `s3://lakehouse/benchmarks/<run>/` (deleted at the end), and times each batch:
 wall time and CPU of the whole process tree (driver JVM and Python workers included).
 
