@@ -6,16 +6,16 @@ micro-batch goes through the landing transforms (`kafka_to_checked`, `to_bronze`
 into a local Delta table as `BatchWriter` does (cached, counted while bronze is written), with
 one of two checks and one of two appends:
 
-* check `udf`: every record through the pydantic contract in the Python UDF (the control: the
-  landing code before the JVM check), or `jvm`: the JVM check with the Python fallback
-  (`transforms.contract_check`, the landing code now);
+* check `udf`: every record through the pydantic contract in the Python UDF (the control, and
+  what landing runs), or `jvm`: the JVM check with the Python fallback
+  (`transforms.contract_check`);
 * append `txn`: every append with `txnAppId`/`txnVersion` (Delta's per-batch transaction
   lookup, before), or `tagged`: with the `userMetadata` tag only, as every batch but a run's
   first now appends.
 
-`old` is udf+txn, `new` jvm+tagged; `jvm+txn` and `udf+tagged` split the gain between the two
-changes. Variants run interleaved in one session, each into its own table, so the tables grow
-alike; medians over the measured batches.
+`old` is udf+txn (landing before this change), `udf+tagged` is landing now; `jvm+txn` and `new`
+(jvm+tagged) add the JVM check. Variants run interleaved in one session, each into its own
+table, so the tables grow alike; medians over the measured batches.
 
     .venv/bin/python benchmarks/landing_check_cost.py --rows 2500 --batches 20
 """
@@ -33,7 +33,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -41,35 +40,19 @@ import orjson
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
-from dataplatform.contracts import TRANSACTIONS, Entity
+from dataplatform.contracts import TRANSACTIONS
 from dataplatform.samples import transaction
 from pyspark_jobs import transforms
 
 VARIANTS = ("old", "new", "jvm+txn", "udf+tagged")
 _PARTS = {"old": ("udf", "txn"), "new": ("jvm", "tagged"), "jvm+txn": ("jvm", "txn")}
 _PARTS["udf+tagged"] = ("udf", "tagged")
-_HEADER = T.StructType(
-    [T.StructField("key", T.StringType()), T.StructField("value", T.BinaryType())]
+#: The columns of Spark's Kafka source with headers.
+KAFKA_SCHEMA = (
+    "key binary, value binary, topic string, partition int, offset long, timestamp timestamp, "
+    "headers array<struct<key: string, value: binary>>"
 )
-KAFKA_SCHEMA = T.StructType(
-    [
-        T.StructField("key", T.BinaryType()),
-        T.StructField("value", T.BinaryType()),
-        T.StructField("topic", T.StringType()),
-        T.StructField("partition", T.IntegerType()),
-        T.StructField("offset", T.LongType()),
-        T.StructField("timestamp", T.TimestampType()),
-        T.StructField("headers", T.ArrayType(_HEADER)),
-    ]
-)
-
-
-def python_check(df: DataFrame, entity: Entity) -> DataFrame:
-    """The control: every record through the Python UDF, as landing did before."""
-    udf = transforms.contract_check_udf(entity, normalize=False)
-    return df.withColumn(transforms.CHECK_COLUMN, udf(F.col("key"), F.col("value")))
 
 
 def kafka_rows(spark: SparkSession, rows: int) -> DataFrame:
@@ -92,14 +75,9 @@ def kafka_rows(spark: SparkSession, rows: int) -> DataFrame:
 def one_batch(source: DataFrame, variant: str, table: str, batch_id: int) -> None:
     """One landing micro-batch of `variant` into the Delta table at `table`."""
     check, append = _PARTS[variant]
-    # `kafka_to_checked` looks the check up in its module when called.
-    original: Callable[[DataFrame, Entity], DataFrame] = transforms.contract_check
-    if check == "udf":
-        transforms.contract_check = python_check
-    try:
-        checked = source.transform(transforms.kafka_to_checked, TRANSACTIONS, epoch=1)
-    finally:
-        transforms.contract_check = original
+    checked = source.transform(
+        transforms.kafka_to_checked, TRANSACTIONS, epoch=1, jvm_check=check == "jvm"
+    )
     # As `BatchWriter` does: the checked rows cached, counted while bronze is written.
     checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
     error = F.col(f"{transforms.CHECK_COLUMN}.error")

@@ -84,16 +84,17 @@ class UnsupportedContractError(TypeError):
     """The contract has a field type or validator the JVM check does not know."""
 
 
+#: A field verdict that means "the JVM cannot judge this": a text no reason can be (JSON
+#: strings the JVM reads hold no control character). Verdicts are plain strings, not structs,
+#: to keep Spark's generated code under the JVM's 64 KB method limit.
+_UNDECIDED_MARK = "\u0000"
+
+
 @dataclass(frozen=True)
 class Verdict:
-    """A field's judgement: `error` (null: valid), and whether the JVM could judge it."""
+    """A field's judgement: its reason (null: valid) or `_UNDECIDED_MARK`."""
 
-    error: Column
-    decided: Column
-
-    def as_struct(self) -> Column:
-        """The verdict as one `struct<error string, decided boolean>` value."""
-        return F.struct(self.error.alias("error"), self.decided.alias("decided"))
+    value: Column
 
 
 @dataclass(frozen=True)
@@ -129,22 +130,21 @@ class Token:
 
 
 def _decided(error: Column | str | None) -> Verdict:
-    value = error if isinstance(error, Column) else F.lit(error).cast("string")
-    return Verdict(value, F.lit(True))
+    return Verdict(error if isinstance(error, Column) else F.lit(error).cast("string"))
 
 
 def _undecided() -> Verdict:
-    return Verdict(F.lit(None).cast("string"), F.lit(False))
+    return Verdict(F.lit(_UNDECIDED_MARK))
 
 
 def _cases(*branches: tuple[Column, Verdict], otherwise: Verdict | None = None) -> Column:
-    """The verdict (a struct, see `Verdict.as_struct`) of the first branch whose condition
-    holds (`otherwise`: undecided), in one `CASE`: each condition is evaluated once."""
+    """The verdict of the first branch whose condition holds (`otherwise`: undecided), in
+    one `CASE`: each condition is evaluated once."""
     otherwise = otherwise or _undecided()
     cases: Any = F
     for condition, verdict in branches:
-        cases = cases.when(condition, verdict.as_struct())
-    return cases.otherwise(otherwise.as_struct())
+        cases = cases.when(condition, verdict.value)
+    return cases.otherwise(otherwise.value)
 
 
 def _presence(token: Token, required: bool, null_error: str | None) -> list[tuple[Column, Verdict]]:
@@ -409,16 +409,14 @@ def _steps(entity: Entity) -> tuple[tuple[Column, ...], ...]:
         )
         for name, info in model.model_fields.items()
     )
+    verdicts = {name: F.col(_verdict_column(name)) for name in fields}
     errors = [
-        F.when(
-            F.col(f"{_verdict_column(name)}.error").isNotNull(),
-            F.concat(F.lit(f"{name}: "), F.col(f"{_verdict_column(name)}.error")),
-        )
-        for name in fields
+        F.when(verdict != _UNDECIDED_MARK, F.concat(F.lit(f"{name}: "), verdict))
+        for name, verdict in verdicts.items()
     ]
     all_decided = F.lit(True)
-    for name in fields:
-        all_decided = all_decided & F.col(f"{_verdict_column(name)}.decided")
+    for verdict in verdicts.values():
+        all_decided = all_decided & F.coalesce(verdict != _UNDECIDED_MARK, F.lit(True))
     errors_text = F.concat_ws(
         "; ",
         *errors,

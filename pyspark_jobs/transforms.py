@@ -6,11 +6,11 @@ writes a table, so each is unit-tested on tiny inline DataFrames. Jobs chain the
 
 The contract check is the pydantic model itself (`check_record`), run in a Python UDF: it
 decodes with `dataplatform.contracts.exactjson` (numbers from their text, a repeated key
-refused), never pydantic's JSON mode, which reads numbers through floats. Landing first lets
-the JVM judge the records it can judge exactly (`pyspark_jobs.contract_sql`, Spark SQL
-expressions generated from the same contracts, never Spark's JSON reader, which rounds
-decimals and turns unparsable values into nulls) and sends only the rest to the UDF
-(`contract_check`).
+refused), never pydantic's JSON mode, which reads numbers through floats. `contract_check`
+lets the JVM judge the records it can judge exactly first (`pyspark_jobs.contract_sql`, Spark
+SQL expressions generated from the same contracts, never Spark's JSON reader, which rounds
+decimals and turns unparsable values into nulls) and sends only the rest to the UDF; landing
+does not use it yet (`kafka_to_checked`'s `jvm_check`).
 
 Versions of one record key are ordered by (event time, order token): see `recency_order`.
 """
@@ -207,7 +207,9 @@ def trace_id_of(traceparent: Column) -> Column:
     return F.when((found != "") & (found != "0" * 32), found)
 
 
-def kafka_to_checked(df: DataFrame, entity: Entity, *, epoch: int) -> DataFrame:
+def kafka_to_checked(
+    df: DataFrame, entity: Entity, *, epoch: int, jvm_check: bool = False
+) -> DataFrame:
     """Kafka rows -> rows with ingest metadata, order token and the contract check's result.
 
     The ingest id comes from the `ingest_id` header; a message without one (produced by
@@ -220,16 +222,24 @@ def kafka_to_checked(df: DataFrame, entity: Entity, *, epoch: int) -> DataFrame:
         df: Rows of Spark's Kafka source with headers (`includeHeaders`).
         entity: The entity the topic carries.
         epoch: The topic's epoch (see `dataplatform.contracts.bronze`).
+        jvm_check: Judge records in the JVM first (`contract_check`). Off in landing: its
+            generated code exceeds the JVM's 64 KB method limit, so Spark runs it
+            interpreted, and it measured slower than the Python UDF (docs/BENCHMARKS.md).
 
     Returns:
         `ingest_id, kafka_topic, kafka_partition, kafka_offset, ingested_at, source_epoch,
         source_offset, trace_id` plus the `_check` struct of `CHECK_SCHEMA`.
     """
     coordinates = F.concat_ws(":", F.lit("kafka"), "topic", "partition", "offset")
+    check = contract_check_udf(entity, normalize=False)
+    if jvm_check:
+        checked = df.transform(contract_check, entity)
+    else:
+        checked = df.withColumn(CHECK_COLUMN, check(F.col("key"), F.col("value")))
     replayed_epoch = _header(HEADER_SOURCE_EPOCH).cast("long")
     replayed_offset = _header(HEADER_SOURCE_OFFSET).cast("long")
     replayed = replayed_epoch.isNotNull() & replayed_offset.isNotNull()
-    return df.transform(contract_check, entity).select(
+    return checked.select(
         F.coalesce(_header(HEADER_INGEST_ID), coordinates).alias("ingest_id"),
         F.col("topic").alias("kafka_topic"),
         F.col("partition").cast("int").alias("kafka_partition"),
