@@ -4,6 +4,8 @@ Landing judges every Kafka record against its contract. Running the pydantic mod
 UDF costs 0.45-0.85 s a micro-batch (docs/BENCHMARKS.md), most of it moving rows to Python and
 back; these expressions let the JVM judge the ordinary records instead, and route only those it
 cannot judge exactly as the contract would to the Python check (`transforms.check_record`).
+Landing does not use them yet: their generated code exceeds the JVM's 64 KB method limit, so
+Spark runs them interpreted, and they measured slower than the UDF (docs/BENCHMARKS.md).
 
 What the JVM judges: a UTF-8 payload that is one flat JSON object, in the grammar below (keys of
 letters, digits and `_`; values a string without escapes or control characters, a number
@@ -15,7 +17,7 @@ the order they appear:
 * identifiers (`RecordId`): a string, at most the contract's length, matching its pattern;
 * money (`Money`): plain digits with at most the contract's digits before and after the point
   and at most 15 significant digits, as a number or a string; a negative amount is refused;
-* currencies (`CurrencyCode`): three letters, upper-cased, in the ISO 4217 table;
+* currencies (`CurrencyCode`): three ASCII characters, upper-cased, in the ISO 4217 table;
 * enumerations (`Literal`): one of the values;
 * timestamps (`UtcDatetime`): `YYYY-MM-DDTHH:MM:SS[.ffffff][Z|+HH:MM]` with a real calendar
   date, years 0002-9998 (an offset cannot move it out of range in UTC);
