@@ -1,7 +1,7 @@
 """What one landing micro-batch costs, isolated from Kafka and from the rest of the platform.
 
-Runs the landing job's own `BatchWriter` (contract check, bronze append with `txnAppId` /
-`txnVersion`, counts) on Kafka-shaped rows already in memory, appending to a fresh bronze
+Runs the landing job's own `BatchWriter` (contract check, bronze append tagged with its batch
+id, counts) on Kafka-shaped rows already in memory, appending to a fresh bronze
 table under `s3://lakehouse/benchmarks/<run>/` (deleted at the end), and times each batch:
 wall time and CPU of the whole process tree (driver JVM and Python workers included).
 
@@ -41,6 +41,9 @@ from dataplatform.clients.s3 import delete_prefix
 from dataplatform.contracts import TRANSACTIONS
 from dataplatform.samples import transaction
 from dataplatform.settings import get_kafka_settings, get_s3_settings
+
+#: Signs the ingest ids landing computes (any value: nothing reads them back here).
+SECRET = b"benchmark-receipt-secret"
 
 VARIANTS = ("current", "no-stats", "no-codegen", "no-txn")
 CONF: dict[str, dict[str, str]] = {
@@ -131,7 +134,9 @@ def measure(variant: str, rows: int, batches: int, warmup: int, prefix: str) -> 
     for batch_id in range(warmup + batches):
         began, cpu = time.monotonic(), tree_cpu_s(os.getpid())
         if variant == "no-txn":
-            checked = source.transform(transforms.kafka_to_checked, TRANSACTIONS, epoch=1)
+            checked = source.transform(
+                transforms.kafka_to_checked, TRANSACTIONS, epoch=1, receipt_secret=SECRET
+            )
             checked.coalesce(1).transform(transforms.to_bronze).write.format("delta").mode(
                 "append"
             ).save(bronze_uri)

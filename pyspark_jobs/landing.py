@@ -12,10 +12,12 @@ landing sees gets 1, each later one (a recreated topic, landed after `reset-land
 number, so versions accepted after a topic was recreated sort after every earlier one.
 
 Exactly once: the Kafka offsets of a micro-batch are logged in the checkpoint before the batch
-runs, so a batch replayed after a crash reads the same records; both Delta appends carry
-`txnAppId` (the query's id, which lives in the checkpoint) and `txnVersion` (the batch id), so
-Delta skips an append it already committed. A SIGKILL at any point followed by a restart
-gives no duplicate and no gap.
+runs, so a batch replayed after a crash reads the same records. Only the first batch of a run
+can be such a replay, so only it asks whether its batch id is already in a table (see
+`last_landed_batch`); every commit is tagged with the query's app id and batch id (its Delta
+`userMetadata`) so that question has an answer, and later batches append without Delta's
+per-batch transaction lookup. A SIGKILL at any point followed by a restart gives no duplicate
+and no gap.
 
 A topic recreated under the job (its Kafka topic id changed) or offsets that went backwards
 stop the job with `LandingDataLossError`, which says what happened and how to reset.
@@ -53,6 +55,7 @@ from dataplatform.lake import (
     default_heartbeat_path,
     get_lakehouse_settings,
     landing_job_name,
+    quarantine_path,
     select_entities,
     write_heartbeat,
 )
@@ -296,6 +299,50 @@ class _Phases:
         return ", ".join(f"{name} {s:.2f} s" for name, s in self.seconds.items())
 
 
+#: How many of a table's newest commits a run's first batch reads to find the last batch its
+#: query committed there: far more than other writers (OPTIMIZE, VACUUM) make between two
+#: micro-batches of a running query.
+REPLAY_LOOKBACK_COMMITS = 1000
+
+
+def batch_tag(app_id: str, batch_id: int) -> str:
+    """The `userMetadata` of a landing commit: the query (app id) and batch that wrote it."""
+    return f"{app_id}@{batch_id}"
+
+
+def last_landed_batch(lake: Lake, table: str, app_id: str) -> int:
+    """The newest batch id the landing query `app_id` committed to `table`, or -1.
+
+    Each run's first append to a table also records the Delta transaction `(app_id, batch
+    id)`, so a query without one never committed there and nothing more is read. Otherwise the
+    table's newest commits are read, newest first, until one tagged by the query
+    (`batch_tag`). Costs one table open and a few commit files, once per run.
+
+    Args:
+        lake: Where the table is.
+        table: `<layer>/<domain>/<entity>`, relative to the lake.
+        app_id: The query's app id (job name and query id).
+    """
+    delta = lake.delta_rs(table)
+    if delta is None:
+        return -1
+    recorded = delta.transaction_version(app_id)
+    if recorded is None:
+        return -1
+    prefix = f"{app_id}@"
+    # Usually the newest commit is the query's own; pages grow only past other writers'.
+    for limit in (10, 100, REPLAY_LOOKBACK_COMMITS):
+        commits = delta.history(limit)
+        for commit in commits:
+            tag = commit.get("userMetadata") or ""
+            if tag.startswith(prefix):
+                return max(int(tag[len(prefix) :]), recorded)
+        if len(commits) < limit:
+            break
+    # Tables landed before commits were tagged recorded the transaction of every batch.
+    return recorded
+
+
 @dataclass
 class BatchWriter:
     """The `foreachBatch` function of one entity's landing query.
@@ -314,17 +361,23 @@ class BatchWriter:
     receipt_secret: bytes
     progress: ProgressWriter
     pause_after_write_s: float = 0.0
+    #: The fault injection pauses only batches with at least this id.
+    pause_from_batch: int = 0
     query_id: str = ""
     started: threading.Event = field(default_factory=threading.Event)
     #: Records this run sent to bronze and to quarantine (the lineage run's row counts).
     landed: dict[str, int] = field(default_factory=lambda: {"valid": 0, "invalid": 0})
     _landed_once: bool = False
+    #: The tables this run has appended to (their first append records a Delta transaction).
+    _appended: set[str] = field(default_factory=set)
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         """Append one micro-batch to bronze and quarantine, idempotently."""
         # The query id is known only once `start()` returns; a first batch may be faster.
         self.started.wait(timeout=60)
         phases = _Phases()
+        # Only a run's first batch can be a replay of a batch a killed run had begun.
+        first = not self._landed_once
         self.guard.check()
         phases.mark("guard")
         app_id = f"{landing_job_name(self.entity)}-{self.query_id}"
@@ -356,13 +409,13 @@ class BatchWriter:
             # measured 20 % less time per batch at 2,500 rows and 11 % at 20,000 on 2 cores,
             # and a third of the files for Delta to track.
             bronze = bronze.coalesce(1).transform(transforms.to_bronze)
-            self._append(bronze, "bronze", app_id, batch_id)
+            self._append(bronze, "bronze", app_id, batch_id, first=first)
             bronze_done = time.time()
             if observed is not None:
                 counts = observed.get
             self._landed_once = True
             phases.mark("bronze")
-            if self.pause_after_write_s:
+            if self.pause_after_write_s and batch_id >= self.pause_from_batch:
                 logger.warning(
                     "fault injection: pausing %.0f s after the bronze append of batch %d",
                     self.pause_after_write_s,
@@ -371,7 +424,7 @@ class BatchWriter:
                 time.sleep(self.pause_after_write_s)
             if counts["invalid"]:
                 quarantined = transforms.to_quarantine(checked, stage="landing")
-                self._append(quarantined, "quarantine", app_id, batch_id)
+                self._append(quarantined, "quarantine", app_id, batch_id, first=first)
                 # Before the batch's progress is reported: a receipt that reads `landed`
                 # already knows the reason.
                 self.progress.quarantined(
@@ -418,21 +471,36 @@ class BatchWriter:
                 max(bronze_done - counts["oldest_ingested_s"], 0.0)
             )
 
-    def _append(self, df: DataFrame, layer: str, app_id: str, batch_id: int) -> None:
+    def _append(
+        self, df: DataFrame, layer: str, app_id: str, batch_id: int, *, first: bool
+    ) -> None:
+        """Append `df` to the bronze or quarantine table, once per batch id.
+
+        Only the `first` batch of a run can be a replay (Spark logs a batch's offsets before
+        it runs and commits it after `foreachBatch` returns), so only then is the table asked
+        whether the batch is already there. Every commit carries `batch_tag` as its
+        `userMetadata`; a run's first append to a table also records the Delta transaction
+        `(app_id, batch_id)`, which anchors `last_landed_batch`. Later appends skip Delta's
+        transaction lookup, which rebuilds the table's state on every commit (measured: 0.55
+        s of a 0.8 s append, docs/BENCHMARKS.md).
+        """
         started = time.perf_counter()
         if layer == "quarantine":
-            uri = self.lake.quarantine(self.entity, "landing")
+            table = quarantine_path(self.entity, "landing")
         else:
-            uri = self.lake.table("bronze", self.entity)
-        (
+            table = self.entity.table_path("bronze")
+        if first and last_landed_batch(self.lake, table, app_id) >= batch_id:
+            logger.info("batch %d is already in %s: not appended again", batch_id, table)
+            return
+        writer = (
             df.write.format("delta")
             .mode("append")
-            # Delta records (txnAppId, txnVersion) in the same commit as the rows and skips a
-            # later append whose version is not newer: a replayed batch is written once.
-            .option("txnAppId", app_id)
-            .option("txnVersion", batch_id)
-            .save(uri)
+            .option("userMetadata", batch_tag(app_id, batch_id))
         )
+        if table not in self._appended:
+            writer = writer.option("txnAppId", app_id).option("txnVersion", batch_id)
+        writer.save(self.lake.uri(table))
+        self._appended.add(table)
         landing_metrics.COMMIT_SECONDS.labels(
             landing_metrics.entity_label(self.entity), layer
         ).observe(time.perf_counter() - started)
@@ -552,6 +620,7 @@ class LandingOptions:
     topic_prefix: str = ""
     heartbeat_path: Path | None = None
     pause_after_write_s: float = 0.0
+    pause_from_batch: int = 0
     #: The run that started the job (an Airflow task), for the lineage parent run facet.
     lineage_parent: ParentRun | None = None
     lineage_root: ParentRun | None = None
@@ -670,6 +739,7 @@ def start_landing(
             receipt_secret,
             recorder.writer,
             pause_after_write_s=options.pause_after_write_s,
+            pause_from_batch=options.pause_from_batch,
         )
         stream = read_kafka(
             spark,
@@ -865,6 +935,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--fault-pause-after-write-s", type=float, default=0.0, help=argparse.SUPPRESS
     )
+    parser.add_argument("--fault-pause-from-batch", type=int, default=0, help=argparse.SUPPRESS)
     add_lineage_args(parser)
     return parser.parse_args(argv)
 
@@ -900,6 +971,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         topic_prefix=args.topic_prefix,
         heartbeat_path=args.heartbeat_path,
         pause_after_write_s=args.fault_pause_after_write_s,
+        pause_from_batch=args.fault_pause_from_batch,
         lineage_parent=args.lineage_parent,
         lineage_root=args.lineage_root,
     )

@@ -4,12 +4,13 @@ Each function takes a DataFrame (and plain parameters) and returns a new one; no
 writes a table, so each is unit-tested on tiny inline DataFrames. Jobs chain them with
 `DataFrame.transform`.
 
-The contract check runs the pydantic model itself in a Python UDF instead of re-implementing
-it as Spark expressions: Spark's JSON reader silently rounds decimals beyond the column's scale
-and turns unparsable values into nulls, while the contract must refuse both, exactly as the
-ingestor does. It decodes with `dataplatform.contracts.exactjson` (numbers from their text, a
-repeated key refused), never pydantic's JSON mode, which reads numbers through floats. It costs
-a few microseconds per record.
+The contract check is the pydantic model itself (`check_record`), run in a Python UDF: it
+decodes with `dataplatform.contracts.exactjson` (numbers from their text, a repeated key
+refused), never pydantic's JSON mode, which reads numbers through floats. `contract_check`
+lets the JVM judge the records it can judge exactly first (`pyspark_jobs.contract_sql`, Spark
+SQL expressions generated from the same contracts, never Spark's JSON reader, which rounds
+decimals and turns unparsable values into nulls) and sends only the rest to the UDF; landing
+does not use it yet (`kafka_to_checked`'s `jvm_check`).
 
 Versions of one record key are ordered by (event time, order token): see `recency_order`.
 """
@@ -47,6 +48,7 @@ from dataplatform.contracts.bronze import (
 )
 from dataplatform.ingest_ids import KAFKA_PREFIX, MAC_HEX_DIGITS
 from dataplatform.products import product_of
+from pyspark_jobs import contract_sql
 from pyspark_jobs.quality import failing
 from pyspark_jobs.schemas import SUM_TYPE, contract_schema
 
@@ -166,6 +168,29 @@ def contract_check_udf(entity: Entity, *, normalize: bool) -> Callable[..., Colu
     return F.udf(check, CHECK_SCHEMA)
 
 
+def contract_check(df: DataFrame, entity: Entity) -> DataFrame:
+    """Kafka rows (`key`, `value` binary) plus the `_check` struct of `CHECK_SCHEMA`.
+
+    The JVM judges the rows it can judge exactly as the contract would (`contract_sql`); only
+    the others go through `check_record` in a Python UDF, which also checks every row of an
+    entity whose contract `contract_sql` does not support. Both give the same payload, key
+    and reason (tests/unit/test_contract_sql.py); `normalized` is not computed.
+    """
+    udf = contract_check_udf(entity, normalize=False)
+    try:
+        judged = df.transform(contract_sql.judge, entity)
+    except contract_sql.UnsupportedContractError:
+        return df.withColumn(CHECK_COLUMN, udf(F.col("key"), F.col("value")))
+    decided = F.col(contract_sql.DECIDED_COLUMN)
+    # Spark evaluates a Python UDF in a conditional for every row: the rows the JVM judged
+    # reach it as nulls, which it answers without decoding anything.
+    python = udf(F.when(~decided, F.col("key")), F.when(~decided, F.col("value")))
+    check = F.when(decided, F.col(contract_sql.CHECK_COLUMN)).otherwise(python)
+    return judged.withColumn(CHECK_COLUMN, check).drop(
+        contract_sql.DECIDED_COLUMN, contract_sql.CHECK_COLUMN
+    )
+
+
 # --------------------------------------------------------------------------- landing
 
 
@@ -223,7 +248,7 @@ def signed_kafka_id(receipt_secret: bytes) -> Column:
 
 
 def kafka_to_checked(
-    df: DataFrame, entity: Entity, *, epoch: int, receipt_secret: bytes
+    df: DataFrame, entity: Entity, *, epoch: int, receipt_secret: bytes, jvm_check: bool = False
 ) -> DataFrame:
     """Kafka rows -> rows with ingest metadata, order token and the contract check's result.
 
@@ -240,6 +265,9 @@ def kafka_to_checked(
         entity: The entity the topic carries.
         epoch: The topic's epoch (see `dataplatform.contracts.bronze`).
         receipt_secret: `RECEIPT_SECRET`, which signs ingest ids.
+        jvm_check: Judge records in the JVM first (`contract_check`). Off in landing: its
+            generated code exceeds the JVM's 64 KB method limit, so Spark runs it
+            interpreted, and it measured slower than the Python UDF (docs/BENCHMARKS.md).
 
     Returns:
         `ingest_id, kafka_topic, kafka_partition, kafka_offset, ingested_at, source_epoch,
@@ -247,10 +275,14 @@ def kafka_to_checked(
     """
     coordinates = F.concat_ws(":", F.lit("kafka"), "topic", "partition", "offset")
     check = contract_check_udf(entity, normalize=False)
+    if jvm_check:
+        checked = df.transform(contract_check, entity)
+    else:
+        checked = df.withColumn(CHECK_COLUMN, check(F.col("key"), F.col("value")))
     replayed_epoch = _header(HEADER_SOURCE_EPOCH).cast("long")
     replayed_offset = _header(HEADER_SOURCE_OFFSET).cast("long")
     replayed = replayed_epoch.isNotNull() & replayed_offset.isNotNull()
-    return df.select(
+    return checked.select(
         F.coalesce(_header(HEADER_INGEST_ID), signed_kafka_id(receipt_secret), coordinates).alias(
             "ingest_id"
         ),
@@ -264,7 +296,7 @@ def kafka_to_checked(
         .otherwise(F.col("offset").cast("long"))
         .alias("source_offset"),
         trace_id_of(_header(HEADER_TRACEPARENT)).alias("trace_id"),
-        check(F.col("key"), F.col("value")).alias(CHECK_COLUMN),
+        F.col(CHECK_COLUMN),
     )
 
 

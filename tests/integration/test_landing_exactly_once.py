@@ -74,21 +74,45 @@ def test_landing_sigkill_mid_batch_and_mid_stream_no_duplicate_no_gap(
         # maxOffsetsPerTrigger is split across partitions in proportion: about BATCH rows.
         assert 0 < len(delta_rs_rows(lake, bronze)) <= BATCH
 
-        # 2. Restarted: batch 0 is replayed (Delta skips the append it already has), then
-        #    killed again between later batches, at whatever point they are.
+        # 2. Restarted: batch 0 is replayed (the first batch of a run: its append is found
+        #    in bronze and skipped), batch 1 lands, and the run is killed after the bronze
+        #    append of batch 2: a batch that is not the first of its run, written without
+        #    Delta's transaction lookup, found again through its commit's tag.
         second = JobProcess.start(
+            "pyspark_jobs.landing",
+            [
+                *args,
+                "--max-offsets-per-trigger",
+                str(BATCH),
+                "--trigger-interval-s",
+                "1",
+                "--fault-pause-after-write-s",
+                "300",
+                "--fault-pause-from-batch",
+                "2",
+            ],
+            log,
+        )
+        pausing_later = "pausing 300 s after the bronze append of batch 2"
+        wait_for(lambda: pausing_later in log.read_text(errors="replace"), 300, "batch 2's append")
+        second.kill()
+        landed_so_far = len(delta_rs_rows(lake, bronze))
+        assert 2 * BATCH < landed_so_far < RECORDS
+
+        # 3. Restarted: batch 2 is replayed, then killed again between later batches, at
+        #    whatever point they are.
+        third = JobProcess.start(
             "pyspark_jobs.landing",
             [*args, "--max-offsets-per-trigger", str(BATCH), "--trigger-interval-s", "1"],
             log,
         )
-        wait_for(lambda: _heartbeat_batch(heartbeat) >= 2, 300, "three more micro-batches")
-        second.kill()
-        landed_so_far = len(delta_rs_rows(lake, bronze))
-        assert 0 < landed_so_far < RECORDS
+        wait_for(lambda: _heartbeat_batch(heartbeat) >= 4, 300, "two more micro-batches")
+        third.kill()
+        assert len(delta_rs_rows(lake, bronze)) < RECORDS
 
-        # 3. Restarted once more: land the rest and stop.
-        third = JobProcess.start("pyspark_jobs.landing", [*args, "--available-now"], log)
-        assert third.wait(300) == 0, third.tail()
+        # 4. Restarted once more: land the rest and stop.
+        fourth = JobProcess.start("pyspark_jobs.landing", [*args, "--available-now"], log)
+        assert fourth.wait(300) == 0, fourth.tail()
 
     rows = delta_rs_rows(lake, bronze)
     coordinates = Counter((row["kafka_partition"], row["kafka_offset"]) for row in rows)
@@ -96,8 +120,11 @@ def test_landing_sigkill_mid_batch_and_mid_stream_no_duplicate_no_gap(
     assert max(coordinates.values()) == 1, "a Kafka record landed twice"
     assert sorted(row["record_key"] for row in rows) == sorted(r["transaction_id"] for r in records)
     assert sorted(row["ingest_id"] for row in rows) == sorted(ingest_ids)
-    # The first run was killed in its pause, before it could log batch 0: the line comes from
-    # the replay of batch 0 by the second run, whose append Delta skipped.
+    # The first two runs were killed in their pauses, before they could log batches 0 and 2:
+    # those lines come from the replays by the next runs, whose appends were skipped.
     text = log.read_text()
     assert pausing in text
+    assert pausing_later in text
     assert text.count("landed batch 0 of") == 1, "batch 0 was not replayed after the first kill"
+    assert text.count("landed batch 2 of") == 1, "batch 2 was not replayed after the second kill"
+    assert text.count("batch 2 is already in") == 1, "the replay of batch 2 was not skipped"
