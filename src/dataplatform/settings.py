@@ -111,6 +111,13 @@ class PostgresSettings(_SecretsGuard):
         return f"jdbc:postgresql://{self.host}:{self.port}/{self.db}"
 
 
+#: The Postgres schema of the ingest tables: one variable, `INGEST_DB_SCHEMA`, for every process
+#: that reads or writes them (ingestor, lake exporter, landing's progress reports).
+IngestDbSchema = Annotated[
+    str, Field(validation_alias="INGEST_DB_SCHEMA", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+]
+
+
 def _empty_is_none(value: object) -> object:
     """`NAME=` in `.env` means "unset" for optional numbers."""
     return None if value == "" else value
@@ -366,9 +373,7 @@ class ReceiptSettings(_SecretsGuard):
 
     secret: SecretStr = SecretStr("")
     #: Where landing records its progress for the receipts (the ingest schema).
-    db_schema: str = Field(
-        default="ingest", validation_alias="INGEST_DB_SCHEMA", pattern=r"^[a-z_][a-z0-9_]{0,62}$"
-    )
+    db_schema: IngestDbSchema = "ingest"
 
     def key(self) -> bytes:
         """The secret's bytes.
@@ -398,9 +403,7 @@ class IngestorSettings(BaseSettings):
     sink: Literal["postgres", "kafka"] = "kafka"
     #: Postgres schema of the ingest tables (outbox, receipts, idempotency keys, API keys);
     #: shared with the lake exporter, hence one variable without the service prefix.
-    db_schema: str = Field(
-        default="ingest", validation_alias="INGEST_DB_SCHEMA", pattern=r"^[a-z_][a-z0-9_]{0,62}$"
-    )
+    db_schema: IngestDbSchema = "ingest"
     #: API keys are required unless this is false, which only development mode allows.
     auth_enabled: bool = True
     #: Seconds a verified API key stays cached in the process (how long a revocation takes).
@@ -479,9 +482,7 @@ class ExporterSettings(BaseSettings):
     #: Port of its `/metrics` endpoint, also its health check.
     metrics_port: int = 8010
     #: Same schema as the ingestor's (`INGEST_DB_SCHEMA`).
-    db_schema: str = Field(
-        default="ingest", validation_alias="INGEST_DB_SCHEMA", pattern=r"^[a-z_][a-z0-9_]{0,62}$"
-    )
+    db_schema: IngestDbSchema = "ingest"
     #: Most outbox rows written to Delta in one commit.
     batch_size: int = Field(default=10000, ge=1)
     #: Seconds between polls of the outbox when it is empty.
