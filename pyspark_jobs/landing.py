@@ -536,23 +536,33 @@ class HeartbeatListener(StreamingQueryListener):
         self.queries[str(event.name)] = {"id": str(event.id), "state": "started"}
         self.write()
 
-    def onQueryProgress(self, event: Any) -> None:
-        """A micro-batch finished (or, when idle, Spark's periodic no-data report)."""
-        progress = event.progress
-        self.queries[str(progress.name)] = {
-            "id": str(progress.id),
+    def observe(self, progress: Any) -> None:
+        """Record a progress report: a listener's object or `lastProgress`'s dict. Reports come
+        asynchronously, so one older than the batch already recorded is ignored."""
+        if progress is None:
+            return
+        report = progress if isinstance(progress, dict) else json.loads(progress.json)
+        name = str(report["name"])
+        if self.queries.get(name, {}).get("batch_id", -1) > report["batchId"]:
+            return
+        self.queries[name] = {
+            "id": str(report["id"]),
             "state": "running",
-            "batch_id": progress.batchId,
-            "num_input_rows": progress.numInputRows,
-            "input_rows_per_second": progress.inputRowsPerSecond,
-            "processed_rows_per_second": progress.processedRowsPerSecond,
-            "trigger_execution_ms": progress.durationMs.get("triggerExecution"),
+            "batch_id": report["batchId"],
+            "num_input_rows": report["numInputRows"],
+            "input_rows_per_second": report.get("inputRowsPerSecond"),
+            "processed_rows_per_second": report.get("processedRowsPerSecond"),
+            "trigger_execution_ms": report["durationMs"].get("triggerExecution"),
             # Where the micro-batch's time went: addBatch (our foreachBatch), walCommit and
             # commitOffsets (checkpoint writes), latestOffset, queryPlanning, getBatch.
-            "duration_ms": dict(progress.durationMs),
-            "progress_at": progress.timestamp,
+            "duration_ms": dict(report["durationMs"]),
+            "progress_at": report["timestamp"],
         }
         self.write()
+
+    def onQueryProgress(self, event: Any) -> None:
+        """A micro-batch finished (or, when idle, Spark's periodic no-data report)."""
+        self.observe(event.progress)
 
     def onQueryIdle(self, event: Any) -> None:
         """Spark 3.5 reports idle triggers separately: still alive."""
@@ -876,18 +886,19 @@ def run_landing(
         finally:
             # Listeners get progress reports asynchronously: a query that just ended (an
             # availableNow run, a stop) may not have delivered its last one before they are
-            # removed, so its committed offsets are taken from the query itself.
+            # removed, so its last report (committed offsets, rows) is taken from the query.
             for item in queries:
-                progress.observe(item.query.lastProgress)
-                recorder.observe(item.query.lastProgress)
+                for listener in (heartbeat, progress, recorder):
+                    listener.observe(item.query.lastProgress)
     except BaseException as exc:
         heartbeat.write("failed", error=str(exc)[:2000])
         for run in runs.values():
             run.fail(exc)
         raise
     finally:
-        spark.streams.removeListener(heartbeat)
-        spark.streams.removeListener(progress)
+        for listener in (heartbeat, progress, recorder):
+            spark.streams.removeListener(listener)
+        recorder.writer.close()
     for item in queries:
         if item.entity.topic in runs:
             _complete_landing_run(runs[item.entity.topic], lake, item, options.topic_prefix)
