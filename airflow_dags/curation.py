@@ -17,6 +17,8 @@ entity whose bronze has no new version costs no Spark work (with none anywhere, 
 * **Lineage:** the job's OpenLineage runs (`curation.<domain>.<entity>.silver|gold`,
   `curation.insurance.claims_with_notes`) name the task's run as their parent
   (`--lineage-parent`, the provider's `lineage_parent_id`).
+* **Spark pool:** `curate` waits for the one-slot `spark` pool like every Spark job, but
+  ahead of the lake_maintenance and data_quality jobs queued there (higher priority weight).
 * **Downstream:** the `curate` task updates every silver table's asset, which triggers
   `data_quality`.
 * **On failure:** tasks retry twice with backoff, then log a JSON alert (`dataplatform.alerts`).
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 from airflow.sdk import AssetAny, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 from common import (
+    CURATION_PRIORITY,
     DEFAULT_ARGS,
     ENTITIES,
     LINEAGE_ARGS,
@@ -64,6 +67,7 @@ def curation() -> None:
         ],
         inlets=[table_asset("bronze", entity) for entity in ENTITIES],
         outlets=[table_asset("silver", entity) for entity in ENTITIES],
+        priority_weight=CURATION_PRIORITY,
     )
 
     @task.bash(

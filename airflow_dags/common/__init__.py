@@ -25,6 +25,9 @@ ENTITIES: tuple[str, ...] = ("finance/transactions", "insurance/claims")
 #: them from `.env` (see `dataplatform.native.airflow`).
 SPARK_CONNECTION_ID = "spark_default"
 SPARK_POOL = "spark"
+#: `priority_weight` of curation's Spark job: fresh data goes before maintenance and quality
+#: jobs (weight 1) waiting for the same pool slot.
+CURATION_PRIORITY = 10
 JOBS_DIR_VARIABLE = "pyspark_jobs_dir"
 #: Comma-separated jars for `--jars` (Delta, Kafka source, s3a): the JVM starts before Python.
 JARS_VARIABLE = "spark_jars"
@@ -98,12 +101,14 @@ def spark_job(
     args: Sequence[str],
     inlets: Sequence[Asset] = (),
     outlets: Sequence[Asset] = (),
+    priority_weight: int = 1,
 ) -> SparkSubmitOperator:
     """Submit `pyspark_jobs/<job>` with the `spark_default` connection's master.
 
     The jobs' folder and jars come from the `pyspark_jobs_dir` and `spark_jars` Variables, so
     the same DAG runs natively, in compose and on a cluster; the `spark` pool bounds how many
-    JVMs run at once.
+    JVMs run at once, and of the tasks waiting for it the one with the highest
+    `priority_weight` (absolute, not summed over downstream tasks) goes first.
     """
     return SparkSubmitOperator(
         task_id=task_id,
@@ -113,6 +118,8 @@ def spark_job(
         jars=f"{{{{ var.value.get('{JARS_VARIABLE}', '') }}}}",
         name=f"{{{{ dag.dag_id }}}}.{task_id}",
         pool=SPARK_POOL,
+        priority_weight=priority_weight,
+        weight_rule="absolute",
         execution_timeout=timedelta(hours=1),
         inlets=list(inlets),
         outlets=list(outlets),

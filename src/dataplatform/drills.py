@@ -6,14 +6,16 @@ recovers it with the steps of runbooks/kafka_restore_from_backup.md, run as the 
 
 - **RPO**: the time between the backup's snapshot and the loss, and what it cost: how many
   records acknowledged after the snapshot were in no backup and not yet landed (only their
-  clients can send them again; with the `Idempotency-Key` they get the original receipt);
+  clients can send them again: resent with their `Idempotency-Key`, exactly those are published
+  again, and the others get their original receipt);
 - **RTO**: from the loss until the topics are restored and checked, until the API accepts
   records again, and until landing has re-read the restored topic.
 
 It then checks that nothing was lost or reordered: every record acknowledged before the backup
 is in bronze, every bronze copy of one record carries the same ingest id and the same order
-token (the restored records keep the token landing gave them the first time), and every
-receipt issued before the loss still answers `GET /ingest/<id>`.
+token (the restored records keep the token landing gave them the first time), every record
+acknowledged after it is in bronze once after its client's resend, and every receipt issued
+before the loss still answers `GET /ingest/<id>`.
 
 Destructive: run it only on a platform of your own (its own ports and data folder), never on
 one that holds data you need.
@@ -74,6 +76,7 @@ class DrillReport(DrillSteps):
     records_before_backup: int = 0
     records_after_backup: int = 0
     landed_after_backup_before_loss: int = 0
+    published_again_after_loss: int = 0
     rpo_window_s: float = 0.0
     rto_topics_restored_s: float = 0.0
     rto_api_accepting_s: float = 0.0
@@ -94,7 +97,9 @@ class DrillReport(DrillSteps):
             f"records acknowledged after the backup:  {self.records_after_backup} "
             f"({self.landed_after_backup_before_loss} of them landed before the loss)",
             f"RPO: {self.rpo_window_s:.1f} s between the backup's snapshot and the loss; "
-            f"{self.records_lost} acknowledged records not recoverable from the platform",
+            f"{self.records_lost} acknowledged records not recoverable from the platform; "
+            f"{self.published_again_after_loss} published again when their clients resent them "
+            "with their Idempotency-Key",
             f"RTO: topics restored and checked {self.rto_topics_restored_s:.1f} s; "
             f"API accepting {self.rto_api_accepting_s:.1f} s; "
             f"landing caught up {self.rto_landing_caught_up_s:.1f} s (after the loss)",
@@ -134,10 +139,14 @@ class _Api:
             timeout=30,
         )
 
-    def ingest(self, record: dict[str, Any]) -> str | None:
-        """The ingest id of an accepted record; None when the API did not accept it."""
+    def ingest(self, record: dict[str, Any], key: str | None = None) -> str | None:
+        """The ingest id of an accepted record (sent with `Idempotency-Key: key` if given);
+        None when the API did not accept it."""
+        headers = {} if key is None else {"Idempotency-Key": key}
         try:
-            response = self._client.post("/ingest-financial-transaction/", json=record)
+            response = self._client.post(
+                "/ingest-financial-transaction/", json=record, headers=headers
+            )
         except httpx.HTTPError:
             return None
         if response.status_code != 200:
@@ -211,7 +220,7 @@ def kafka_drill(*, records: int = 200, timeout_s: float = 900, curate: bool = Fa
         ids: dict[str, str] = {}
         for i in range(first, first + count):
             for version in (1, 2) if i % 2 == 0 else (1,):
-                ingest_id = api.ingest(_transaction(run, i, version))
+                ingest_id = api.ingest(_transaction(run, i, version), key=f"{run}-{i}-{version}")
                 if ingest_id is None:
                     raise DrillError(f"the API refused drill record {i} before the loss")
                 ids[ingest_id] = f"{i}/{version}"
@@ -276,6 +285,20 @@ def kafka_drill(*, records: int = 200, timeout_s: float = 900, curate: bool = Fa
     report.rto_landing_caught_up_s = time.monotonic() - lost_at
 
     _check_bronze(set(before))
+    resent = step(
+        "clients send the records acknowledged after the backup again, with their Idempotency-Key",
+        lambda: _resend(api, run, after),
+    )
+    report.published_again_after_loss = sum(old != new for old, new in resent.items())
+    step(
+        "landing lands what was published again",
+        lambda: _wait(
+            "every record acknowledged after the backup is in bronze",
+            lambda: _landed(set(resent.values())) == set(resent.values()),
+            timeout_s=timeout_s,
+        ),
+    )
+    _check_resent(resent, report)
     if curate:
         step(
             "dataplatform run curation --entity finance/transactions",
@@ -289,6 +312,34 @@ def kafka_drill(*, records: int = 200, timeout_s: float = 900, curate: bool = Fa
         raise DrillError(f"{len(missing)} receipts issued before the loss are gone: {missing[:3]}")
     report.receipts_checked = len(before) + len(after)
     return report
+
+
+def _resend(api: _Api, run: str, sent: dict[str, str]) -> dict[str, str]:
+    """Send each record again with its Idempotency-Key: original ingest id -> the new answer."""
+    answers = {}
+    for ingest_id, label in sent.items():
+        i, version = (int(part) for part in label.split("/"))
+        again = api.ingest(_transaction(run, i, version), key=f"{run}-{i}-{version}")
+        if again is None:
+            raise DrillError(f"the API refused the resend of drill record {label}")
+        answers[ingest_id] = again
+    return answers
+
+
+def _check_resent(resent: dict[str, str], report: DrillReport) -> None:
+    """Exactly the records lost with the topic were published again: each record acknowledged
+    after the backup is in bronze under one id only."""
+    again = {old for old, new in resent.items() if old != new}
+    twice = _landed(again)
+    if twice:
+        raise DrillError(
+            f"{len(twice)} records that had landed before the loss were published again "
+            f"(now twice in bronze), e.g. {next(iter(twice))}"
+        )
+    if len(again) != report.records_lost:
+        raise DrillError(
+            f"{len(again)} records published again, but {report.records_lost} were lost"
+        )
 
 
 def _manifest_time(uri: str) -> str:

@@ -16,7 +16,11 @@ computed from the original coordinates, since landing would otherwise derive a n
 new offsets; the order token landing gave them (the old topic's epoch and offset) is appended as
 the `source_epoch`/`source_offset` headers, the same way `dataplatform lake replay` sends
 quarantined records, so the recreated topic's new offsets never reorder versions in silver.
-The restore then reads the partitions back and compares every record with the backup.
+The restore then reads the partitions back and compares every record with the backup, and
+records in PostgreSQL which offsets of the lost topic it brought back (`kafka_restores`): a
+client resending one of them with its Idempotency-Key gets its original receipt, while a record
+acknowledged after the backup and never landed is published again
+(`dataplatform.db.progress`).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 from confluent_kafka import (
     Consumer,
     KafkaError,
@@ -54,8 +59,15 @@ from dataplatform.contracts.bronze import (
     HEADER_SOURCE_OFFSET,
     HEADER_TOPIC_ID,
 )
-from dataplatform.ingest_ids import IngestIds
-from dataplatform.settings import KafkaSettings, ReceiptSettings, S3Settings
+from dataplatform.db.progress import RestoredRange, record_restored
+from dataplatform.ingest_ids import IngestIds, url_safe_topic_id
+from dataplatform.settings import (
+    KafkaSettings,
+    PostgresSettings,
+    ReceiptSettings,
+    S3Settings,
+    get_postgres_settings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -474,12 +486,19 @@ def restore_topics(
     uri: str,
     topics: list[str] | None = None,
     lake_prefix: str = "",
+    postgres: PostgresSettings | None = None,
+    record_only: bool = False,
 ) -> list[RestoreReport]:
-    """Produce the backup's records again, in order, then check them against the backup.
+    """Produce the backup's records again, in order, check them against the backup, then
+    record the restored offsets for `Idempotency-Key` replays (`restored_ranges`).
+
+    With `record_only`, nothing is produced: a restore that succeeded but could not record
+    (PostgreSQL down) is recorded (its reports are then empty).
 
     Raises:
         KafkaBackupError: The backup is missing, a topic holds records, a record was not
-            acknowledged, or the read-back differs from the backup.
+            acknowledged, the read-back differs from the backup, or the restore could not be
+            recorded.
     """
     manifest = read_manifest(s3, uri)
     chosen = [item for item in manifest.topics if topics is None or item.topic in topics]
@@ -487,19 +506,42 @@ def restore_topics(
     if missing:
         raise KafkaBackupError(f"the backup at {uri} has no topic {sorted(missing)}")
     bucket, _ = split_uri(uri)
-    ids = ReceiptSettings().ids()
-    admin = AdminClient(client_config(kafka))
-    consumer = _consumer(kafka)
+    receipts = ReceiptSettings()
     reports = []
+    if not record_only:
+        ids = receipts.ids()
+        admin = AdminClient(client_config(kafka))
+        consumer = _consumer(kafka)
+        try:
+            for backup in chosen:
+                _prepare_topic(admin, consumer, backup)
+                epoch = registered_epoch(s3, backup.topic, backup.topic_id, lake_prefix=lake_prefix)
+                _produce(kafka, s3, bucket, backup, epoch, ids)
+                reports.append(_check(s3, consumer, bucket, backup, epoch, ids))
+        finally:
+            consumer.close()
     try:
-        for backup in chosen:
-            _prepare_topic(admin, consumer, backup)
-            epoch = registered_epoch(s3, backup.topic, backup.topic_id, lake_prefix=lake_prefix)
-            _produce(kafka, s3, bucket, backup, epoch, ids)
-            reports.append(_check(s3, consumer, bucket, backup, epoch, ids))
-    finally:
-        consumer.close()
+        record_restored(
+            postgres or get_postgres_settings(), receipts.db_schema, restored_ranges(chosen)
+        )
+    except psycopg.Error as exc:
+        raise KafkaBackupError(
+            f"the records are restored and checked, but recording the restore in PostgreSQL "
+            f"failed ({type(exc).__name__}): until it is recorded, a client resending one of "
+            "them with its Idempotency-Key gets it published again. Once PostgreSQL answers: "
+            f"dataplatform backup kafka-restore {uri} --record-only"
+        ) from None
     return reports
+
+
+def restored_ranges(topics: list[TopicBackup]) -> list[RestoredRange]:
+    """The offsets of the backed-up topics (by their ids) that a restore brings back."""
+    return [
+        RestoredRange(url_safe_topic_id(backup.topic_id), part.partition, part.low, part.high)
+        for backup in topics
+        for part in backup.partitions
+        if part.high > part.low
+    ]
 
 
 def _produce(

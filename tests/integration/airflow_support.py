@@ -28,6 +28,8 @@ COMPONENTS = ("metadatabase", "scheduler", "dag_processor", "triggerer")
 #: Natural key of each curated entity (the MERGE key of silver).
 RECORD_KEYS = {"finance/transactions": "transaction_id", "insurance/claims": "claim_id"}
 TERMINAL = {"success", "failed"}
+#: The DAGs besides curation whose tasks take the `spark` pool.
+OTHER_SPARK_DAGS = ("data_quality", "lake_maintenance")
 
 
 def airflow_healthy() -> bool:
@@ -49,20 +51,24 @@ def start_airflow() -> AirflowApi:
 
 
 def curation_api() -> Iterator[AirflowApi]:
-    """Airflow logged in, `curation` parsed and `data_quality` paused; restored afterwards.
+    """Airflow logged in, `curation` parsed, the other Spark DAGs paused; restored afterwards.
 
-    A curation run updates silver, which triggers data_quality: its Spark jobs would queue in
-    the one-slot `spark` pool in front of the runs under test. For a module fixture:
+    A curation run updates silver, which triggers data_quality, and a platform that was up at
+    03:00 UTC has lake_maintenance runs to catch up: their Spark jobs would take the one-slot
+    `spark` pool in turn with the runs under test (minutes each on two cores). Both are paused
+    while the module runs. For a module fixture:
     `yield from curation_api()`.
     """
     client = start_airflow()
     wait_for_dag(client, "curation")
-    wait_for_dag(client, "data_quality")
-    was_paused = set_paused(client, "data_quality", True)
+    for dag_id in OTHER_SPARK_DAGS:
+        wait_for_dag(client, dag_id)
+    was_paused = {dag_id: set_paused(client, dag_id, True) for dag_id in OTHER_SPARK_DAGS}
     try:
         yield client
     finally:
-        set_paused(client, "data_quality", was_paused)
+        for dag_id, paused in was_paused.items():
+            set_paused(client, dag_id, paused)
         client.close()
 
 

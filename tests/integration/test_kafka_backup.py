@@ -11,12 +11,15 @@ import time
 import uuid
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 from confluent_kafka import Consumer, Producer, TopicCollection, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from dataplatform.clients.kafka import client_config, producer_config
 from dataplatform.clients.s3 import delete_prefix, s3_client
+from dataplatform.db.migrate import search_path
+from dataplatform.ingest_ids import url_safe_topic_id
 from dataplatform.kafka_backup import (
     KafkaBackupError,
     Record,
@@ -27,7 +30,8 @@ from dataplatform.kafka_backup import (
     registered_epoch,
     restore_topics,
 )
-from dataplatform.settings import KafkaSettings, S3Settings
+from dataplatform.settings import KafkaSettings, PostgresSettings, S3Settings
+from fastapi_app.testing import temporary_schema
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -99,7 +103,12 @@ def _read_all(kafka: KafkaSettings, topic: str) -> dict[int, list[Record]]:
 
 
 def test_restore_kafka_backup_recreated_topic_exact_records(
-    kafka_settings: KafkaSettings, s3_settings: S3Settings, topic: str, folder: str
+    kafka_settings: KafkaSettings,
+    s3_settings: S3Settings,
+    postgres_settings: PostgresSettings,
+    topic: str,
+    folder: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sent = _produce(kafka_settings, topic)
     uri = backup_topics(kafka=kafka_settings, s3=s3_settings, topics=[topic], folder=folder)
@@ -111,7 +120,22 @@ def test_restore_kafka_backup_recreated_topic_exact_records(
     ]
 
     _delete_topic(AdminClient(client_config(kafka_settings)), topic)
-    [report] = restore_topics(kafka=kafka_settings, s3=s3_settings, uri=uri, topics=[topic])
+    with temporary_schema(postgres_settings) as schema:
+        monkeypatch.setenv("INGEST_DB_SCHEMA", schema)
+        [report] = restore_topics(kafka=kafka_settings, s3=s3_settings, uri=uri, topics=[topic])
+        # What a client's Idempotency-Key resend asks: which offsets of the lost topic came back.
+        ranges = [
+            (url_safe_topic_id(backed_up.topic_id), p, 0, len(sent[p])) for p in range(PARTITIONS)
+        ]
+        assert _restored_ranges(postgres_settings, schema) == ranges
+        # PostgreSQL unreachable: the restore says how to record it later (`--record-only`).
+        nobody = postgres_settings.model_copy(update={"port": 9})
+        with pytest.raises(KafkaBackupError, match=f"kafka-restore {uri} --record-only"):
+            restore_topics(
+                kafka=kafka_settings, s3=s3_settings, uri=uri, postgres=nobody, record_only=True
+            )
+        restore_topics(kafka=kafka_settings, s3=s3_settings, uri=uri, record_only=True)
+        assert _restored_ranges(postgres_settings, schema) == ranges
     assert report.records == 60
     assert report.offsets_preserved
     assert report.source_epoch is None
@@ -124,6 +148,16 @@ def test_restore_kafka_backup_recreated_topic_exact_records(
     admin = AdminClient(client_config(kafka_settings))
     described = admin.describe_topics(TopicCollection([topic]))[topic].result()
     assert str(described.topic_id) != backed_up.topic_id
+
+
+def _restored_ranges(postgres: PostgresSettings, schema: str) -> list[tuple[str, int, int, int]]:
+    with psycopg.connect(postgres.conninfo()) as conn:
+        conn.execute(search_path(schema))
+        rows = conn.execute(
+            "SELECT topic_id, kafka_partition, first_offset, end_offset FROM kafka_restores"
+            " ORDER BY kafka_partition"
+        ).fetchall()
+    return [tuple(row) for row in rows]
 
 
 def test_restore_kafka_backup_nonempty_topic_refused(

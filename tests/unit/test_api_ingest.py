@@ -303,6 +303,54 @@ def test_batch_retry_returns_same_receipts(
     )
 
 
+def test_batch_retry_after_topic_lost_publishes_only_the_vanished_records_again(
+    client: TestClient, store: MemoryStore, publisher: MemoryPublisher, rng: random.Random
+) -> None:
+    # A record that landed (or came back with a restore) keeps its receipt; one acknowledged
+    # and lost with its topic before landing is published again, once.
+    records = [samples.transaction(rng) for _ in range(3)]
+    first = client.post(TX_BATCH, json=records, headers={"Idempotency-Key": "lost-1"}).json()
+    ids = [r["receipt"]["ingest_id"] for r in first["results"]]
+    store.kept = {(m.headers["topic_id"], 0, m.offset) for m in publisher.messages[:2]}
+    publisher.topic_ids["finance.transactions.v1"] = "mem-recreated"
+    publisher.messages = []
+
+    second = client.post(TX_BATCH, json=records, headers={"Idempotency-Key": "lost-1"}).json()
+    again = [r["receipt"]["ingest_id"] for r in second["results"]]
+    assert again[:2] == ids[:2]
+    assert again[2] != ids[2]
+    assert [r["outcome"] for r in second["results"]] == ["duplicate", "duplicate", "accepted"]
+    [message] = publisher.messages
+    assert message.key == records[2]["transaction_id"]
+    assert message.headers["topic_id"] == "mem-recreated"
+
+    # The binding now holds the new receipt: a further retry publishes nothing.
+    third = client.post(TX_BATCH, json=records, headers={"Idempotency-Key": "lost-1"}).json()
+    assert [r["receipt"]["ingest_id"] for r in third["results"]] == again
+    assert third["duplicates"] == 3
+    assert len(publisher.messages) == 1
+
+
+def test_retry_after_topic_lost_when_the_sink_fails_keeps_the_original_receipts(
+    client: TestClient, store: MemoryStore, publisher: MemoryPublisher, rng: random.Random
+) -> None:
+    record = samples.transaction(rng)
+    first = client.post(TX, json=record, headers={"Idempotency-Key": "lost-2"}).json()
+    publisher.topic_ids["finance.transactions.v1"] = "mem-recreated"
+    publisher.available = False
+    response = client.post(TX, json=record, headers={"Idempotency-Key": "lost-2"})
+    assert response.status_code == 503
+    publisher.available = True
+    # The binding is back to its original receipts (not freed): the next retry republishes.
+    second = client.post(TX, json=record, headers={"Idempotency-Key": "lost-2"}).json()
+    assert second["ingest_id"] != first["ingest_id"]
+    assert not second["duplicate"]
+    assert [m.headers["topic_id"] for m in publisher.messages] == [
+        "mem-finance-transactions-v1",
+        "mem-recreated",
+    ]
+
+
 def test_batch_with_the_same_record_twice_publishes_both(
     client: TestClient, publisher: MemoryPublisher, rng: random.Random
 ) -> None:

@@ -42,6 +42,14 @@ _LOADER = textwrap.dedent(
 
     from airflow.dag_processing.dagbag import DagBag
 
+    def weight(task):
+        # The weight a task has in its pool's queue (Airflow's weight rules).
+        rule = str(getattr(task.weight_rule, "value", task.weight_rule)).lower()
+        if "absolute" in rule:
+            return task.priority_weight
+        others = task.get_flat_relatives(upstream="upstream" in rule)
+        return task.priority_weight + sum(other.priority_weight for other in others)
+
     folder = sys.argv[1]
     heavy = sys.argv[2].split(",")
     sys.path.insert(0, folder)  # the DAG processor puts the DAG folder on sys.path too
@@ -63,6 +71,8 @@ _LOADER = textwrap.dedent(
                         "owner": task.owner,
                         "failure_callback": bool(task.on_failure_callback),
                         "application_args": getattr(task, "application_args", None),
+                        "pool": task.pool,
+                        "priority_weight": weight(task),
                     }
                     for task in dag.tasks
                 },
@@ -192,3 +202,17 @@ def test_curation_dag_curates_every_entity_in_one_spark_job(dag_report: dict[str
     entities = [args[i + 1] for i, arg in enumerate(args) if arg == "--entity"]
     assert entities == list(DAG_ENTITIES)
     assert args[args.index("--run-id") + 1] == "{{ run_id }}"
+
+
+def test_curation_goes_first_among_the_spark_pool_tasks(dag_report: dict[str, Any]) -> None:
+    # A curation run queued behind a night's maintenance jobs would wait minutes for the
+    # one-slot pool: fresh data goes first.
+    weights = {
+        f"{dag_id}.{task_id}": task["priority_weight"]
+        for dag_id, dag in dag_report["dags"].items()
+        for task_id, task in dag["tasks"].items()
+        if task["pool"] == "spark"
+    }
+    others = {name: weight for name, weight in weights.items() if name != "curation.curate"}
+    assert {"data_quality", "lake_maintenance"} <= {name.split(".")[0] for name in others}
+    assert weights["curation.curate"] > max(others.values()), weights

@@ -173,6 +173,17 @@ class KafkaPublisher:
                 return entity_label(entity)
         return None
 
+    async def current_topic_id(self, topic: str) -> str | None:
+        """See `Publisher.current_topic_id` (read again when older than `_TOPIC_IDS_TTL_S`; the
+        last ids read when Kafka does not answer)."""
+        if time.monotonic() - self._topic_ids_at > _TOPIC_IDS_TTL_S:
+            try:
+                await self._read_topic_ids()
+            except SinkUnavailable:
+                log.warning("could not read the kafka topic ids again; using the last ones")
+        found = self._topic_ids.get(topic)
+        return None if found is None else url_safe_topic_id(found)
+
     async def _topic_ids_for(self, records: list[Candidate]) -> dict[str, str]:
         """The current topic ids, read again when older than `_TOPIC_IDS_TTL_S` or missing."""
         stale = time.monotonic() - self._topic_ids_at > _TOPIC_IDS_TTL_S

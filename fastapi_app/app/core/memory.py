@@ -39,6 +39,9 @@ class MemoryStore:
         self.api_keys: dict[str, StoredApiKey] = {}
         #: What `whereabouts` answers, by ingest id (tests set it).
         self.known: dict[str, Whereabouts] = {}
+        #: `(topic id, partition, offset)` of the records that landed or were restored (tests
+        #: add them); `vanished` counts every other record of a recreated topic as gone.
+        self.kept: set[tuple[str, int, int]] = set()
         self.available = True
 
     def add_api_key(self, *, rate_limit_per_s: float | None = None) -> str:
@@ -99,6 +102,20 @@ class MemoryStore:
         if bound is not None and bound[2] is None:
             del self.idempotency_keys[(principal, key)]
 
+    async def reopen_idempotency_key(self, *, principal: str, key: str) -> bool:
+        """Put a complete binding back in progress (`complete` stores its receipts again)."""
+        self._check()
+        bound = self.idempotency_keys.get((principal, key))
+        if bound is None or bound[2] is None:
+            return False
+        self.idempotency_keys[(principal, key)] = (*bound[:2], None)
+        return True
+
+    async def vanished(self, places: list[KafkaPlace]) -> list[bool]:
+        """Gone unless in `kept`."""
+        self._check()
+        return [(p.topic_id, p.partition, p.offset) not in self.kept for p in places]
+
     async def list_api_keys(self) -> list[StoredApiKey]:
         """Every key."""
         self._check()
@@ -123,6 +140,11 @@ class MemoryPublisher:
     sink: SinkName = "memory"
     messages: list[PublishedMessage] = field(default_factory=list)
     available: bool = True
+    #: Topic -> its id, where a test recreated it (`memory_topic_id` otherwise).
+    topic_ids: dict[str, str] = field(default_factory=dict)
+
+    def _topic_id(self, topic: str) -> str:
+        return self.topic_ids.get(topic) or memory_topic_id(topic)
 
     async def start(self) -> None:
         """Nothing to connect."""
@@ -138,9 +160,13 @@ class MemoryPublisher:
     def entity_of(self, topic_id: str) -> str | None:
         """See `Publisher.entity_of`."""
         for entity in ENTITIES:
-            if memory_topic_id(entity.topic) == topic_id:
+            if self._topic_id(entity.topic) == topic_id:
                 return entity_label(entity)
         return None
+
+    async def current_topic_id(self, topic: str) -> str | None:
+        """See `Publisher.current_topic_id`."""
+        return self._topic_id(topic)
 
     async def publish(
         self, records: list[Candidate], *, key_id: str, traceparent: str
@@ -156,14 +182,14 @@ class MemoryPublisher:
                 value=cand.payload,
                 headers={
                     HEADER_KEY_ID: key_id,
-                    HEADER_TOPIC_ID: memory_topic_id(cand.entity.topic),
+                    HEADER_TOPIC_ID: self._topic_id(cand.entity.topic),
                     HEADER_TRACEPARENT: traceparent,
                 },
                 offset=len(self.messages),
             )
             self.messages.append(message)
             place = KafkaPlace(
-                memory_topic_id(message.topic), 0, message.offset, int(now.timestamp() * 1000)
+                self._topic_id(message.topic), 0, message.offset, int(now.timestamp() * 1000)
             )
             placements.append(Placement(place, now, message.topic))
         return placements

@@ -82,6 +82,28 @@ UPDATE idempotency_keys SET state = 'complete', receipts = %s::jsonb
 WHERE principal = %s AND idempotency_key = %s AND state = 'in_progress'
 """
 
+# Back in progress with the receipts kept: `complete` restores them if publishing again fails.
+_REOPEN_KEY = """
+UPDATE idempotency_keys SET state = 'in_progress', created_at = now()
+WHERE principal = %s AND idempotency_key = %s AND state = 'complete'
+RETURNING 1
+"""
+
+# Per place, in order: whether landing passed its offset, or a Kafka restore brought it back.
+_KEPT = """
+SELECT EXISTS (
+        SELECT 1 FROM landing_progress p
+        WHERE p.topic_id = t.topic_id AND p.kafka_partition = t.part AND p.end_offset > t.off
+    ) OR EXISTS (
+        SELECT 1 FROM kafka_restores r
+        WHERE r.topic_id = t.topic_id AND r.kafka_partition = t.part
+          AND t.off >= r.first_offset AND t.off < r.end_offset
+    )
+FROM ROWS FROM (json_to_recordset(%s::json) AS (topic_id text, part integer, off bigint))
+    WITH ORDINALITY AS t(topic_id, part, off, n)
+ORDER BY t.n
+"""
+
 _RELEASE_KEY = """
 DELETE FROM idempotency_keys
 WHERE principal = %s AND idempotency_key = %s AND state = 'in_progress'
@@ -217,6 +239,20 @@ class PostgresStore:
         async with self._pool.connection() as conn:
             await conn.execute(_RELEASE_KEY, (principal, key))
 
+    async def reopen_idempotency_key(self, *, principal: str, key: str) -> bool:
+        """See `IngestStore.reopen_idempotency_key`."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_REOPEN_KEY, (principal, key))
+            return await cur.fetchone() is not None
+
+    async def vanished(self, places: list[KafkaPlace]) -> list[bool]:
+        """See `IngestStore.vanished`."""
+        rows = [{"topic_id": p.topic_id, "part": p.partition, "off": p.offset} for p in places]
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_KEPT, (orjson.dumps(rows).decode(),))
+            kept = await cur.fetchall()
+        return [not row[0] for row in kept]
+
     async def list_api_keys(self) -> list[StoredApiKey]:
         """See `IngestStore.list_api_keys`."""
         async with self._pool.connection() as conn:
@@ -257,6 +293,10 @@ class OutboxPublisher:
 
     def entity_of(self, topic_id: str) -> str | None:
         """No topics here: the outbox row names its entity."""
+        return None
+
+    async def current_topic_id(self, topic: str) -> str | None:
+        """No topics here."""
         return None
 
     async def publish(

@@ -33,6 +33,10 @@ class Publisher(Protocol):
     def entity_of(self, topic_id: str) -> str | None:
         """`<domain>.<entity>` of the records in the topic with this id, if it is known."""
 
+    async def current_topic_id(self, topic: str) -> str | None:
+        """The id (URL-safe, as ingest ids name it) the topic has now; None when unknown or
+        the sink has no topics."""
+
     async def publish(
         self, records: list[Candidate], *, key_id: str, traceparent: str
     ) -> list[Placement]:

@@ -191,5 +191,13 @@ class IngestStore(Protocol):
     async def release_idempotency_key(self, *, principal: str, key: str) -> None:
         """Delete an `in_progress` binding: the request failed, the key is free again."""
 
+    async def reopen_idempotency_key(self, *, principal: str, key: str) -> bool:
+        """Put a complete binding back `in_progress` (its receipts kept) to publish again
+        records its topic lost; False when it is not complete (another request did first)."""
+
+    async def vanished(self, places: list[KafkaPlace]) -> list[bool]:
+        """For each place in a topic that was since recreated, whether its record is gone:
+        landing had not reached it and no Kafka restore brought it back."""
+
     async def list_api_keys(self) -> list[StoredApiKey]:
         """Every API key, revoked ones included."""

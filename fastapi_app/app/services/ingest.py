@@ -326,27 +326,105 @@ class IngestService:
         INFLIGHT.set(self._inflight)
         received_at = datetime.now(UTC)
         binding: KeyBinding | None = None
+        #: A replay's receipts, when some of its records are gone and are published again.
+        earlier: Outcome | None = None
         try:
             # A little longer than the sink's own timeout, so the sink's error normally wins.
             async with asyncio.timeout(settings.sink_timeout_s + 1):
                 if idempotency_key is not None:
                     replay = await self._claim(parsed, principal, route, idempotency_key)
                     if replay is not None:
-                        RECORDS.labels(label, "duplicate").inc(count)
-                        return replay
+                        earlier = await self._reopen_if_lost(replay, principal, idempotency_key)
+                        if earlier is None:
+                            RECORDS.labels(label, "duplicate").inc(count)
+                            return replay
                     binding = KeyBinding(principal.name, idempotency_key)
-                receipts, completed = await self._publish(parsed, principal, received_at, binding)
+                if earlier is None:
+                    receipts, completed = await self._publish(
+                        parsed, principal, received_at, binding
+                    )
+                    outcome = Outcome(receipts, [False] * count)
+                else:
+                    outcome = await self._publish_lost(parsed, principal, received_at, earlier)
+                    completed = False
         except BaseException as exc:
-            if binding is not None:
+            if binding is not None and earlier is None:
                 self._release_later(binding)
+            elif binding is not None and earlier is not None:
+                self._complete_later(binding, earlier.receipts)
             raise self._answer(exc) from None
         finally:
             self._inflight -= count
             INFLIGHT.set(self._inflight)
         if binding is not None and not completed:
-            await self._complete(binding, receipts)
-        RECORDS.labels(label, "accepted").inc(count)
-        return Outcome(receipts, [False] * count)
+            await self._complete(binding, outcome.receipts)
+        republished = outcome.duplicate.count(False)
+        RECORDS.labels(label, "accepted").inc(republished)
+        if republished < count:
+            RECORDS.labels(label, "duplicate").inc(count - republished)
+        return outcome
+
+    async def _reopen_if_lost(
+        self, replay: Outcome, principal: Principal, key: str
+    ) -> Outcome | None:
+        """The replay, its binding back in progress and its lost records marked not
+        duplicate, when a topic was recreated and some of them neither landed before nor came
+        back with a Kafka restore; None when every record is still in the platform.
+
+        Raises:
+            KeyInProgress: Another request with the key is publishing them again.
+        """
+        lost = await self._lost(replay.receipts, principal)
+        if not lost:
+            return None
+        log.warning(
+            "Idempotency-Key %r: %d of its records were lost with their topic; publishing "
+            "them again",
+            key,
+            len(lost),
+        )
+        if not await self.store.reopen_idempotency_key(principal=principal.name, key=key):
+            raise self._in_progress()
+        kept = [index not in lost for index in range(len(replay.receipts))]
+        return Outcome(replay.receipts, kept)
+
+    async def _lost(self, receipts: list[Receipt], principal: Principal) -> set[int]:
+        """Positions of the receipts whose records are gone: their topic has another id now,
+        landing had not reached them and no restore brought them back."""
+        moved: list[tuple[int, KafkaPlace]] = []
+        current: dict[str, str | None] = {}
+        for index, receipt in enumerate(receipts):
+            topic = receipt.kafka_topic
+            if topic is None:
+                continue
+            place = self.ids.place(receipt.ingest_id, principal.name)
+            if not isinstance(place, KafkaPlace):
+                continue
+            if topic not in current:
+                current[topic] = await self.publisher.current_topic_id(topic)
+            if current[topic] not in (None, place.topic_id):
+                moved.append((index, place))
+        if not moved:
+            return set()
+        gone = await self.store.vanished([place for _, place in moved])
+        return {index for (index, _), vanished in zip(moved, gone, strict=True) if vanished}
+
+    async def _publish_lost(
+        self, parsed: Parsed, principal: Principal, received_at: datetime, earlier: Outcome
+    ) -> Outcome:
+        """Publish again the records `earlier` marks lost (not duplicate); the receipts in
+        order, new ones for those, the original ones for the rest."""
+        lost = [index for index, kept in enumerate(earlier.duplicate) if not kept]
+        candidates = [parsed.valid[index][1] for index in lost]
+        placements = await self.publisher.publish(
+            candidates, key_id=principal.name, traceparent=current_trace().traceparent
+        )
+        receipts = list(earlier.receipts)
+        for index, cand, placed in zip(lost, candidates, placements, strict=True):
+            receipts[index] = self._receipt(
+                cand, placed, principal.name, self.publisher.sink, received_at
+            )
+        return Outcome(receipts, earlier.duplicate)
 
     def _answer(self, exc: BaseException) -> BaseException:
         """The error a failed ingest answers with; its causes are logged, never shown."""
@@ -384,18 +462,21 @@ class IngestService:
         if claim.state == "replay":
             return Outcome(list(claim.receipts), [True] * len(claim.receipts))
         if claim.state == "in_progress":
-            raise _key_error(
-                KeyInProgress,
-                "a request with this Idempotency-Key is still in progress; retry after the "
-                "Retry-After delay to get its receipts",
-                "idempotency_key_in_progress",
-                retry_after_s=self.settings.retry_after_s,
-            )
+            raise self._in_progress()
         raise _key_error(
             KeyConflict,
             "this Idempotency-Key was already used for a different request; "
             "use a new key for a new request",
             "idempotency_key_conflict",
+        )
+
+    def _in_progress(self) -> KeyConflict:
+        return _key_error(
+            KeyInProgress,
+            "a request with this Idempotency-Key is still in progress; retry after the "
+            "Retry-After delay to get its receipts",
+            "idempotency_key_in_progress",
+            retry_after_s=self.settings.retry_after_s,
         )
 
     async def _complete(self, binding: KeyBinding, receipts: list[Receipt]) -> None:
@@ -412,6 +493,16 @@ class IngestService:
             # retry after that publishes again (docs/API.md, the at-least-once window).
             log.warning("could not complete Idempotency-Key %r, retrying: %s", binding.key, exc)
             self._later("complete", binding.key, complete)
+
+    def _complete_later(self, binding: KeyBinding, receipts: list[Receipt]) -> None:
+        """Put a reopened binding's receipts back, in a task of its own."""
+        self._later(
+            "complete",
+            binding.key,
+            lambda: self.store.complete_idempotency_key(
+                principal=binding.principal, key=binding.key, receipts=receipts
+            ),
+        )
 
     def _release_later(self, binding: KeyBinding) -> None:
         """Free the key in a task of its own: the request may be cancelled (disconnect)."""

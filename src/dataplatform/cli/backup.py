@@ -174,8 +174,17 @@ def restore_kafka(
         ),
     ],
     topics: TopicsOption = None,
+    record_only: Annotated[
+        bool,
+        typer.Option(
+            "--record-only",
+            help="Only record in PostgreSQL what an earlier restore of this backup brought "
+            "back (when it could not: PostgreSQL was down)",
+        ),
+    ] = False,
 ) -> None:
-    """Produce a backup's records into missing or empty topics, in order; check them back."""
+    """Produce a backup's records into missing or empty topics, in order; check them back;
+    record the restored offsets, so Idempotency-Key resends of them are not published again."""
     from dataplatform import kafka_backup
     from dataplatform.lake import get_lakehouse_settings
     from dataplatform.settings import get_kafka_settings
@@ -189,6 +198,7 @@ def restore_kafka(
             uri=chosen,
             topics=topics,
             lake_prefix=get_lakehouse_settings().lake_prefix,
+            record_only=record_only,
         )
     except (kafka_backup.KafkaBackupError, KafkaException) as exc:
         raise _fail(str(exc)) from None
@@ -203,4 +213,4 @@ def restore_kafka(
             f"[green]ok[/] {report.topic}: {report.records} records restored and read back "
             f"equal to the backup ({offsets}; {token})"
         )
-    typer.echo(f"restored {chosen}")
+    typer.echo(f"{'recorded the restore of' if record_only else 'restored'} {chosen}")

@@ -1,7 +1,9 @@
 """Where records are after the sink: the progress landing reports to the ingest schema.
 
 `GET /ingest/{id}` answers from these rows instead of a row per record (docs/API.md,
-receipts). Landing writes, after each micro-batch, the end offset it committed per partition
+receipts), and an `Idempotency-Key` replay after a topic was recreated asks them whether each
+record landed or was restored (`kafka_restores`, written by `dataplatform backup kafka-restore`).
+Landing writes, after each micro-batch, the end offset it committed per partition
 (`landing_progress`) and, before that, the ingest ids and reasons of the records it quarantined
 (`quarantined_records`). Both are bookkeeping: when PostgreSQL is down the writes are logged and
 skipped, and the next micro-batch's progress covers the offsets of the one that was missed.
@@ -30,6 +32,34 @@ class PartitionProgress(NamedTuple):
     entity: str
     partition: int
     end_offset: int
+
+
+class RestoredRange(NamedTuple):
+    """Offsets `first_offset` to `end_offset - 1` of the lost topic's partition were restored."""
+
+    topic_id: str
+    partition: int
+    first_offset: int
+    end_offset: int
+
+
+def record_restored(postgres: PostgresSettings, schema: str, rows: Sequence[RestoredRange]) -> None:
+    """Record what a Kafka restore brought back (`kafka_restores`), in one transaction.
+
+    Unlike landing's progress this is not skipped when PostgreSQL fails: without it, a client
+    resending a restored record with its Idempotency-Key would get it published a second time.
+
+    Raises:
+        psycopg.Error: Nothing was recorded.
+    """
+    with psycopg.connect(postgres.conninfo()) as conn:
+        conn.execute(search_path(schema))
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO kafka_restores (topic_id, kafka_partition, first_offset, end_offset)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                [tuple(row) for row in rows],
+            )
 
 
 class ProgressWriter:
