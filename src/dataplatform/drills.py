@@ -201,7 +201,7 @@ def kafka_drill(*, records: int = 200, timeout_s: float = 900, curate: bool = Fa
 
     Args:
         records: Records sent before the backup (half of them get a second version) and,
-            again, after it.
+            again, after it (the first half of those landed before the loss).
         timeout_s: The longest wait of each step.
         curate: Also run curation afterwards and check silver: one row per key, the latest
             version (a Spark batch job: minutes on a small machine).
@@ -238,7 +238,20 @@ def kafka_drill(*, records: int = 200, timeout_s: float = 900, curate: bool = Fa
     )
     backup_uri = step("dataplatform backup kafka", lambda: run_cli("backup", "kafka").strip())
     snapshot = datetime.fromisoformat(_manifest_time(backup_uri))
-    after = step(f"send {records} more records", lambda: send(records, records))
+    # Half of them land before the loss (a resend must not publish those again), half not.
+    half = records // 2
+    after = step(f"send {half} more records", lambda: send(records, half))
+    step(
+        "landing lands them",
+        lambda: _wait(
+            "the first records sent after the backup are in bronze",
+            lambda: _landed(set(after)) == set(after),
+            timeout_s=timeout_s,
+        ),
+    )
+    after |= step(
+        f"send {records - half} more records", lambda: send(records + half, records - half)
+    )
     report.records_after_backup = len(after)
 
     # The loss: the broker stops and its data directory is gone.
