@@ -43,6 +43,27 @@ def _wait_for(condition: Callable[[], bool], *, timeout_s: float, what: str) -> 
         time.sleep(0.2)
 
 
+def _ingestor_env(schema: str, **extra: str) -> dict[str, str]:
+    return {
+        "INGESTOR_SINK": "kafka",
+        "INGEST_DB_SCHEMA": schema,
+        "INGESTOR_SINK_TIMEOUT_S": str(SINK_TIMEOUT_S),
+        **extra,
+    }
+
+
+def _ready(url: str) -> httpx.Response:
+    return httpx.get(f"{url}/ready", timeout=30)
+
+
+def _wait_until_ready_says(url: str, status: str, *, timeout_s: float) -> None:
+    _wait_for(
+        lambda: _ready(url).json()["status"] == status,
+        timeout_s=timeout_s,
+        what=f"/ready to say {status}",
+    )
+
+
 @pytest.fixture
 def schema(postgres_settings: PostgresSettings) -> Iterator[str]:
     with temporary_schema(postgres_settings) as name:
@@ -101,12 +122,7 @@ class _Load:
 def test_kafka_stopped_during_load_gives_503s_and_loses_nothing_acknowledged(
     postgres_settings: PostgresSettings, kafka_settings: KafkaSettings, schema: str
 ) -> None:
-    env = {
-        "INGESTOR_SINK": "kafka",
-        "INGEST_DB_SCHEMA": schema,
-        "INGESTOR_SINK_TIMEOUT_S": str(SINK_TIMEOUT_S),
-        "INGESTOR_LOG_REQUESTS": "false",
-    }
+    env = _ingestor_env(schema, INGESTOR_LOG_REQUESTS="false")
     key = create_api_key(postgres_settings, schema)
     with live_ingestor(env) as live, _Load(live.url, key, threads=4) as load:
         _wait_for(lambda: load.count("200") >= 50, timeout_s=60, what="50 acknowledged records")
@@ -116,7 +132,7 @@ def test_kafka_stopped_during_load_gives_503s_and_loses_nothing_acknowledged(
         finally:
             _supervisorctl("start", "kafka")
         _wait_for(
-            lambda: httpx.get(f"{live.url}/ready", timeout=10).status_code == 200,
+            lambda: _ready(live.url).status_code == 200,
             timeout_s=180,
             what="the ingestor to be ready again",
         )
@@ -146,20 +162,11 @@ def test_kafka_stopped_during_load_gives_503s_and_loses_nothing_acknowledged(
             assert ingest_id_of(message) == receipt["ingest_id"]
 
 
-def _ready(url: str) -> httpx.Response:
-    return httpx.get(f"{url}/ready", timeout=30)
-
-
 def test_postgres_stopped_ready_is_degraded_and_unkeyed_ingest_is_served(
     postgres_settings: PostgresSettings, kafka_settings: KafkaSettings, schema: str
 ) -> None:
-    env = {
-        "INGESTOR_SINK": "kafka",
-        "INGEST_DB_SCHEMA": schema,
-        "INGESTOR_SINK_TIMEOUT_S": str(SINK_TIMEOUT_S),
-        # Expires during the outage: the failed reloads must keep the cached keys.
-        "INGESTOR_API_KEY_CACHE_TTL_S": "1",
-    }
+    # The key cache expires during the outage: the failed reloads must keep the cached keys.
+    env = _ingestor_env(schema, INGESTOR_API_KEY_CACHE_TTL_S="1")
     key = create_api_key(postgres_settings, schema)
     rng = random.Random()
     with (
@@ -172,11 +179,7 @@ def test_postgres_stopped_ready_is_degraded_and_unkeyed_ingest_is_served(
         other_key = create_api_key(postgres_settings, schema)
         try:
             _supervisorctl("stop", "postgres")
-            _wait_for(
-                lambda: _ready(live.url).json()["status"] == "degraded",
-                timeout_s=60,
-                what="/ready to say degraded",
-            )
+            _wait_until_ready_says(live.url, "degraded", timeout_s=60)
             ready = _ready(live.url)
             time.sleep(1.5)  # past the key cache's TTL
             record = samples.transaction(rng)
@@ -189,11 +192,7 @@ def test_postgres_stopped_ready_is_degraded_and_unkeyed_ingest_is_served(
             )
         finally:
             _supervisorctl("start", "postgres")
-        _wait_for(
-            lambda: _ready(live.url).json()["status"] == "ready",
-            timeout_s=120,
-            what="/ready to say ready again",
-        )
+        _wait_until_ready_says(live.url, "ready", timeout_s=120)
         after = client.post(TX, json=samples.transaction(rng), headers={"Idempotency-Key": "k2"})
 
     assert ready.status_code == 200
