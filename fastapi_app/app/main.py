@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic.json_schema import models_json_schema
@@ -31,6 +32,7 @@ from dataplatform.settings import (
     get_postgres_settings,
 )
 from fastapi_app.app.api.errors import install_error_handlers
+from fastapi_app.app.api.fastpath import HotRoutes, IngestFastPath
 from fastapi_app.app.api.routes import documents as document_routes
 from fastapi_app.app.api.routes import entities, receipts, root
 from fastapi_app.app.api.shedding import ConcurrencyLimitMiddleware
@@ -88,6 +90,7 @@ def create_app(
     tracer_provider: TracerProvider | None = None,
     documents: DocumentService | None = None,
     ids: IngestIds | None = None,
+    fast_path: bool = True,
 ) -> FastAPI:
     """Build the app.
 
@@ -99,10 +102,13 @@ def create_app(
         documents: The document service; default MongoDB (`MONGODB_*`) with the default stack,
             none (503 on the document routes) when `store` and `publisher` are given.
         ids: Signs ingest ids; default with `RECEIPT_SECRET`.
+        fast_path: Serve the hot ingest routes with `IngestFastPath` (the default) rather than
+            through FastAPI's routing; the answers are the same (tests compare both).
     """
     settings = settings or get_settings()
     ids = ids or ReceiptSettings().ids()
     tracer_provider = tracer_provider or default_tracer_provider()
+    hot = HotRoutes(())  # the fast path's routes, once the routers are built
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -168,7 +174,7 @@ def create_app(
             "metrics": False,
             "logs": False,
             "operation_spans": False,
-            "exclude": _untraced,
+            "exclude": lambda scope: _untraced(scope) or hot.match(scope) is not None,
         },
     )
     app.state.settings = settings
@@ -178,11 +184,19 @@ def create_app(
         rate=settings.rate_limit_per_s, burst=settings.rate_limit_burst
     )
     app.include_router(root.router)
+    ingest_routes: list[APIRoute] = []
     for spec in entities.ENTITY_ROUTES:
-        app.include_router(entities.build_router(spec, settings))
+        router = entities.build_router(spec, settings)
+        app.include_router(router)
+        ingest_routes.extend(route for route in router.routes if isinstance(route, APIRoute))
     app.include_router(receipts.router)
     app.include_router(document_routes.router)
     install_error_handlers(app)
+    if fast_path:
+        hot = HotRoutes(ingest_routes)
+        # Inside the Prometheus and shedding middlewares, so its requests are counted and
+        # shed like any other; it makes their spans itself (FastAPI's telemetry excludes them).
+        app.add_middleware(IngestFastPath, routes=hot, tracer_provider=tracer_provider)
     app.add_middleware(TelemetryMiddleware)
     # Outermost: a shed request costs no span, no routing and no body read.
     app.add_middleware(

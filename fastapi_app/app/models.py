@@ -263,9 +263,15 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    """Answer of `GET /ready`: each dependency's check, `ok` or the error."""
+    """Answer of `GET /ready`: whether the API can ingest, and each dependency's check.
 
-    status: Literal["ready", "unavailable"]
+    `degraded` (200, Kafka tracks): the store is down, Kafka answers and API keys are cached, so
+    ingest without an `Idempotency-Key` works. `checks` holds `store` and the sink (`kafka`,
+    `postgres`): `ok` or `unavailable`; `api_keys` (`cached`, `not loaded`) when the store is
+    down; `service: starting` before the app is ready.
+    """
+
+    status: Literal["ready", "degraded", "unavailable"]
     checks: dict[str, str]
 
 

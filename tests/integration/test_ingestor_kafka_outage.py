@@ -1,4 +1,5 @@
-"""Kafka stopped during a load: 503s without hanging, and nothing acknowledged is lost."""
+"""Outages under a Kafka-track ingestor: Kafka stopped during a load (503s without hanging,
+nothing acknowledged lost); PostgreSQL stopped (`/ready` degraded, unkeyed ingest served)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,27 @@ def _wait_for(condition: Callable[[], bool], *, timeout_s: float, what: str) -> 
         if time.monotonic() > deadline:
             raise TimeoutError(f"gave up waiting for {what} after {timeout_s}s")
         time.sleep(0.2)
+
+
+def _ingestor_env(schema: str, **extra: str) -> dict[str, str]:
+    return {
+        "INGESTOR_SINK": "kafka",
+        "INGEST_DB_SCHEMA": schema,
+        "INGESTOR_SINK_TIMEOUT_S": str(SINK_TIMEOUT_S),
+        **extra,
+    }
+
+
+def _ready(url: str) -> httpx.Response:
+    return httpx.get(f"{url}/ready", timeout=30)
+
+
+def _wait_until_ready_says(url: str, status: str, *, timeout_s: float) -> None:
+    _wait_for(
+        lambda: _ready(url).json()["status"] == status,
+        timeout_s=timeout_s,
+        what=f"/ready to say {status}",
+    )
 
 
 @pytest.fixture
@@ -100,12 +122,7 @@ class _Load:
 def test_kafka_stopped_during_load_gives_503s_and_loses_nothing_acknowledged(
     postgres_settings: PostgresSettings, kafka_settings: KafkaSettings, schema: str
 ) -> None:
-    env = {
-        "INGESTOR_SINK": "kafka",
-        "INGEST_DB_SCHEMA": schema,
-        "INGESTOR_SINK_TIMEOUT_S": str(SINK_TIMEOUT_S),
-        "INGESTOR_LOG_REQUESTS": "false",
-    }
+    env = _ingestor_env(schema, INGESTOR_LOG_REQUESTS="false")
     key = create_api_key(postgres_settings, schema)
     with live_ingestor(env) as live, _Load(live.url, key, threads=4) as load:
         _wait_for(lambda: load.count("200") >= 50, timeout_s=60, what="50 acknowledged records")
@@ -115,7 +132,7 @@ def test_kafka_stopped_during_load_gives_503s_and_loses_nothing_acknowledged(
         finally:
             _supervisorctl("start", "kafka")
         _wait_for(
-            lambda: httpx.get(f"{live.url}/ready", timeout=10).status_code == 200,
+            lambda: _ready(live.url).status_code == 200,
             timeout_s=180,
             what="the ingestor to be ready again",
         )
@@ -143,3 +160,59 @@ def test_kafka_stopped_during_load_gives_503s_and_loses_nothing_acknowledged(
             message = messages[receipt["destination"]["offset"]]
             assert message.key() == record["transaction_id"].encode()
             assert ingest_id_of(message) == receipt["ingest_id"]
+
+
+def test_postgres_stopped_ready_is_degraded_and_unkeyed_ingest_is_served(
+    postgres_settings: PostgresSettings, kafka_settings: KafkaSettings, schema: str
+) -> None:
+    # The key cache expires during the outage: the failed reloads must keep the cached keys.
+    env = _ingestor_env(schema, INGESTOR_API_KEY_CACHE_TTL_S="1")
+    key = create_api_key(postgres_settings, schema)
+    rng = random.Random()
+    with (
+        live_ingestor(env) as live,
+        httpx.Client(base_url=live.url, headers={"X-API-Key": key}, timeout=30) as client,
+    ):
+        assert _ready(live.url).json()["status"] == "ready"
+        assert client.post(TX, json=samples.transaction(rng)).status_code == 200
+        # Created after the ingestor loaded its keys, and not reloaded before the outage.
+        other_key = create_api_key(postgres_settings, schema)
+        try:
+            _supervisorctl("stop", "postgres")
+            _wait_until_ready_says(live.url, "degraded", timeout_s=60)
+            ready = _ready(live.url)
+            time.sleep(1.5)  # past the key cache's TTL
+            record = samples.transaction(rng)
+            unkeyed = client.post(TX, json=record)
+            keyed = client.post(
+                TX, json=samples.transaction(rng), headers={"Idempotency-Key": "outage"}
+            )
+            unknown = client.post(
+                TX, json=samples.transaction(rng), headers={"X-API-Key": other_key}
+            )
+        finally:
+            _supervisorctl("start", "postgres")
+        _wait_until_ready_says(live.url, "ready", timeout_s=120)
+        after = client.post(TX, json=samples.transaction(rng), headers={"Idempotency-Key": "k2"})
+
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {
+        "store": "unavailable",
+        "kafka": "ok",
+        "api_keys": "cached",
+    }
+    assert unkeyed.status_code == 200, unkeyed.text
+    receipt = unkeyed.json()
+    [message] = read_partition(
+        kafka_settings,
+        "finance.transactions.v1",
+        receipt["destination"]["partition"],
+        start=receipt["destination"]["offset"],
+    )[:1]
+    assert message.key() == record["transaction_id"].encode()
+    assert ingest_id_of(message) == receipt["ingest_id"]
+    # What needs PostgreSQL is refused with 503 and Retry-After, not hung or 500.
+    for refused in (keyed, unknown):
+        assert refused.status_code == 503, refused.text
+        assert "Retry-After" in refused.headers
+    assert after.status_code == 200, after.text

@@ -68,16 +68,19 @@ def error_response(
     )
 
 
-async def _api_error(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
-    return error_response(exc.status_code, exc.message, exc.detail, exc.headers)
-
-
-async def _ingest_error(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, IngestError)
+def refusal_response(exc: ApiError | IngestError) -> Response:
+    """The answer to a refusal of the routes (`ApiError`) or of the services (`IngestError`):
+    the one mapping both the exception handlers and the ingest fast path use."""
+    if isinstance(exc, ApiError):
+        return error_response(exc.status_code, exc.message, exc.detail, exc.headers)
     status = next(STATUS_OF_ERROR[kind] for kind in type(exc).__mro__ if kind in STATUS_OF_ERROR)
     headers = None if exc.retry_after_s is None else {"Retry-After": str(exc.retry_after_s)}
     return error_response(status, exc.message, exc.detail, headers)
+
+
+async def _refusal(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError | IngestError)
+    return refusal_response(exc)
 
 
 async def _request_validation_error(_request: Request, exc: Exception) -> Response:
@@ -101,7 +104,7 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Route every error through `ErrorResponse`."""
-    app.add_exception_handler(ApiError, _api_error)
-    app.add_exception_handler(IngestError, _ingest_error)
+    app.add_exception_handler(ApiError, _refusal)
+    app.add_exception_handler(IngestError, _refusal)
     app.add_exception_handler(RequestValidationError, _request_validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

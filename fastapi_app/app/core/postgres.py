@@ -20,6 +20,7 @@ from dataplatform.db.migrate import search_path
 from dataplatform.ingest_ids import KafkaPlace, OutboxPlace
 from dataplatform.settings import IngestorSettings, PostgresSettings
 from fastapi_app.app.core.batching import MicroBatcher
+from fastapi_app.app.core.progress_cache import ProgressCache, ProgressRow
 from fastapi_app.app.core.publisher import SinkUnavailable
 from fastapi_app.app.core.store import (
     Candidate,
@@ -52,6 +53,15 @@ LEFT JOIN LATERAL (
 ) AS p ON true
 LEFT JOIN quarantined_records q ON q.ingest_id = %(ingest_id)s
 """
+
+# A partition's latest progress reports (`ProgressCache`), newest first, by the primary key.
+_PARTITION_PROGRESS = """
+SELECT end_offset, entity, landed_at FROM landing_progress
+WHERE topic_id = %s AND kafka_partition = %s
+ORDER BY end_offset DESC LIMIT %s
+"""
+
+_QUARANTINE_REASON = "SELECT reason FROM quarantined_records WHERE ingest_id = %s"
 
 _OUTBOX_WHEREABOUTS = """
 SELECT entity, record_key, ingested_at, exported_at, delta_version FROM outbox WHERE id = %s
@@ -155,6 +165,7 @@ class PostgresStore:
         """Configure; `start()` connects."""
         self._settings = settings
         self._pool = _pool(postgres, settings, synchronous_commit=False, name="ingest-store")
+        self._progress = ProgressCache(self._partition_progress)
 
     async def start(self) -> None:
         """Open the pool (without waiting: a down database must not stop the API starting)."""
@@ -170,21 +181,35 @@ class PostgresStore:
             await conn.execute("SELECT 1")
 
     async def whereabouts(self, place: KafkaPlace | OutboxPlace, ingest_id: str) -> Whereabouts:
-        """See `IngestStore.whereabouts`."""
-        async with self._pool.connection() as conn:
-            if isinstance(place, OutboxPlace):
+        """See `IngestStore.whereabouts`; on Kafka tracks through the progress cache."""
+        if isinstance(place, OutboxPlace):
+            async with self._pool.connection() as conn:
                 cur = await conn.execute(_OUTBOX_WHEREABOUTS, (place.outbox_id,))
                 row = await cur.fetchone()
-                if row is None:  # pruned after it was exported (never before)
-                    return Whereabouts(details_expired=True)
-                entity, record_key, received_at, landed_at, version = row
+            if row is None:  # pruned after it was exported (never before)
+                return Whereabouts(details_expired=True)
+            entity, record_key, received_at, landed_at, version = row
+            return Whereabouts(
+                entity=entity,
+                record_key=record_key,
+                received_at=received_at,
+                landed_at=landed_at,
+                bronze_version=version,
+            )
+        landing = await self._progress.landing(place.topic_id, place.partition, place.offset)
+        if landing is not None and landing.landed_at is None:
+            return Whereabouts()
+        async with self._pool.connection() as conn:
+            if landing is not None:
+                # Landing records the quarantined ids before the progress that covers them.
+                cur = await conn.execute(_QUARANTINE_REASON, (ingest_id,))
+                found = await cur.fetchone()
                 return Whereabouts(
-                    entity=entity,
-                    record_key=record_key,
-                    received_at=received_at,
-                    landed_at=landed_at,
-                    bronze_version=version,
+                    entity=landing.entity,
+                    landed_at=landing.landed_at,
+                    quarantine_reason=None if found is None else found[0],
                 )
+            # Older than the cached reports: the record's own lookup.
             cur = await conn.execute(
                 _KAFKA_WHEREABOUTS,
                 {
@@ -198,6 +223,14 @@ class PostgresStore:
         assert row is not None  # the query always returns its one row
         entity, landed_at, reason = row
         return Whereabouts(entity=entity, landed_at=landed_at, quarantine_reason=reason)
+
+    async def _partition_progress(
+        self, topic_id: str, partition: int, limit: int
+    ) -> list[ProgressRow]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_PARTITION_PROGRESS, (topic_id, partition, limit))
+            rows = await cur.fetchall()
+        return [ProgressRow(end, entity, landed_at) for end, entity, landed_at in rows]
 
     async def claim_idempotency_key(
         self, *, principal: str, key: str, route: str, request_sha256: bytes

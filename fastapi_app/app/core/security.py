@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from dataclasses import dataclass
 
 from dataplatform.db.apikeys import parse, secret_matches
 from fastapi_app.app.core.store import IngestStore, StoredApiKey
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,11 +28,15 @@ ANONYMOUS = Principal("anonymous")
 class ApiKeyAuthenticator:
     """Verifies presented keys against a snapshot of the store's API keys.
 
-    The snapshot is reloaded every `ttl_s` seconds (a revocation applies within that). A key id
-    missing from it waits for a snapshot taken after the request arrived, and such reloads run
-    at most once per `miss_reload_s`: a key created a moment ago is accepted (its first request
-    waits up to that interval), and a flood of random well-formed keys costs at most one query
-    per interval instead of one per request. Only secret hashes are held.
+    The snapshot is reloaded every `ttl_s` seconds, in the background once there is one: the
+    request that finds it expired is answered from it, so a revocation applies within `ttl_s`
+    and one reload. When the store is down the reload fails and the last snapshot stays in use
+    (nobody can revoke a key then either): ingest without an `Idempotency-Key` keeps working
+    for the keys already known (docs/API.md). A key id missing from the snapshot waits for a
+    snapshot taken after the request arrived, and such reloads run at most once per
+    `miss_reload_s`: a key created a moment ago is accepted (its first request waits up to that
+    interval), and a flood of random well-formed keys costs at most one query per interval
+    instead of one per request. Only secret hashes are held.
     """
 
     def __init__(self, store: IngestStore, *, ttl_s: float, miss_reload_s: float = 1.0) -> None:
@@ -40,6 +47,27 @@ class ApiKeyAuthenticator:
         self._keys: dict[str, StoredApiKey] = {}
         self._loaded_at = -math.inf
         self._reload_lock = asyncio.Lock()
+        #: The background reload of an expired snapshot, while it runs.
+        self._refresh: asyncio.Task[None] | None = None
+
+    @property
+    def has_snapshot(self) -> bool:
+        """Whether keys were ever loaded: requests can be authenticated while the store is
+        down."""
+        return self._loaded_at > -math.inf
+
+    def _refresh_later(self, older_than: float) -> None:
+        """Reload in a task of its own (one at a time); on failure keep the snapshot."""
+        if self._refresh is not None and not self._refresh.done():
+            return
+
+        async def refresh() -> None:
+            try:
+                await self._reload(older_than)
+            except Exception as exc:
+                log.warning("API key reload failed, keeping the keys loaded before: %s", exc)
+
+        self._refresh = asyncio.get_running_loop().create_task(refresh())
 
     async def _reload(self, older_than: float) -> None:
         """Make sure the snapshot's query started after `older_than`."""
@@ -55,7 +83,8 @@ class ApiKeyAuthenticator:
         """The principal of a valid, unrevoked key; None otherwise.
 
         Raises:
-            Exception: The store could not be read when the snapshot had to be reloaded.
+            Exception: The store could not be read when a snapshot was needed: none was loaded
+                yet, or the key id is not in it.
         """
         parsed = parse(presented)
         if parsed is None:
@@ -63,7 +92,10 @@ class ApiKeyAuthenticator:
         key_id, secret = parsed
         now = time.monotonic()
         if now - self._loaded_at > self._ttl_s:
-            await self._reload(older_than=now - self._ttl_s)
+            if self.has_snapshot:
+                self._refresh_later(older_than=now - self._ttl_s)
+            else:
+                await self._reload(older_than=now - self._ttl_s)
         stored = self._keys.get(key_id)
         if stored is None:
             await asyncio.sleep(max(0.0, self._loaded_at + self._miss_reload_s - now))

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 import orjson
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from dataplatform.settings import IngestorSettings
 from fastapi_app.app.api.deps import SettingsDep
 from fastapi_app.app.models import Health, Readiness, Welcome
 
@@ -34,34 +36,65 @@ async def health_check(settings: SettingsDep) -> dict[str, str]:
 @router.get(
     "/ready",
     response_model=Readiness,
-    responses={503: {"model": Readiness, "description": "A dependency is down."}},
-    summary="Readiness: the store and the sink answer",
+    responses={503: {"model": Readiness, "description": "The API cannot ingest now."}},
+    summary="Readiness: whether the API can ingest",
 )
 async def readiness_check(request: Request, settings: SettingsDep) -> Response:
-    """200 when the receipt store and the sink both answer within the sink timeout."""
-    service = getattr(request.app.state, "service", None)
-    checks: dict[str, str] = {}
+    """200 while records can be ingested, 503 (with Retry-After) while they cannot.
+
+    `ready`: the receipt store and the sink answer. `degraded` (still 200, Kafka tracks only):
+    PostgreSQL is down but Kafka answers and API keys are cached (or auth is off), so ingest
+    without an `Idempotency-Key` works; keyed requests, receipt lookups and keys not yet cached
+    get 503. `unavailable` (503): the sink is down, or the store is down and no request can be
+    authenticated, or the service is starting. Both checks run at once, each bounded by the
+    sink timeout.
+    """
+    state = request.app.state
+    service = getattr(state, "service", None)
     if service is None:
-        checks["service"] = "starting"
-    else:
-        for name, ping in (
-            ("store", service.store.ping),
-            (service.publisher.sink, service.publisher.ping),
-        ):
-            try:
-                async with asyncio.timeout(settings.sink_timeout_s):
-                    await ping()
-                checks[name] = "ok"
-            except Exception as exc:
-                # The cause goes to the log: this endpoint answers without an API key.
-                log.warning("readiness check %s failed: %r", name, exc)
-                checks[name] = "unavailable"
-    ready = all(value == "ok" for value in checks.values())
+        return _readiness("unavailable", {"service": "starting"}, settings)
+    sink = service.publisher.sink
+    store_ok, sink_ok = await asyncio.gather(
+        _answers("store", service.store.ping, settings.sink_timeout_s),
+        _answers(sink, service.publisher.ping, settings.sink_timeout_s),
+    )
+    checks = {"store": _word(store_ok), sink: _word(sink_ok)}
+    if store_ok and sink_ok:
+        return _readiness("ready", checks, settings)
+    authenticator = getattr(state, "authenticator", None)
+    keys_known = not settings.auth_enabled or (
+        authenticator is not None and authenticator.has_snapshot
+    )
+    if settings.auth_enabled and not store_ok:
+        checks["api_keys"] = "cached" if keys_known else "not loaded"
+    # The starter track's sink is the store itself: its ping has failed too.
+    if sink_ok and sink != "postgres" and keys_known:
+        return _readiness("degraded", checks, settings)
+    return _readiness("unavailable", checks, settings)
+
+
+async def _answers(name: str, ping: Callable[[], Awaitable[None]], timeout_s: float) -> bool:
+    try:
+        async with asyncio.timeout(timeout_s):
+            await ping()
+        return True
+    except Exception as exc:
+        # The cause goes to the log: this endpoint answers without an API key.
+        log.warning("readiness check %s failed: %r", name, exc)
+        return False
+
+
+def _word(ok: bool) -> str:
+    return "ok" if ok else "unavailable"
+
+
+def _readiness(status: str, checks: dict[str, str], settings: IngestorSettings) -> Response:
+    serving = status != "unavailable"
     return Response(
-        orjson.dumps({"status": "ready" if ready else "unavailable", "checks": checks}),
-        status_code=200 if ready else 503,
+        orjson.dumps({"status": status, "checks": checks}),
+        status_code=200 if serving else 503,
         media_type="application/json",
-        headers=None if ready else {"Retry-After": str(settings.retry_after_s)},
+        headers=None if serving else {"Retry-After": str(settings.retry_after_s)},
     )
 
 

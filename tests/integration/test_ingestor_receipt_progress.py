@@ -1,0 +1,97 @@
+"""Where a Kafka record is, from landing's progress in the real PostgreSQL, through the
+ingestor's short per-partition cache (`PostgresStore.whereabouts`)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import datetime
+
+import psycopg
+import pytest
+
+from dataplatform.db.migrate import search_path
+from dataplatform.ingest_ids import KafkaPlace
+from dataplatform.settings import IngestorSettings, PostgresSettings
+from fastapi_app.app.core.postgres import PostgresStore
+from fastapi_app.app.core.progress_cache import TTL_S, WINDOW
+from fastapi_app.app.core.store import Whereabouts
+from fastapi_app.testing import temporary_schema
+
+TOPIC_ID = "t-receipts"
+ENTITY = "finance.transactions"
+
+
+@pytest.fixture
+def schema(postgres_settings: PostgresSettings) -> Iterator[str]:
+    with temporary_schema(postgres_settings) as name:
+        yield name
+
+
+def _report(postgres: PostgresSettings, schema: str, partition: int, *ends: int) -> None:
+    with psycopg.connect(postgres.conninfo()) as conn:
+        conn.execute(search_path(schema))
+        for end in ends:
+            conn.execute(
+                "INSERT INTO landing_progress (topic_id, topic, entity, kafka_partition,"
+                " end_offset, landed_at) VALUES (%s, 't', %s, %s, %s,"
+                " timestamptz '2026-12-01 00:00:00+00' + make_interval(secs => %s))",
+                (TOPIC_ID, ENTITY, partition, end, end),
+            )
+
+
+def _quarantine(postgres: PostgresSettings, schema: str, ingest_id: str) -> None:
+    with psycopg.connect(postgres.conninfo()) as conn:
+        conn.execute(search_path(schema))
+        conn.execute(
+            "INSERT INTO quarantined_records (ingest_id, entity, reason) VALUES (%s, %s, 'bad')",
+            (ingest_id, ENTITY),
+        )
+
+
+def _landed_second(where: Whereabouts) -> float | None:
+    if where.landed_at is None:
+        return None
+    return (where.landed_at - datetime.fromisoformat("2026-12-01T00:00:00+00:00")).total_seconds()
+
+
+def test_whereabouts_through_progress_cache_matches_reports(
+    postgres_settings: PostgresSettings, schema: str
+) -> None:
+    # Partition 0: more reports than the cache keeps, so its oldest offsets take the
+    # record's own query; partition 1: one report.
+    _report(postgres_settings, schema, 0, *range(10, 10 * (WINDOW + 20), 10))
+    _report(postgres_settings, schema, 1, 50)
+    _quarantine(postgres_settings, schema, "id-quarantined")
+    settings = IngestorSettings(_env_file=None, **{"INGEST_DB_SCHEMA": schema})
+    store = PostgresStore(postgres_settings, settings)
+
+    async def ask() -> list[Whereabouts]:
+        await store.start()
+        try:
+            first = [
+                await store.whereabouts(KafkaPlace(TOPIC_ID, partition, offset, 0), ingest_id)
+                for partition, offset, ingest_id in [
+                    (0, 5, "id-a"),  # older than the cached window: own query
+                    (0, 10 * (WINDOW + 10) + 5, "id-b"),  # in the window
+                    (0, 10 * (WINDOW + 20), "id-c"),  # past every report
+                    (1, 49, "id-quarantined"),
+                    (1, 50, "id-d"),
+                ]
+            ]
+            _report(postgres_settings, schema, 1, 60)
+            await asyncio.sleep(TTL_S + 0.1)
+            fresh = await store.whereabouts(KafkaPlace(TOPIC_ID, 1, 55, 0), "id-e")
+            return [*first, fresh]
+        finally:
+            await store.close()
+
+    older, in_window, not_yet, quarantined, not_yet_1, fresh = asyncio.run(ask())
+    assert (older.entity, _landed_second(older)) == (ENTITY, 10)
+    assert (in_window.entity, _landed_second(in_window)) == (ENTITY, 10 * (WINDOW + 11))
+    assert not_yet == Whereabouts()
+    assert quarantined.quarantine_reason == "bad"
+    assert _landed_second(quarantined) == 50
+    assert not_yet_1 == Whereabouts()
+    # A report made after the partition's snapshot is seen once the snapshot expired.
+    assert (fresh.entity, _landed_second(fresh), fresh.quarantine_reason) == (ENTITY, 60, None)
