@@ -226,29 +226,23 @@ def kafka_drill(*, records: int = 200, timeout_s: float = 900, curate: bool = Fa
                 ids[ingest_id] = f"{i}/{version}"
         return ids
 
+    def landing_lands(name: str, what: str, ingest_ids: set[str]) -> None:
+        step(
+            name,
+            lambda: _wait(
+                f"{what} in bronze", lambda: _landed(ingest_ids) == ingest_ids, timeout_s=timeout_s
+            ),
+        )
+
     before = step(f"send {records} records (+ second versions)", lambda: send(0, records))
     report.records_before_backup = len(before)
-    step(
-        "landing lands them",
-        lambda: _wait(
-            "every record sent before the backup is in bronze",
-            lambda: _landed(set(before)) == set(before),
-            timeout_s=timeout_s,
-        ),
-    )
+    landing_lands("landing lands them", "every record sent before the backup is", set(before))
     backup_uri = step("dataplatform backup kafka", lambda: run_cli("backup", "kafka").strip())
     snapshot = datetime.fromisoformat(_manifest_time(backup_uri))
     # Half of them land before the loss (a resend must not publish those again), half not.
     half = records // 2
     after = step(f"send {half} more records", lambda: send(records, half))
-    step(
-        "landing lands them",
-        lambda: _wait(
-            "the first records sent after the backup are in bronze",
-            lambda: _landed(set(after)) == set(after),
-            timeout_s=timeout_s,
-        ),
-    )
+    landing_lands("landing lands them", "the first records sent after the backup are", set(after))
     after |= step(
         f"send {records - half} more records", lambda: send(records + half, records - half)
     )
@@ -303,13 +297,10 @@ def kafka_drill(*, records: int = 200, timeout_s: float = 900, curate: bool = Fa
         lambda: _resend(api, run, after),
     )
     report.published_again_after_loss = sum(old != new for old, new in resent.items())
-    step(
+    landing_lands(
         "landing lands what was published again",
-        lambda: _wait(
-            "every record acknowledged after the backup is in bronze",
-            lambda: _landed(set(resent.values())) == set(resent.values()),
-            timeout_s=timeout_s,
-        ),
+        "every record acknowledged after the backup is",
+        set(resent.values()),
     )
     _check_resent(resent, report)
     if curate:
