@@ -100,6 +100,23 @@ def task_instances(api: AirflowApi, dag_id: str, run_id: str) -> dict[str, dict[
     return {ti["task_id"]: ti for ti in body["task_instances"]}
 
 
+def wait_until_idle(api: AirflowApi, dag_id: str, *, timeout_s: float = 1200) -> None:
+    """Wait until no run of `dag_id` is queued or running (e.g. the hourly run, queued behind
+    the test's own when the hour turned, would curate the records the next run is meant to)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        active = api.call(
+            "GET", f"/dags/{dag_id}/dagRuns", params={"state": ["queued", "running"]}
+        )["dag_runs"]
+        if not active:
+            return
+        assert time.monotonic() < deadline, (
+            f"{dag_id} runs still active after {timeout_s:.0f}s: "
+            f"{[run['dag_run_id'] for run in active]}"
+        )
+        time.sleep(5)
+
+
 def wait_for_run(
     api: AirflowApi, dag_id: str, run_id: str, *, min_try: int = 1, timeout_s: float = 1200
 ) -> str:

@@ -49,6 +49,7 @@ from tests.integration.airflow_support import (
     trigger,
     upsert_variable,
     wait_for_run,
+    wait_until_idle,
     write_bronze,
 )
 from tests.integration.lakehouse_support import end_offsets
@@ -104,10 +105,12 @@ def curated_run(api: AirflowApi, s3: S3Settings, kafka_settings: KafkaSettings) 
         "AIRFLOW_OPENLINEAGE_TRANSPORT=kafka in .env (as .env.example does) and restart Airflow"
     )
     # An asset event on a bronze table starts a run at once. It curates whatever bronze
-    # already held, so the REST-triggered run after it sees only the records written here.
+    # already held, and any run queued beside it (the hourly one, when the hour turned) is
+    # waited for too, so the REST-triggered run after them sees only the records written here.
     set_paused(api, DAG, False)
     drain = _asset_triggered_run(api, s3)
     assert wait_for_run(api, DAG, drain) == "success", run_summary(api, DAG, drain)
+    wait_until_idle(api, DAG)
     before = {entity: read_silver(s3, entity) for entity in RECORD_KEYS}
     new_keys: dict[str, set[str]] = {}
     for entity, key in RECORD_KEYS.items():
