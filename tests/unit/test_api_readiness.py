@@ -4,6 +4,7 @@ cached: 200) or unavailable (503), with the in-memory store and sink."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -47,6 +48,20 @@ def test_ready_with_store_down_and_keys_cached_is_200_degraded_and_ingest_works(
     # The failed reloads keep the keys loaded before: what /ready promised holds.
     assert [response.status_code for response in ingested] == [200, 200, 200]
     assert len(publisher.messages) == 4
+
+
+def test_revoked_key_is_refused_at_the_next_request_once_the_snapshot_expired() -> None:
+    # Keeping the keys through an outage must not delay a revocation while the store answers:
+    # the request that finds the snapshot expired reloads it before it is answered.
+    store, publisher, rng = MemoryStore(), MemoryPublisher(), random.Random(6)
+    with _client(store, publisher, api_key_cache_ttl_s=0) as client:
+        store.available = False
+        assert client.post(TX, json=samples.transaction(rng)).status_code == 503  # no snapshot
+        store.available = True
+        assert client.post(TX, json=samples.transaction(rng)).status_code == 200
+        [key_id] = store.api_keys
+        store.api_keys[key_id] = replace(store.api_keys[key_id], revoked=True)
+        assert client.post(TX, json=samples.transaction(rng)).status_code == 401
 
 
 def test_ready_with_store_down_and_no_key_loaded_is_503() -> None:

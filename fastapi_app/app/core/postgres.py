@@ -137,7 +137,11 @@ def _pool(
     *,
     synchronous_commit: bool,
     name: str,
+    check: bool = False,
 ) -> AsyncConnectionPool[AsyncConnection]:
+    """A pool on the ingest schema; with `check`, each connection is tested as it is taken
+    (one round trip), so a PostgreSQL restart costs no request a dead connection."""
+
     async def configure(conn: AsyncConnection) -> None:
         await conn.execute(search_path(settings.db_schema))
         await conn.execute(
@@ -155,6 +159,7 @@ def _pool(
         configure=configure,
         timeout=settings.sink_timeout_s,
         name=name,
+        check=AsyncConnectionPool.check_connection if check else None,
     )
 
 
@@ -164,7 +169,11 @@ class PostgresStore:
     def __init__(self, postgres: PostgresSettings, settings: IngestorSettings) -> None:
         """Configure; `start()` connects."""
         self._settings = settings
-        self._pool = _pool(postgres, settings, synchronous_commit=False, name="ingest-store")
+        # Checked: the store is used rarely (keyed requests, receipts, key reloads), and after a
+        # PostgreSQL restart a dead connection made a new key's first request a 503.
+        self._pool = _pool(
+            postgres, settings, synchronous_commit=False, name="ingest-store", check=True
+        )
         self._progress = ProgressCache(self._partition_progress)
 
     async def start(self) -> None:

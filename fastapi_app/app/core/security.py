@@ -28,15 +28,16 @@ ANONYMOUS = Principal("anonymous")
 class ApiKeyAuthenticator:
     """Verifies presented keys against a snapshot of the store's API keys.
 
-    The snapshot is reloaded every `ttl_s` seconds, in the background once there is one: the
-    request that finds it expired is answered from it, so a revocation applies within `ttl_s`
-    and one reload. When the store is down the reload fails and the last snapshot stays in use
-    (nobody can revoke a key then either): ingest without an `Idempotency-Key` keeps working
-    for the keys already known (docs/API.md). A key id missing from the snapshot waits for a
-    snapshot taken after the request arrived, and such reloads run at most once per
-    `miss_reload_s`: a key created a moment ago is accepted (its first request waits up to that
-    interval), and a flood of random well-formed keys costs at most one query per interval
-    instead of one per request. Only secret hashes are held.
+    The snapshot is reloaded every `ttl_s` seconds by the request that finds it expired, so a
+    revocation applies within `ttl_s`. When that reload fails (the store is down) and there is
+    a snapshot, it stays in use (nobody can revoke a key then either), and further reloads run
+    in the background until one succeeds, so requests do not each wait for the store's
+    timeout: ingest without an `Idempotency-Key` keeps working for the keys already known
+    (docs/API.md). A key id missing from the snapshot waits for a snapshot taken after the
+    request arrived, and such reloads run at most once per `miss_reload_s`: a key created a
+    moment ago is accepted (its first request waits up to that interval), and a flood of
+    random well-formed keys costs at most one query per interval instead of one per request.
+    Only secret hashes are held.
     """
 
     def __init__(self, store: IngestStore, *, ttl_s: float, miss_reload_s: float = 1.0) -> None:
@@ -49,6 +50,8 @@ class ApiKeyAuthenticator:
         self._reload_lock = asyncio.Lock()
         #: The background reload of an expired snapshot, while it runs.
         self._refresh: asyncio.Task[None] | None = None
+        #: Whether the last reload failed (then expired snapshots reload in the background).
+        self._store_down = False
 
     @property
     def has_snapshot(self) -> bool:
@@ -61,13 +64,17 @@ class ApiKeyAuthenticator:
         if self._refresh is not None and not self._refresh.done():
             return
 
-        async def refresh() -> None:
-            try:
-                await self._reload(older_than)
-            except Exception as exc:
-                log.warning("API key reload failed, keeping the keys loaded before: %s", exc)
+        self._refresh = asyncio.get_running_loop().create_task(self._reload_or_keep(older_than))
 
-        self._refresh = asyncio.get_running_loop().create_task(refresh())
+    async def _reload_or_keep(self, older_than: float) -> None:
+        """Reload; when that fails, keep the snapshot (raise if there is none)."""
+        try:
+            await self._reload(older_than)
+        except Exception as exc:
+            if not self.has_snapshot:
+                raise
+            self._store_down = True
+            log.warning("API key reload failed, keeping the keys loaded before: %s", exc)
 
     async def _reload(self, older_than: float) -> None:
         """Make sure the snapshot's query started after `older_than`."""
@@ -78,6 +85,7 @@ class ApiKeyAuthenticator:
             keys = await self._store.list_api_keys()
             self._keys = {key.key_id: key for key in keys}
             self._loaded_at = started
+            self._store_down = False
 
     async def authenticate(self, presented: str) -> Principal | None:
         """The principal of a valid, unrevoked key; None otherwise.
@@ -92,10 +100,10 @@ class ApiKeyAuthenticator:
         key_id, secret = parsed
         now = time.monotonic()
         if now - self._loaded_at > self._ttl_s:
-            if self.has_snapshot:
+            if self._store_down:
                 self._refresh_later(older_than=now - self._ttl_s)
             else:
-                await self._reload(older_than=now - self._ttl_s)
+                await self._reload_or_keep(older_than=now - self._ttl_s)
         stored = self._keys.get(key_id)
         if stored is None:
             await asyncio.sleep(max(0.0, self._loaded_at + self._miss_reload_s - now))
