@@ -172,6 +172,11 @@ def _transaction(run: str, i: int, version: int) -> dict[str, Any]:
     }
 
 
+def _key(run: str, i: int, version: int) -> str:
+    """The `Idempotency-Key` of version `version` of drill record `i`, sent and resent."""
+    return f"{run}-{i}-{version}"
+
+
 def _bronze_rows(ingest_ids: set[str]) -> list[dict[str, Any]]:
     """Bronze rows of these ingest ids (delta-rs: no Spark session)."""
     import pyarrow.compute as pc
@@ -220,7 +225,7 @@ def kafka_drill(*, records: int = 200, timeout_s: float = 900, curate: bool = Fa
         ids: dict[str, str] = {}
         for i in range(first, first + count):
             for version in (1, 2) if i % 2 == 0 else (1,):
-                ingest_id = api.ingest(_transaction(run, i, version), key=f"{run}-{i}-{version}")
+                ingest_id = api.ingest(_transaction(run, i, version), key=_key(run, i, version))
                 if ingest_id is None:
                     raise DrillError(f"the API refused drill record {i} before the loss")
                 ids[ingest_id] = f"{i}/{version}"
@@ -323,7 +328,7 @@ def _resend(api: _Api, run: str, sent: dict[str, str]) -> dict[str, str]:
     answers = {}
     for ingest_id, label in sent.items():
         i, version = (int(part) for part in label.split("/"))
-        again = api.ingest(_transaction(run, i, version), key=f"{run}-{i}-{version}")
+        again = api.ingest(_transaction(run, i, version), key=_key(run, i, version))
         if again is None:
             raise DrillError(f"the API refused the resend of drill record {label}")
         answers[ingest_id] = again

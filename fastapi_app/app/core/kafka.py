@@ -174,26 +174,32 @@ class KafkaPublisher:
         return None
 
     async def current_topic_id(self, topic: str) -> str | None:
-        """See `Publisher.current_topic_id` (read again when older than `_TOPIC_IDS_TTL_S`; the
-        last ids read when Kafka does not answer)."""
-        if time.monotonic() - self._topic_ids_at > _TOPIC_IDS_TTL_S:
-            try:
-                await self._read_topic_ids()
-            except SinkUnavailable:
-                log.warning("could not read the kafka topic ids again; using the last ones")
+        """See `Publisher.current_topic_id` (the ids `_refresh_topic_ids` keeps; None when
+        Kafka never answered)."""
+        with contextlib.suppress(SinkUnavailable):
+            await self._refresh_topic_ids(topic)
         found = self._topic_ids.get(topic)
         return None if found is None else url_safe_topic_id(found)
 
-    async def _topic_ids_for(self, records: list[Candidate]) -> dict[str, str]:
-        """The current topic ids, read again when older than `_TOPIC_IDS_TTL_S` or missing."""
+    async def _refresh_topic_ids(self, *topics: str) -> None:
+        """Read the topic ids again when older than `_TOPIC_IDS_TTL_S` or one of `topics` is
+        missing; when Kafka does not answer, keep stale ids if there are any.
+
+        Raises:
+            SinkUnavailable: Kafka did not answer and the ids are missing, not just stale.
+        """
         stale = time.monotonic() - self._topic_ids_at > _TOPIC_IDS_TTL_S
-        if stale or any(c.entity.topic not in self._topic_ids for c in records):
+        if stale or any(topic not in self._topic_ids for topic in topics):
             try:
                 await self._read_topic_ids()
             except SinkUnavailable:
                 if not stale or not self._topic_ids:
                     raise
                 log.warning("could not read the kafka topic ids again; using the last ones")
+
+    async def _topic_ids_for(self, records: list[Candidate]) -> dict[str, str]:
+        """The current topic ids, read again when older than `_TOPIC_IDS_TTL_S` or missing."""
+        await self._refresh_topic_ids(*{c.entity.topic for c in records})
         missing = {c.entity.topic for c in records} - set(self._topic_ids)
         if missing:
             raise SinkUnavailable(f"kafka topics missing: {', '.join(sorted(missing))}")

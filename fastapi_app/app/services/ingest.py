@@ -348,10 +348,11 @@ class IngestService:
                     outcome = await self._publish_lost(parsed, principal, received_at, earlier)
                     completed = False
         except BaseException as exc:
-            if binding is not None and earlier is None:
+            if binding is not None and earlier is not None:
+                # A reopened binding gets its original receipts back, not freed.
+                self._later("complete", binding.key, self._completing(binding, earlier.receipts))
+            elif binding is not None:
                 self._release_later(binding)
-            elif binding is not None and earlier is not None:
-                self._complete_later(binding, earlier.receipts)
             raise self._answer(exc) from None
         finally:
             self._inflight -= count
@@ -479,12 +480,16 @@ class IngestService:
             retry_after_s=self.settings.retry_after_s,
         )
 
-    async def _complete(self, binding: KeyBinding, receipts: list[Receipt]) -> None:
-        def complete() -> Awaitable[None]:
-            return self.store.complete_idempotency_key(
-                principal=binding.principal, key=binding.key, receipts=receipts
-            )
+    def _completing(
+        self, binding: KeyBinding, receipts: list[Receipt]
+    ) -> Callable[[], Awaitable[None]]:
+        """The write that completes `binding` with `receipts` (run now or by `_later`)."""
+        return lambda: self.store.complete_idempotency_key(
+            principal=binding.principal, key=binding.key, receipts=receipts
+        )
 
+    async def _complete(self, binding: KeyBinding, receipts: list[Receipt]) -> None:
+        complete = self._completing(binding, receipts)
         try:
             await complete()
         except Exception as exc:
@@ -493,16 +498,6 @@ class IngestService:
             # retry after that publishes again (docs/API.md, the at-least-once window).
             log.warning("could not complete Idempotency-Key %r, retrying: %s", binding.key, exc)
             self._later("complete", binding.key, complete)
-
-    def _complete_later(self, binding: KeyBinding, receipts: list[Receipt]) -> None:
-        """Put a reopened binding's receipts back, in a task of its own."""
-        self._later(
-            "complete",
-            binding.key,
-            lambda: self.store.complete_idempotency_key(
-                principal=binding.principal, key=binding.key, receipts=receipts
-            ),
-        )
 
     def _release_later(self, binding: KeyBinding) -> None:
         """Free the key in a task of its own: the request may be cancelled (disconnect)."""
