@@ -74,8 +74,11 @@ def _silver_rows(prefix: str, entity: Entity) -> int:
     return int(table.to_pyarrow_table(columns=[entity.key_field]).num_rows)
 
 
-def _curate(checkout: Path, prefix: str, run_id: str, log: Path) -> float:
-    """Run the checkout's curation job over every entity; seconds from start to exit."""
+def _curate(checkout: Path, prefix: str, run_id: str, log: Path, java_options: str) -> float:
+    """Run the checkout's curation job over every entity; seconds from start to exit.
+
+    `java_options` go to the driver JVM through `SPARK_SUBMIT_OPTS` (Spark's launcher adds them
+    to the `java` command line of a `pyspark` session's JVM)."""
     command = [
         str(checkout / ".venv" / "bin" / "python"),
         "-m",
@@ -88,7 +91,12 @@ def _curate(checkout: Path, prefix: str, run_id: str, log: Path) -> float:
     started = time.monotonic()
     with log.open("a") as out:
         code = subprocess.run(
-            command, cwd=checkout, stdout=out, stderr=subprocess.STDOUT, check=False
+            command,
+            cwd=checkout,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
+            env={**os.environ, "SPARK_SUBMIT_OPTS": java_options} if java_options else None,
         ).returncode
     seconds = time.monotonic() - started
     if code != 0:
@@ -100,34 +108,44 @@ def main() -> None:
     """Parse arguments, run the rounds, print the report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkout", type=Path, action="append", required=True)
+    parser.add_argument(
+        "--java-options",
+        action="append",
+        metavar="LABEL=OPTIONS",
+        help="a variant run in every checkout with these driver JVM options (repeatable; "
+        "`plain=` is the variant without any); default: one variant without any",
+    )
     parser.add_argument("--rows", type=int, default=100, help="new rows per entity per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--log-dir", type=Path, default=Path(tempfile.gettempdir()))
     args = parser.parse_args()
     run = uuid.uuid4().hex[:8]
     rng = random.Random(run)  # noqa: S311 (test data, not secrets)
-    checkouts = [path.resolve() for path in args.checkout]
-    prefixes = {path: f"benchmarks/curation-{run}/{n}" for n, path in enumerate(checkouts)}
-    logs = {path: args.log_dir / f"curation-wall-{run}-{n}.log" for n, path in enumerate(checkouts)}
-    results: dict[Path, dict[str, list[float]]] = {p: {"new": [], "noop": []} for p in checkouts}
+    variants = dict(v.split("=", 1) for v in args.java_options or ["plain="])
+    units = [(path.resolve(), label) for path in args.checkout for label in variants]
+    names = {unit: f"{unit[0]}[{unit[1]}]" for unit in units}
+    prefixes = {unit: f"benchmarks/curation-{run}/{n}" for n, unit in enumerate(units)}
+    logs = {unit: args.log_dir / f"curation-wall-{run}-{n}.log" for n, unit in enumerate(units)}
+    results: dict[tuple[Path, str], dict[str, list[float]]] = {
+        unit: {"new": [], "noop": []} for unit in units
+    }
     load_before = os.getloadavg()
     try:
-        for checkout in checkouts:
-            _curate(checkout, prefixes[checkout], f"prime-{run}", logs[checkout])
+        for unit in units:
+            _curate(unit[0], prefixes[unit], f"prime-{run}", logs[unit], variants[unit[1]])
         for round_no in range(args.rounds):
-            for checkout in checkouts:
+            for unit in units:
+                checkout, opts = unit[0], variants[unit[1]]
                 for entity in ENTITIES:
-                    _append_bronze(prefixes[checkout], entity, args.rows, rng)
-                new = _curate(checkout, prefixes[checkout], f"r{round_no}-{run}", logs[checkout])
-                noop = _curate(checkout, prefixes[checkout], f"n{round_no}-{run}", logs[checkout])
-                results[checkout]["new"].append(new)
-                results[checkout]["noop"].append(noop)
-                print(f"round {round_no} {checkout}: new {new:.1f} s, no-op {noop:.1f} s")
+                    _append_bronze(prefixes[unit], entity, args.rows, rng)
+                new = _curate(checkout, prefixes[unit], f"r{round_no}-{run}", logs[unit], opts)
+                noop = _curate(checkout, prefixes[unit], f"n{round_no}-{run}", logs[unit], opts)
+                results[unit]["new"].append(new)
+                results[unit]["noop"].append(noop)
+                print(f"round {round_no} {names[unit]}: new {new:.1f} s, no-op {noop:.1f} s")
         silver = {
-            str(checkout): {
-                f"{e.domain}/{e.name}": _silver_rows(prefixes[checkout], e) for e in ENTITIES
-            }
-            for checkout in checkouts
+            names[unit]: {f"{e.domain}/{e.name}": _silver_rows(prefixes[unit], e) for e in ENTITIES}
+            for unit in units
         }
         expected = args.rows * args.rounds
         report: dict[str, Any] = {
@@ -140,12 +158,12 @@ def main() -> None:
                 count == expected for counts in silver.values() for count in counts.values()
             ),
             "median_s": {
-                str(checkout): {k: round(statistics.median(v), 1) for k, v in runs.items()}
-                for checkout, runs in results.items()
+                names[unit]: {k: round(statistics.median(v), 1) for k, v in runs.items()}
+                for unit, runs in results.items()
             },
             "rounds_s": {
-                str(checkout): {k: [round(x, 1) for x in v] for k, v in runs.items()}
-                for checkout, runs in results.items()
+                names[unit]: {k: [round(x, 1) for x in v] for k, v in runs.items()}
+                for unit, runs in results.items()
             },
         }
         print(json.dumps(report, indent=2))

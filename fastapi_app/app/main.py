@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from functools import cache
@@ -18,6 +19,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import multiprocess
 from pydantic.json_schema import models_json_schema
 
 from dataplatform.contracts import ENTITIES
@@ -40,7 +42,11 @@ from fastapi_app.app.core.config import get_settings
 from fastapi_app.app.core.publisher import Publisher
 from fastapi_app.app.core.security import ApiKeyAuthenticator, RateLimiter
 from fastapi_app.app.core.store import IngestStore
-from fastapi_app.app.core.telemetry import TelemetryMiddleware, default_tracer_provider
+from fastapi_app.app.core.telemetry import (
+    TelemetryMiddleware,
+    default_tracer_provider,
+    metrics_dir,
+)
 from fastapi_app.app.services.documents import DocumentService
 from fastapi_app.app.services.ingest import IngestService
 
@@ -105,7 +111,7 @@ def create_app(
         fast_path: Serve the hot ingest routes with `IngestFastPath` (the default) rather than
             through FastAPI's routing; the answers are the same (tests compare both).
     """
-    settings = settings or get_settings()
+    settings = (settings or get_settings()).worker_share()
     ids = ids or ReceiptSettings().ids()
     tracer_provider = tracer_provider or default_tracer_provider()
     hot = HotRoutes(())  # the fast path's routes, once the routers are built
@@ -155,6 +161,9 @@ def create_app(
             await used_publisher.close()
             await used_store.close()
             await asyncio.to_thread(tracer_provider.force_flush)
+            if metrics_dir():
+                # Its in-flight gauge leaves the sum the other workers' `/metrics` report.
+                multiprocess.mark_process_dead(os.getpid())
 
     # Swagger UI and ReDoc from assets installed with the package: no CDN, so /docs renders on
     # an air-gapped machine too.
@@ -181,7 +190,7 @@ def create_app(
     app.state.service = None
     app.state.documents = None
     app.state.rate_limiter = RateLimiter(
-        rate=settings.rate_limit_per_s, burst=settings.rate_limit_burst
+        rate=settings.rate_limit_per_s, burst=settings.rate_limit_burst, workers=settings.workers
     )
     app.include_router(root.router)
     ingest_routes: list[APIRoute] = []

@@ -7,7 +7,7 @@ ingestor's request spans), so logs and traces join on the trace id.
 from __future__ import annotations
 
 import logging
-import sys
+import logging.config
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,13 +44,29 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+def logging_config(level: str) -> dict[str, Any]:
+    """Every logger (ours, uvicorn's, librdkafka's) as JSON lines to stderr, as a
+    `logging.config.dictConfig` dict: uvicorn applies it again in each worker process it starts.
+    """
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonFormatter}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "formatter": "json",
+            }
+        },
+        "root": {"handlers": ["stderr"], "level": level},
+        "loggers": {
+            name: {"handlers": [], "propagate": True}
+            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+        },
+    }
+
+
 def configure_logging(level: str) -> None:
     """Send every logger (ours, uvicorn's, librdkafka's) as JSON lines to stderr."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        logging.getLogger(name).handlers[:] = []
-        logging.getLogger(name).propagate = True
+    logging.config.dictConfig(logging_config(level))

@@ -398,6 +398,10 @@ class IngestorSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    #: Worker processes serving the port. The limits counted in memory (every key's rate limit
+    #: and burst, records in flight, requests served at once, open connections) are divided
+    #: among them, so together the workers never exceed them (docs/API.md, "Several workers").
+    workers: int = Field(default=1, ge=1)
     #: `postgres`: transactional outbox (starter); `kafka`: idempotent producer (intermediate+).
     #: Unset, it follows DATAPLATFORM_TRACK, so one variable picks the track in both runtimes.
     sink: Literal["postgres", "kafka"] = "kafka"
@@ -453,6 +457,25 @@ class IngestorSettings(BaseSettings):
                 "INGESTOR_AUTH_ENABLED=false is only allowed with DATAPLATFORM_ENV=development"
             )
         return self
+
+    def worker_share(self) -> IngestorSettings:
+        """What one of `workers` processes enforces: the in-memory limits divided among them.
+
+        A key's own rate limit (`dataplatform apikey create --rate-limit`) is divided by the
+        rate limiter, which gets `workers` from these settings.
+        """
+        if self.workers == 1:
+            return self
+        n = self.workers
+        return self.model_copy(
+            update={
+                "rate_limit_per_s": self.rate_limit_per_s / n,
+                "rate_limit_burst": max(1, self.rate_limit_burst // n),
+                "max_inflight_records": self.max_inflight_records // n,
+                "max_concurrency": max(1, self.max_concurrency // n),
+                "max_connections": max(1, self.max_connections // n),
+            }
+        )
 
     @property
     def environment(self) -> str:

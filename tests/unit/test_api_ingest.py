@@ -546,3 +546,40 @@ def test_openapi_documents_contracts_security_limits_and_examples(client: TestCl
     )
     assert "application/x-ndjson" in batch
     assert spec["paths"]["/ingest/{ingest_id}"]["get"]["security"]
+
+
+def test_workers_share_the_rate_limits_and_bounds() -> None:
+    settings = IngestorSettings(
+        _env_file=None,
+        workers=4,
+        rate_limit_per_s=1000,
+        rate_limit_burst=10,
+        max_inflight_records=10000,
+        max_concurrency=256,
+        max_connections=4096,
+    )
+    share = settings.worker_share()
+    assert (share.rate_limit_per_s, share.rate_limit_burst) == (250, 2)
+    assert (share.max_inflight_records, share.max_concurrency, share.max_connections) == (
+        2500,
+        64,
+        1024,
+    )
+    assert IngestorSettings(_env_file=None).worker_share() == IngestorSettings(_env_file=None)
+
+
+def test_a_keys_own_rate_limit_is_shared_by_the_workers(
+    store: MemoryStore, publisher: MemoryPublisher, rng: random.Random
+) -> None:
+    # 4 req/s for the key over 2 workers: this worker admits 2 req/s, and its burst share is 1.
+    app = create_app(
+        IngestorSettings(_env_file=None, workers=2, rate_limit_burst=2),
+        store=store,
+        publisher=publisher,
+    )
+    key = store.add_api_key(rate_limit_per_s=4)
+    with TestClient(app, headers={"X-API-Key": key}) as client:
+        codes = [client.post(TX, json=samples.transaction(rng)).status_code for _ in range(2)]
+        retry_after = client.post(TX, json=samples.transaction(rng)).headers.get("Retry-After")
+    assert codes == [200, 429]
+    assert retry_after is not None

@@ -117,18 +117,25 @@ class ApiKeyAuthenticator:
 class RateLimiter:
     """Token bucket per principal: `rate` requests per second, bursts up to `burst`.
 
-    Per process: with several workers each enforces the limit on its share of the traffic.
+    Counted in the process: with several workers, `rate` and `burst` are a worker's share
+    (`IngestorSettings.worker_share`) and a key's own limit is divided by `workers` here, so the
+    workers together never admit more than the limit.
     """
 
-    def __init__(self, *, rate: float, burst: int) -> None:
+    def __init__(self, *, rate: float, burst: int, workers: int = 1) -> None:
         """`rate` 0 disables limiting."""
         self._rate = rate
         self._burst = burst
+        self._workers = workers
         self._buckets: dict[str, list[float]] = {}
 
     def acquire(self, principal: Principal) -> float:
         """Take one token; return 0 when allowed, else the seconds until a token is free."""
-        rate = principal.rate_limit_per_s if principal.rate_limit_per_s is not None else self._rate
+        rate = (
+            principal.rate_limit_per_s / self._workers
+            if principal.rate_limit_per_s is not None
+            else self._rate
+        )
         if rate <= 0:
             return 0.0
         now = time.monotonic()

@@ -173,7 +173,23 @@ SINK_ERRORS = Counter(
     "Requests refused because the sink or the store failed, timed out or was full.",
     ["sink", "reason"],
 )
-INFLIGHT = Gauge("ingestor_inflight_records", "Records admitted and not yet answered.")
+
+
+def metrics_dir() -> str | None:
+    """Where the workers' metric files are when several workers serve the port.
+
+    prometheus_client's own variable: `dataplatform run ingestor` sets it for its workers, which
+    read it when they import prometheus_client; None with one worker.
+    """
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+
+
+INFLIGHT = Gauge(
+    "ingestor_inflight_records",
+    "Records admitted and not yet answered.",
+    # With several workers, `/metrics` reports the sum over the live ones.
+    multiprocess_mode="livesum",
+)
 
 
 class TelemetryMiddleware:

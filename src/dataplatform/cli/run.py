@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +17,7 @@ from dataplatform.settings import (
     get_exporter_settings,
     get_ingestor_settings,
     get_postgres_settings,
+    get_runtime_settings,
 )
 from dataplatform.shutdown import stop_on_signals
 
@@ -81,7 +83,7 @@ def run_ingestor(
     """The FastAPI ingestor under uvicorn (uvloop + httptools), JSON logs to stderr."""
     import uvicorn
 
-    from dataplatform.logs import configure_logging
+    from dataplatform.logs import configure_logging, logging_config
 
     if kafka_sink_if_host:
         os.environ["INGESTOR_SINK"] = sink_for_network(kafka_sink_if_host)
@@ -89,20 +91,32 @@ def run_ingestor(
     if otlp_if_host:
         os.environ.update(otlp_environment_for_network(otlp_if_host))
     settings = get_ingestor_settings()
-    log.info("ingestor sink: %s", settings.sink)
+    log.info("ingestor sink: %s, %d worker(s)", settings.sink, settings.workers)
     configure_logging(settings.log_level)
-    # One worker: metrics, the rate limiter and the in-flight bound are per process; scale by
-    # running more processes behind a balancer.
+    if settings.workers > 1:
+        # prometheus_client's multiprocess mode: each worker writes its values to files here
+        # and `/metrics` adds them up. The workers read the variable when they start.
+        metrics_dir = (
+            get_runtime_settings().data_dir / "run" / f"ingestor-metrics-{port or settings.port}"
+        )
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     uvicorn.run(
         "fastapi_app.app.main:create_app",
         factory=True,
         host=host or settings.host,
         port=port or settings.port,
+        workers=settings.workers,
         loop="uvloop",
         http="httptools",
         access_log=False,
-        log_config=None,
-        limit_concurrency=settings.max_connections,
+        log_config=logging_config(settings.log_level),
+        limit_concurrency=settings.worker_share().max_connections,
+        # A worker answers the supervisor's pings once it has started Python and unpickled its
+        # config: on a loaded machine that takes longer than uvicorn's 5 s, which then kills
+        # and restarts it forever.
+        timeout_worker_healthcheck=60,
         timeout_graceful_shutdown=int(settings.sink_timeout_s) + 5,
     )
 

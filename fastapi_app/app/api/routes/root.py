@@ -8,10 +8,17 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    generate_latest,
+    multiprocess,
+)
 
 from dataplatform.settings import IngestorSettings
 from fastapi_app.app.api.deps import SettingsDep
+from fastapi_app.app.core.telemetry import metrics_dir
 from fastapi_app.app.models import Health, Readiness, Welcome
 
 log = logging.getLogger(__name__)
@@ -106,4 +113,10 @@ def _readiness(status: str, checks: dict[str, str], settings: IngestorSettings) 
 )
 async def metrics() -> Response:
     """Metrics in the Prometheus text format."""
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    registry = REGISTRY
+    if metrics_dir():
+        # Every worker's values, from the files they write (`dataplatform run ingestor` sets
+        # PROMETHEUS_MULTIPROC_DIR): the answer must not depend on which worker took the scrape.
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
