@@ -18,6 +18,8 @@ one of two checks and one of two appends:
 table, so the tables grow alike; medians over the measured batches.
 
     .venv/bin/python benchmarks/landing_check_cost.py --rows 2500 --batches 20
+
+The ratio column is against `old` when it runs, else against the first variant listed.
 """
 
 # ruff: noqa: T201  (a command-line tool: its output is the report)
@@ -114,12 +116,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=20, help="measured batches per variant")
     parser.add_argument("--warmup", type=int, default=3, help="unmeasured batches first")
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument(
+        "--conf",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra Spark conf for the session (repeatable), e.g. JVM options of the driver",
+    )
     args = parser.parse_args(argv)
     variants = [v for v in args.variants.split(",") if v]
 
     from pyspark_jobs.launch import start_job_session
 
-    spark = start_job_session("landing-check-cost")
+    extra_conf = dict(item.split("=", 1) for item in args.conf)
+    spark = start_job_session("landing-check-cost", extra_conf=extra_conf)
     spark.sparkContext.setLogLevel("ERROR")
     root = Path(tempfile.mkdtemp(prefix="landing-check-cost-"))
     try:
@@ -145,14 +155,15 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(root, ignore_errors=True)
     print(
         f"{args.rows} rows per batch, {args.batches} batches per variant after {args.warmup}, "
-        f"{os.cpu_count()} CPUs"
+        f"{os.cpu_count()} CPUs, extra conf {extra_conf}"
     )
-    base = statistics.median(walls["old"]) if "old" in walls else float("nan")
-    print(f"{'variant':12} {'median s':>9} {'p90 s':>7} {'x old':>6}")
+    control = "old" if "old" in walls else variants[0]
+    base = statistics.median(walls[control])
+    print(f"{'variant':12} {'median s':>9} {'p90 s':>7} {'x ' + control:>12}")
     for variant, times in walls.items():
         p90 = statistics.quantiles(times, n=10)[-1]
         median = statistics.median(times)
-        print(f"{variant:12} {median:9.3f} {p90:7.3f} {median / base:6.2f}")
+        print(f"{variant:12} {median:9.3f} {p90:7.3f} {median / base:12.2f}")
     return 0
 
 

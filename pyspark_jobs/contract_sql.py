@@ -4,8 +4,13 @@ Landing judges every Kafka record against its contract. Running the pydantic mod
 UDF costs 0.45-0.85 s a micro-batch (docs/BENCHMARKS.md), most of it moving rows to Python and
 back; these expressions let the JVM judge the ordinary records instead, and route only those it
 cannot judge exactly as the contract would to the Python check (`transforms.check_record`).
-Landing does not use them yet: their generated code exceeds the JVM's 64 KB method limit, so
-Spark runs them interpreted, and they measured slower than the UDF (docs/BENCHMARKS.md).
+Landing does not use them yet: they measured slower than the UDF (docs/BENCHMARKS.md, third and
+fourth sittings). On landing's plan the generated code compiles, but each row costs about as
+much as the UDF's: three regular expressions scan the whole payload, and the generated methods
+are larger than the 8,000 bytes HotSpot compiles, so they run in the bytecode interpreter. (A
+filter on the verdict, such as counting decided rows, lets the optimizer inline every step into
+one expression whose code exceeds the JVM's 64 KB method limit; Spark then retries the compile
+on every query.)
 
 What the JVM judges: a UTF-8 payload that is one flat JSON object, in the grammar below (keys of
 letters, digits and `_`; values a string without escapes or control characters, a number

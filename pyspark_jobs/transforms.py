@@ -265,9 +265,8 @@ def kafka_to_checked(
         entity: The entity the topic carries.
         epoch: The topic's epoch (see `dataplatform.contracts.bronze`).
         receipt_secret: `RECEIPT_SECRET`, which signs ingest ids.
-        jvm_check: Judge records in the JVM first (`contract_check`). Off in landing: its
-            generated code exceeds the JVM's 64 KB method limit, so Spark runs it
-            interpreted, and it measured slower than the Python UDF (docs/BENCHMARKS.md).
+        jvm_check: Judge records in the JVM first (`contract_check`). Off in landing: it
+            measured slower than the Python UDF (`contract_sql`; docs/BENCHMARKS.md).
 
     Returns:
         `ingest_id, kafka_topic, kafka_partition, kafka_offset, ingested_at, source_epoch,
