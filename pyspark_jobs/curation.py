@@ -22,7 +22,9 @@ one), then:
    step finished (the days rows moved to and away from), reading silver as of this run's MERGE;
 7. records the processed bronze version range and the silver version gold is complete for,
    only after gold succeeded: a run that fails in the gold step is redone in full by the
-   next run, which finds the days of the earlier MERGE in the change feed.
+   next run, which finds the days of the earlier MERGE in the change feed;
+8. reports the bronze version it processed through to the ingest schema
+   (`curation_progress`, bookkeeping), from which `GET /ingest/{id}` answers `curated`.
 
 A run with no new bronze version writes nothing: every table keeps its version, and `main`
 finds that with delta-rs before starting Spark (`skip_without_spark`), so a run with nothing new
@@ -54,6 +56,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DecimalType
 
 from dataplatform.contracts import Entity
+from dataplatform.db.progress import ProgressWriter
 from dataplatform.lake import (
     CURATION_STATE_TABLE,
     Lake,
@@ -63,7 +66,7 @@ from dataplatform.lake import (
 )
 from dataplatform.lineage import JobRun, LineageEmitter, ParentRun, gold_table
 from dataplatform.products import product_of
-from dataplatform.settings import PostgresSettings, get_postgres_settings
+from dataplatform.settings import PostgresSettings, ReceiptSettings, get_postgres_settings
 from dataplatform.shutdown import exit_now
 from pyspark_jobs import quality, transforms
 from pyspark_jobs.delta_tables import SchemaEvolutionError, append_rows, evolve_schema
@@ -491,6 +494,20 @@ def write_state(lake: Lake, result: CurationResult, *, silver_version_from: int)
     append_rows(lake, CURATION_STATE_TABLE, STATE_SCHEMA, [row])
 
 
+def report_progress(
+    progress: ProgressWriter | None, lake: Lake, entity: Entity, bronze_version: int
+) -> None:
+    """Tell the receipts that bronze is curated up to `bronze_version` (after the state row:
+    a run that failed reports nothing). A no-op run reports the last processed version again,
+    so a report skipped while PostgreSQL was down is made up for by the next run."""
+    if progress is not None and bronze_version >= 0:
+        progress.curated(
+            bronze_table=lake.table("bronze", entity, scheme="s3"),
+            entity=f"{entity.domain}.{entity.name}",
+            bronze_version=bronze_version,
+        )
+
+
 # --------------------------------------------------------------------------- one run
 
 
@@ -504,6 +521,7 @@ def curate_entity(
     expectations: Sequence[Expectation],
     reporting_currency: str | None = None,
     from_bronze_version: int | None = None,
+    progress: ProgressWriter | None = None,
     lineage: LineageEmitter | None = None,
     lineage_parent: ParentRun | None = None,
     lineage_root: ParentRun | None = None,
@@ -528,6 +546,8 @@ def curate_entity(
         reporting_currency: Defaults to `LAKEHOUSE_REPORTING_CURRENCY`.
         from_bronze_version: Reprocess from this bronze version instead of after the last
             processed one (after a `restore`, to re-curate with fixed code).
+        progress: Where the processed bronze version is reported for the receipts (None:
+            not reported).
         lineage: Where the OpenLineage events go (None: no events).
         lineage_parent: The run that started this one (an Airflow task run).
         lineage_root: The root of `lineage_parent`'s hierarchy (the DAG run).
@@ -562,6 +582,7 @@ def curate_entity(
             expectations=expectations,
             reporting_currency=reporting_currency,
             from_bronze_version=from_bronze_version,
+            progress=progress,
             steps=steps,
         )
     except BaseException as exc:
@@ -608,6 +629,7 @@ def skip_without_spark(
     entity: Entity,
     *,
     run_id: str,
+    progress: ProgressWriter | None = None,
     lineage: LineageEmitter | None = None,
     lineage_parent: ParentRun | None = None,
     lineage_root: ParentRun | None = None,
@@ -630,6 +652,7 @@ def skip_without_spark(
         root=lineage_root,
     )
     step.start()
+    report_progress(progress, lake, entity, after)
     return _nothing_new(entity, run_id, after, upto, step)
 
 
@@ -643,6 +666,7 @@ def _curate_entity(
     expectations: Sequence[Expectation],
     reporting_currency: str | None,
     from_bronze_version: int | None,
+    progress: ProgressWriter | None,
     steps: tuple[JobRun, JobRun],
 ) -> CurationResult:
     """`curate_entity` without the lineage bookkeeping of failures."""
@@ -654,6 +678,7 @@ def _curate_entity(
     ensure_curation_tables(spark, lake, entity)
     after, upto = pending_bronze_versions(lake, entity, from_bronze_version)
     if upto <= after:
+        report_progress(progress, lake, entity, after)
         return _nothing_new(entity, run_id, after, upto, silver_step)
 
     batch = curate_batch(
@@ -702,6 +727,7 @@ def _curate_entity(
         time.monotonic() - started,
     )
     write_state(lake, result, silver_version_from=gold.first_silver_version)
+    report_progress(progress, lake, entity, upto)
     gold_step.complete({lake.relative(gold_table(entity)): gold.rows})
     logger.info(
         "%s: curated bronze versions %d..%d: %d rows read, %d quarantined, %d merged "
@@ -769,7 +795,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     run_id = args.run_id or f"manual-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     lineage = None
+    progress = None
     try:
+        progress = ProgressWriter(get_postgres_settings(), ReceiptSettings().db_schema)
         lake = Lake.load(prefix=args.lake_prefix)
         lineage = LineageEmitter.from_settings(lake)
         pending = select_entities(args.entity)
@@ -782,6 +810,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     lake,
                     entity,
                     run_id=run_id,
+                    progress=progress,
                     lineage=lineage,
                     lineage_parent=args.lineage_parent,
                     lineage_root=args.lineage_root,
@@ -802,6 +831,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 expectations=load_expectations(entity, args.expectations_dir),
                 reporting_currency=args.reporting_currency,
                 from_bronze_version=args.from_bronze_version,
+                progress=progress,
                 lineage=lineage,
                 lineage_parent=args.lineage_parent,
                 lineage_root=args.lineage_root,
@@ -816,6 +846,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.exception("curation run %s failed", run_id)
         return 1
     finally:
+        if progress is not None:
+            progress.close()
         if lineage is not None:
             lineage.close()
     return 0

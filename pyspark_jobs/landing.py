@@ -370,6 +370,14 @@ class BatchWriter:
     _landed_once: bool = False
     #: The tables this run has appended to (their first append records a Delta transaction).
     _appended: set[str] = field(default_factory=set)
+    #: The bronze version of this run's latest append (None before one): what the progress
+    #: of the batches it has finished reports (`ProgressRecorder`).
+    bronze_version: int | None = None
+
+    @property
+    def bronze_table(self) -> str:
+        """The bronze table as the receipts' progress names it (its `s3://` URI)."""
+        return self.lake.table("bronze", self.entity, scheme="s3")
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         """Append one micro-batch to bronze and quarantine, idempotently."""
@@ -501,9 +509,18 @@ class BatchWriter:
             writer = writer.option("txnAppId", app_id).option("txnVersion", batch_id)
         writer.save(self.lake.uri(table))
         self._appended.add(table)
+        if layer == "bronze":
+            self.bronze_version = cached_version(df.sparkSession, self.lake.uri(table))
         landing_metrics.COMMIT_SECONDS.labels(
             landing_metrics.entity_label(self.entity), layer
         ).observe(time.perf_counter() - started)
+
+
+def cached_version(spark: SparkSession, uri: str) -> int:
+    """The newest version of the Delta table at `uri` this JVM knows, read from its cached Delta
+    log without I/O: after an append of this process, that commit's version or a later one."""
+    delta_log = _jvm(spark).org.apache.spark.sql.delta.DeltaLog
+    return int(delta_log.forTable(spark._jsparkSession, uri).unsafeVolatileSnapshot().version())
 
 
 # --------------------------------------------------------------------------- heartbeat
@@ -579,12 +596,15 @@ class HeartbeatListener(StreamingQueryListener):
 
 class ProgressRecorder(StreamingQueryListener):
     """Reports each landing query's committed end offsets to the ingest schema, from which
-    `GET /ingest/{id}` tells `landed` from `durable` (`dataplatform.db.progress`)."""
+    `GET /ingest/{id}` tells `landed` from `durable` (`dataplatform.db.progress`), with the
+    bronze version the query's latest batch appended, from which it tells `curated`."""
 
     def __init__(self, writer: ProgressWriter) -> None:
         self.writer = writer
         #: Topic -> (topic id, `<domain>.<entity>`), registered as the queries start.
         self.topics: dict[str, tuple[str, str]] = {}
+        #: Topic -> its query's batch writer (which knows the bronze version appended).
+        self.batches: dict[str, BatchWriter] = {}
         self._reported: dict[tuple[str, int], int] = {}
 
     def observe(self, progress: Any) -> None:
@@ -595,9 +615,19 @@ class ProgressRecorder(StreamingQueryListener):
                 if topic not in self.topics:
                     continue
                 topic_id, entity = self.topics[topic]
+                # A report comes after its batch appended: the latest append is its own or a
+                # later batch's, never an earlier one (a record is never called curated early).
+                batches = self.batches.get(topic)
+                bronze = (
+                    (None, None)
+                    if batches is None
+                    else (batches.bronze_table, batches.bronze_version)
+                )
                 for partition, offset in partitions.items():
                     if self._reported.get((topic, partition)) != offset:
-                        rows.append(PartitionProgress(topic_id, topic, entity, partition, offset))
+                        rows.append(
+                            PartitionProgress(topic_id, topic, entity, partition, offset, *bronze)
+                        )
         self.writer.landed(rows)
         for row in rows:
             self._reported[(row.topic, row.partition)] = row.end_offset
@@ -751,6 +781,7 @@ def start_landing(
             pause_after_write_s=options.pause_after_write_s,
             pause_from_batch=options.pause_from_batch,
         )
+        recorder.batches[topic] = writer
         stream = read_kafka(
             spark,
             topic,

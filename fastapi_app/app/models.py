@@ -210,7 +210,7 @@ class BatchIngested(BaseModel):
 class Stage(BaseModel):
     """One step of a record's way through the platform."""
 
-    stage: Literal["accepted", "durable", "landed"]
+    stage: Literal["accepted", "durable", "landed", "curated"]
     at: datetime
     where: str | None = None
 
@@ -227,9 +227,12 @@ class ReceiptStatusOut(BaseModel):
         description="the natural key, on the starter track while its outbox row is kept; a "
         "Kafka-track id carries the record's coordinates, not its key: null there"
     )
-    status: Literal["durable", "landed"] = Field(
+    status: Literal["durable", "landed", "curated", "lost"] = Field(
         description="durable: committed to the outbox or acknowledged by Kafka; landed: in the "
-        "bronze table, or refused by landing into quarantine (`quarantine_reason`)"
+        "bronze table, or refused by landing into quarantine (`quarantine_reason`); curated: a "
+        "curation run processed it into silver (possibly since superseded by a newer version "
+        "of its key; never for a quarantined record); lost: its Kafka topic was recreated "
+        "before landing reached it and no restore brought it back (see `hint`)"
     )
     received_at: datetime | None = Field(
         description="when the sink accepted the record (null once details expired)"
@@ -247,6 +250,10 @@ class ReceiptStatusOut(BaseModel):
         "db prune`): the record landed, its details are no longer kept",
     )
     stages: list[Stage]
+    hint: str | None = Field(
+        default=None,
+        description="what to do about a lost record: resend with the same Idempotency-Key",
+    )
 
 
 class Welcome(BaseModel):

@@ -1,5 +1,6 @@
 """A receipt follows its record on the live platform: `durable` at once, `landed` once the
-platform's landing job has committed it, with the reason when landing quarantined it.
+platform's landing job has committed it, with the reason when landing quarantined it, and
+`curated` once a curation run processed the bronze version landing appended it to.
 
 No row is written per record (docs/API.md, receipts): the ingest id is the record's Kafka
 coordinates signed for its API key, landing computes the same id for the bronze row and reports
@@ -10,8 +11,12 @@ landing and PostgreSQL, including for a record that only landing can refuse.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -58,6 +63,37 @@ def _landed(http: httpx.Client, ingest_id: str) -> dict[str, Any]:
             return status.json()
         assert time.monotonic() < deadline, f"{ingest_id} not landed: {status.json()}"
         time.sleep(2)
+
+
+def test_receipt_goes_durable_landed_curated_with_a_curation_run(
+    api: tuple[httpx.Client, str],
+) -> None:
+    http, _ = api
+    receipt = http.post(TX, json=factories.transaction()).json()
+    assert receipt["status"] == "durable"
+    landed = _landed(http, receipt["ingest_id"])
+    # Curation (the job as Airflow runs it, on the platform's lake) reports the bronze version
+    # it processed through; the receipt compares it with the version landing reported.
+    dataplatform = str(Path(sys.executable).with_name("dataplatform"))
+    run = subprocess.run(
+        [dataplatform, "run", "curation", "--entity", "finance/transactions"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    deadline = time.monotonic() + 30  # the ingestor's progress cache keeps a report 1 s
+    while (status := http.get(f"/ingest/{receipt['ingest_id']}").json())["status"] != "curated":
+        assert time.monotonic() < deadline, f"not curated after the run: {status}"
+        time.sleep(1)
+    stages = {stage["stage"]: stage for stage in status["stages"]}
+    assert list(stages) == ["accepted", "durable", "landed", "curated"]
+    assert stages["landed"]["at"] == landed["stages"][-1]["at"]
+    assert datetime.fromisoformat(stages["curated"]["at"]) > datetime.fromisoformat(
+        stages["landed"]["at"]
+    )
+    assert stages["curated"]["where"] == "silver Delta table"
 
 
 def _bronze_ids(ids: set[str]) -> set[str]:

@@ -43,6 +43,14 @@ def _fill(postgres: PostgresSettings, schema: str) -> None:
                 f" {landed_at})",
                 (partition, end_offset),
             )
+        # Table a: an old curation report superseded by a recent one; table b: only an old one,
+        # which must stay (it says every version up to it is curated).
+        for table, version, curated_at in [("a", 1, OLD), ("a", 2, RECENT), ("b", 1, OLD)]:
+            conn.execute(
+                "INSERT INTO curation_progress (bronze_table, entity, bronze_version, curated_at)"
+                f" VALUES (%s, 'finance.transactions', %s, {curated_at})",
+                (table, version),
+            )
         for key, quarantined_at in [("old-reason", OLD), ("recent-reason", RECENT)]:
             conn.execute(
                 "INSERT INTO quarantined_records (ingest_id, entity, reason, quarantined_at)"
@@ -79,6 +87,10 @@ def _left(postgres: PostgresSettings, schema: str) -> dict[str, set[str]]:
                 r[0] for r in conn.execute("SELECT idempotency_key FROM idempotency_keys")
             },
             "outbox": {r[0] for r in conn.execute("SELECT record_key FROM outbox")},
+            "curation_progress": {
+                f"{r[0]}:{r[1]}"
+                for r in conn.execute("SELECT bronze_table, bronze_version FROM curation_progress")
+            },
         }
 
 
@@ -95,6 +107,7 @@ def test_prune_deletes_only_finished_rows_past_retention(
         "outbox": 1,
         "landing_progress": 1,
         "quarantined_records": 1,
+        "curation_progress": 1,
     }
     assert _left(postgres_settings, schema) == everything
 
@@ -105,6 +118,7 @@ def test_prune_deletes_only_finished_rows_past_retention(
         "outbox": {"recent", "pending"},
         "landing_progress": {"0:20", "1:5"},
         "quarantined_records": {"recent-reason"},
+        "curation_progress": {"a:2", "b:1"},
     }
     again = prune(conninfo, schema, keep=MONTH, idempotency_ttl=DAY)
     assert set(again.values()) == {0}
@@ -121,6 +135,7 @@ def test_prune_keeps_idempotency_keys_the_ingestor_still_honours(
         "outbox": 2,
         "landing_progress": 1,
         "quarantined_records": 2,
+        "curation_progress": 1,
     }
 
 

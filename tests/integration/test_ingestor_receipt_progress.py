@@ -95,3 +95,60 @@ def test_whereabouts_through_progress_cache_matches_reports(
     assert not_yet_1 == Whereabouts()
     # A report made after the partition's snapshot is seen once the snapshot expired.
     assert (fresh.entity, _landed_second(fresh), fresh.quarantine_reason) == (ENTITY, 60, None)
+
+
+def _curated(postgres: PostgresSettings, schema: str, table: str, *versions: int) -> None:
+    with psycopg.connect(postgres.conninfo()) as conn:
+        conn.execute(search_path(schema))
+        for version in versions:
+            conn.execute(
+                "INSERT INTO curation_progress (bronze_table, entity, bronze_version, curated_at)"
+                " VALUES (%s, %s, %s,"
+                " timestamptz '2026-12-01 00:00:00+00' + make_interval(secs => %s))",
+                (table, ENTITY, version, 1000 + version),
+            )
+
+
+def test_whereabouts_curated_once_curation_processed_the_landed_version(
+    postgres_settings: PostgresSettings, schema: str
+) -> None:
+    table = "s3://lakehouse/t/bronze/finance/transactions"
+    with psycopg.connect(postgres_settings.conninfo()) as conn:
+        conn.execute(search_path(schema))
+        # Offsets below 10 landed in version 4, below 20 in a replayed batch (no version),
+        # below 30 in version 6; a record of a quarantined id is never curated.
+        for end, version in [(10, 4), (20, None), (30, 6)]:
+            conn.execute(
+                "INSERT INTO landing_progress (topic_id, topic, entity, kafka_partition,"
+                " end_offset, bronze_table, bronze_version) VALUES (%s, 't', %s, 0, %s, %s, %s)",
+                (TOPIC_ID, ENTITY, end, table, version),
+            )
+    _quarantine(postgres_settings, schema, "id-quarantined")
+    # Runs that processed through versions 2, 5 (covers 4) and, later, 7 (covers 6); another
+    # lake's table with a higher version changes nothing.
+    _curated(postgres_settings, schema, table, 2, 5)
+    _curated(postgres_settings, schema, "s3://lakehouse/other/bronze/finance/transactions", 99)
+    settings = IngestorSettings(_env_file=None, **{"INGEST_DB_SCHEMA": schema})
+    store = PostgresStore(postgres_settings, settings)
+
+    def curated_second(where: Whereabouts) -> float | None:
+        if where.curated_at is None:
+            return None
+        start = datetime.fromisoformat("2026-12-01T00:00:00+00:00")
+        return (where.curated_at - start).total_seconds()
+
+    async def ask(offset: int, ingest_id: str = "id-x") -> Whereabouts:
+        return await store.whereabouts(KafkaPlace(TOPIC_ID, 0, offset, 0), ingest_id)
+
+    async def scenario() -> list[float | None]:
+        await store.start()
+        try:
+            first = [await ask(5), await ask(15), await ask(25), await ask(5, "id-quarantined")]
+            _curated(postgres_settings, schema, table, 7)
+            await asyncio.sleep(TTL_S + 0.1)
+            later = [await ask(15), await ask(35)]
+            return [curated_second(where) for where in [*first, *later]]
+        finally:
+            await store.close()
+
+    assert asyncio.run(scenario()) == [1005, None, None, None, 1007, None]

@@ -120,3 +120,26 @@ def test_failed_read_is_raised_and_not_cached() -> None:
     progress.fail = False
     assert asyncio.run(cache.landing("t", 0, 1)) == Landing(ENTITY, T0 + timedelta(seconds=10))
     assert len(progress.reads) == 2
+
+
+def test_report_without_bronze_version_takes_the_next_named_one() -> None:
+    # A replayed batch appended nothing and names no version: the record's version is at most
+    # the next report's, never an earlier one.
+    progress = _Progress()
+    progress.reports[("t", 0)] = [
+        ProgressRow(10, ENTITY, T0, "s3://l/b", 4),
+        ProgressRow(20, ENTITY, T0, "s3://l/b", None),
+        ProgressRow(30, ENTITY, T0, "s3://l/b", 6),
+        ProgressRow(40, ENTITY, T0, "s3://l/b", None),
+    ]
+    cache = ProgressCache(progress.fetch)
+
+    async def ask(offset: int) -> tuple[str | None, int | None]:
+        found = await cache.landing("t", 0, offset)
+        assert found is not None
+        return found.bronze_table, found.bronze_version
+
+    assert asyncio.run(ask(5)) == ("s3://l/b", 4)
+    assert asyncio.run(ask(15)) == ("s3://l/b", 6)
+    assert asyncio.run(ask(25)) == ("s3://l/b", 6)
+    assert asyncio.run(ask(35)) == ("s3://l/b", None)

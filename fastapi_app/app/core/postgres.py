@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import orjson
 from psycopg import AsyncConnection
@@ -42,29 +43,52 @@ from fastapi_app.app.core.telemetry import SINK_LATENCY
 # (pure Python, per element) took ~40% of the ingestor's CPU on 500-record batches.
 
 # The first progress report of landing past the offset: when the record reached bronze (or
-# quarantine), and the reason if landing refused it.
+# quarantine), and the reason if landing refused it; and the first such report naming a bronze
+# version (a replayed batch names none).
 _KAFKA_WHEREABOUTS = """
-SELECT p.entity, p.landed_at, q.reason
+SELECT p.entity, p.landed_at, q.reason, v.bronze_table, v.bronze_version
 FROM (SELECT 1) AS one
 LEFT JOIN LATERAL (
     SELECT entity, landed_at FROM landing_progress
     WHERE topic_id = %(topic_id)s AND kafka_partition = %(partition)s AND end_offset > %(offset)s
     ORDER BY end_offset LIMIT 1
 ) AS p ON true
+LEFT JOIN LATERAL (
+    SELECT bronze_table, bronze_version FROM landing_progress
+    WHERE topic_id = %(topic_id)s AND kafka_partition = %(partition)s AND end_offset > %(offset)s
+      AND bronze_version IS NOT NULL
+    ORDER BY end_offset LIMIT 1
+) AS v ON true
 LEFT JOIN quarantined_records q ON q.ingest_id = %(ingest_id)s
 """
 
 # A partition's latest progress reports (`ProgressCache`), newest first, by the primary key.
 _PARTITION_PROGRESS = """
-SELECT end_offset, entity, landed_at FROM landing_progress
+SELECT end_offset, entity, landed_at, bronze_table, bronze_version FROM landing_progress
 WHERE topic_id = %s AND kafka_partition = %s
 ORDER BY end_offset DESC LIMIT %s
+"""
+
+# A bronze table's latest curation reports as `ProgressCache` rows (versions below the end are
+# curated), newest first, by the primary key.
+_CURATION_PROGRESS = """
+SELECT bronze_version + 1, entity, curated_at FROM curation_progress
+WHERE bronze_table = %s
+ORDER BY bronze_version DESC LIMIT %s
+"""
+
+# The first curation run that processed the version (when older than the cached reports).
+_CURATED_AT = """
+SELECT curated_at FROM curation_progress
+WHERE bronze_table = %s AND bronze_version >= %s
+ORDER BY bronze_version LIMIT 1
 """
 
 _QUARANTINE_REASON = "SELECT reason FROM quarantined_records WHERE ingest_id = %s"
 
 _OUTBOX_WHEREABOUTS = """
-SELECT entity, record_key, ingested_at, exported_at, delta_version FROM outbox WHERE id = %s
+SELECT entity, record_key, ingested_at, exported_at, delta_version, bronze_table
+FROM outbox WHERE id = %s
 """
 
 # Binds the key, or takes over a binding that expired: a complete one after the TTL, one left
@@ -175,6 +199,7 @@ class PostgresStore:
             postgres, settings, synchronous_commit=False, name="ingest-store", check=True
         )
         self._progress = ProgressCache(self._partition_progress)
+        self._curation = ProgressCache(self._curation_progress)
 
     async def start(self) -> None:
         """Open the pool (without waiting: a down database must not stop the API starting)."""
@@ -190,19 +215,37 @@ class PostgresStore:
             await conn.execute("SELECT 1")
 
     async def whereabouts(self, place: KafkaPlace | OutboxPlace, ingest_id: str) -> Whereabouts:
-        """See `IngestStore.whereabouts`; on Kafka tracks through the progress cache."""
+        """See `IngestStore.whereabouts`; through the progress caches, and curated once a
+        curation run processed the bronze version that holds the record (not one landing
+        quarantined)."""
+        found = await self._landed(place, ingest_id)
+        if found.bronze_table is None or found.bronze_version is None or found.quarantine_reason:
+            return found
+        curated = await self._curation.landing(found.bronze_table, 0, found.bronze_version)
+        if curated is None:  # older than the cached reports: the version's own lookup
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(_CURATED_AT, (found.bronze_table, found.bronze_version))
+                row = await cur.fetchone()
+            curated_at = None if row is None else row[0]
+        else:
+            curated_at = curated.landed_at
+        return replace(found, curated_at=curated_at)
+
+    async def _landed(self, place: KafkaPlace | OutboxPlace, ingest_id: str) -> Whereabouts:
+        """What the outbox row or landing's progress says of the record."""
         if isinstance(place, OutboxPlace):
             async with self._pool.connection() as conn:
                 cur = await conn.execute(_OUTBOX_WHEREABOUTS, (place.outbox_id,))
                 row = await cur.fetchone()
             if row is None:  # pruned after it was exported (never before)
                 return Whereabouts(details_expired=True)
-            entity, record_key, received_at, landed_at, version = row
+            entity, record_key, received_at, landed_at, version, table = row
             return Whereabouts(
                 entity=entity,
                 record_key=record_key,
                 received_at=received_at,
                 landed_at=landed_at,
+                bronze_table=table,
                 bronze_version=version,
             )
         landing = await self._progress.landing(place.topic_id, place.partition, place.offset)
@@ -216,6 +259,8 @@ class PostgresStore:
                 return Whereabouts(
                     entity=landing.entity,
                     landed_at=landing.landed_at,
+                    bronze_table=landing.bronze_table,
+                    bronze_version=landing.bronze_version,
                     quarantine_reason=None if found is None else found[0],
                 )
             # Older than the cached reports: the record's own lookup.
@@ -230,8 +275,14 @@ class PostgresStore:
             )
             row = await cur.fetchone()
         assert row is not None  # the query always returns its one row
-        entity, landed_at, reason = row
-        return Whereabouts(entity=entity, landed_at=landed_at, quarantine_reason=reason)
+        entity, landed_at, reason, table, version = row
+        return Whereabouts(
+            entity=entity,
+            landed_at=landed_at,
+            bronze_table=table,
+            bronze_version=version,
+            quarantine_reason=reason,
+        )
 
     async def _partition_progress(
         self, topic_id: str, partition: int, limit: int
@@ -239,7 +290,13 @@ class PostgresStore:
         async with self._pool.connection() as conn:
             cur = await conn.execute(_PARTITION_PROGRESS, (topic_id, partition, limit))
             rows = await cur.fetchall()
-        return [ProgressRow(end, entity, landed_at) for end, entity, landed_at in rows]
+        return [ProgressRow(*row) for row in rows]
+
+    async def _curation_progress(self, bronze_table: str, _: int, limit: int) -> list[ProgressRow]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_CURATION_PROGRESS, (bronze_table, limit))
+            rows = await cur.fetchall()
+        return [ProgressRow(*row) for row in rows]
 
     async def claim_idempotency_key(
         self, *, principal: str, key: str, route: str, request_sha256: bytes

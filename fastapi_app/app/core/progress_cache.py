@@ -1,5 +1,8 @@
 """A short cache of landing's progress per Kafka partition, in front of `GET /ingest/{id}`.
 
+The same cache serves curation's progress: its reports per bronze table (with partition 0)
+say that every version below `end_offset` (the version processed, plus one) is curated.
+
 A client polling its receipts until they land, or one checking the 500 receipts of a batch,
 asks about many offsets of a few partitions within a second. A partition's progress changes
 once per landing micro-batch, so one snapshot of its latest reports, at most `ttl_s` old,
@@ -28,19 +31,25 @@ WINDOW = 256
 
 @dataclass(frozen=True, slots=True)
 class ProgressRow:
-    """One progress report: offsets below `end_offset` had landed at `landed_at`."""
+    """One progress report: offsets below `end_offset` had landed at `landed_at`, appended to
+    `bronze_table` at `bronze_version` (or earlier; None: the version is a later report's)."""
 
     end_offset: int
     entity: str
     landed_at: datetime
+    bronze_table: str | None = None
+    bronze_version: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Landing:
-    """Where an offset is: landed (with the report that covered it first) or not yet."""
+    """Where an offset is: landed (with the report that covered it first) or not yet, and the
+    bronze version that holds it (or a later one), when a report names it."""
 
     entity: str | None = None
     landed_at: datetime | None = None
+    bronze_table: str | None = None
+    bronze_version: int | None = None
 
 
 #: Reads a partition's latest reports: (topic id, partition, how many) -> rows, any order.
@@ -65,7 +74,9 @@ class _Snapshot:
         if index == len(self.rows):
             return Landing()
         row = self.rows[index]
-        return Landing(row.entity, row.landed_at)
+        # A replayed batch names no version: the next report's is later, so never too early.
+        named = next((r for r in self.rows[index:] if r.bronze_version is not None), row)
+        return Landing(row.entity, row.landed_at, named.bronze_table, named.bronze_version)
 
 
 class ProgressCache:

@@ -3,7 +3,8 @@
 No row is written per record on the Kafka track: a record's receipt is its ingest id
 (`dataplatform.ingest_ids`), derived from the sink's acknowledgement. Where a record is later
 comes from the progress landing writes per micro-batch (`landing_progress`, `quarantined_records`)
-and, on the starter track, from the record's outbox row.
+and, on the starter track, from the record's outbox row; whether it is curated, from the bronze
+version curation reports it processed (`curation_progress`).
 """
 
 from __future__ import annotations
@@ -78,18 +79,24 @@ class Whereabouts:
         record_key: The natural key (starter track, while the outbox row is kept).
         received_at: When the outbox row was committed (starter track).
         landed_at: When the record reached bronze or quarantine.
-        bronze_version: The bronze Delta version that holds it (starter track).
+        bronze_table: The bronze table's `s3://` URI, when its progress names it.
+        bronze_version: The bronze Delta version that holds it (on Kafka tracks, possibly a
+            later one: landing reports its latest append).
         quarantine_reason: Why landing refused it, when it did.
         details_expired: The outbox row was pruned after landing: only `landed` is known.
+        curated_at: When a curation run first processed its bronze version (never for a
+            record landing quarantined).
     """
 
     entity: str | None = None
     record_key: str | None = None
     received_at: datetime | None = None
     landed_at: datetime | None = None
+    bronze_table: str | None = None
     bronze_version: int | None = None
     quarantine_reason: str | None = None
     details_expired: bool = False
+    curated_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

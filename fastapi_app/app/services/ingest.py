@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from dataplatform.contracts import Entity, exactjson
+from dataplatform.contracts import ENTITIES, Entity, exactjson
 from dataplatform.ingest_ids import IngestIds, KafkaPlace, OutboxPlace
 from dataplatform.settings import IngestorSettings
 from fastapi_app.app.core.publisher import BindingPublisher, Publisher, SinkOverloaded
@@ -59,6 +59,12 @@ log = logging.getLogger(__name__)
 BatchFormat = Literal["json", "ndjson"]
 #: Pause between the tries of an Idempotency-Key write that failed.
 _RETRY_PAUSE_S = 0.5
+#: How old a record must be before `GET /ingest/{id}` may call it lost: by then the topic ids of
+#: every worker (read again every 10 s when used) know a topic recreated before it was sent, so
+#: a record of the new topic is never taken for one of the old.
+LOST_AFTER_S = 60.0
+#: `<domain>.<entity>` -> its Kafka topic.
+_TOPICS = {entity_label(entity): entity.topic for entity in ENTITIES}
 
 
 @dataclass(slots=True)
@@ -249,6 +255,8 @@ class Located:
     place: KafkaPlace | OutboxPlace
     #: What the store knows after the sink (its `entity` filled from the sink when unknown).
     later: Whereabouts
+    #: Its topic was recreated before landing reached it, and no restore brought it back.
+    lost: bool = False
 
 
 class IngestService:
@@ -401,14 +409,24 @@ class IngestService:
             place = self.ids.place(receipt.ingest_id, principal.name)
             if not isinstance(place, KafkaPlace):
                 continue
-            if topic not in current:
-                current[topic] = await self.publisher.current_topic_id(topic)
-            if current[topic] not in (None, place.topic_id):
+            if await self._moved(place.topic_id, [topic], current):
                 moved.append((index, place))
         if not moved:
             return set()
         gone = await self.store.vanished([place for _, place in moved])
         return {index for (index, _), vanished in zip(moved, gone, strict=True) if vanished}
+
+    async def _moved(
+        self, topic_id: str, topics: list[str], current: dict[str, str | None]
+    ) -> bool:
+        """Whether the topic that had `topic_id` (one of `topics`) has another id now: each of
+        `topics` has a known id (asked of the publisher's cache once, kept in `current`) and
+        none is `topic_id`."""
+        for topic in topics:
+            if topic not in current:
+                current[topic] = await self.publisher.current_topic_id(topic)
+        ids = [current[topic] for topic in topics]
+        return None not in ids and topic_id not in ids
 
     async def _publish_lost(
         self, parsed: Parsed, principal: Principal, received_at: datetime, earlier: Outcome
@@ -590,9 +608,25 @@ class IngestService:
         if place is None:
             return None
         later = await self.store.whereabouts(place, ingest_id)
-        if later.entity is None and isinstance(place, KafkaPlace):
+        if not isinstance(place, KafkaPlace):
+            return Located(ingest_id, place, later)
+        if later.entity is None:
             later = replace(later, entity=self.publisher.entity_of(place.topic_id))
-        return Located(ingest_id, place, later)
+        return Located(ingest_id, place, later, lost=await self._is_lost(place, later))
+
+    async def _is_lost(self, place: KafkaPlace, later: Whereabouts) -> bool:
+        """Whether a record not landed is gone with its topic (as an Idempotency-Key replay
+        tells, `_lost`): its topic has another id now, and no restore brought it back. Asks
+        the store only then; the topic ids come from the publisher's cache."""
+        if later.landed_at is not None:
+            return False
+        if time.time() - place.timestamp_ms / 1000 < LOST_AFTER_S:
+            return False
+        # A topic that never reported progress names no entity: then no topic may have the id.
+        topics = [_TOPICS[later.entity]] if later.entity in _TOPICS else list(_TOPICS.values())
+        if not await self._moved(place.topic_id, topics, {}):
+            return False
+        return (await self.store.vanished([place]))[0]
 
     async def drain(self) -> None:
         """Wait (bounded) for the store writes still running, e.g. before shutdown."""

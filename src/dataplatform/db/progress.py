@@ -1,12 +1,16 @@
-"""Where records are after the sink: the progress landing reports to the ingest schema.
+"""Where records are after the sink: the progress landing and curation report to the ingest
+schema.
 
 `GET /ingest/{id}` answers from these rows instead of a row per record (docs/API.md,
 receipts), and an `Idempotency-Key` replay after a topic was recreated asks them whether each
 record landed or was restored (`kafka_restores`, written by `dataplatform backup kafka-restore`).
 Landing writes, after each micro-batch, the end offset it committed per partition
 (`landing_progress`) and, before that, the ingest ids and reasons of the records it quarantined
-(`quarantined_records`). Both are bookkeeping: when PostgreSQL is down the writes are logged and
-skipped, and the next micro-batch's progress covers the offsets of the one that was missed.
+(`quarantined_records`); each progress row also names the bronze table and the Delta version the
+micro-batch appended. Curation writes, after each entity's run, the bronze version it processed
+through (`curation_progress`): a record is curated once that version reaches its own. All of it
+is bookkeeping: when PostgreSQL is down the writes are logged and skipped, and the next
+micro-batch's (or run's) progress covers what was missed.
 """
 
 from __future__ import annotations
@@ -25,13 +29,19 @@ log = logging.getLogger(__name__)
 
 
 class PartitionProgress(NamedTuple):
-    """Every offset below `end_offset` of the partition has landed."""
+    """Every offset below `end_offset` of the partition has landed.
+
+    `bronze_version` is the bronze Delta version the micro-batch appended (or a later one of
+    the same table, never an earlier one); None when it appended nothing (a replayed batch).
+    """
 
     topic_id: str
     topic: str
     entity: str
     partition: int
     end_offset: int
+    bronze_table: str | None = None
+    bronze_version: int | None = None
 
 
 class RestoredRange(NamedTuple):
@@ -63,7 +73,8 @@ def record_restored(postgres: PostgresSettings, schema: str, rows: Sequence[Rest
 
 
 class ProgressWriter:
-    """Writes landing's progress over one connection (reopened after a failure)."""
+    """Writes landing's or curation's progress over one connection (reopened after a
+    failure)."""
 
     def __init__(self, postgres: PostgresSettings, schema: str) -> None:
         """Configure; the connection opens on the first write."""
@@ -76,9 +87,9 @@ class ProgressWriter:
         """Record the committed end offsets of a micro-batch."""
         if rows:
             self._write(
-                "INSERT INTO landing_progress"
-                " (topic_id, topic, entity, kafka_partition, end_offset)"
-                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                "INSERT INTO landing_progress (topic_id, topic, entity, kafka_partition,"
+                " end_offset, bronze_table, bronze_version)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
                 [tuple(row) for row in rows],
             )
 
@@ -91,6 +102,21 @@ class ProgressWriter:
                 [(ingest_id, entity, reason) for ingest_id, reason in rows],
             )
 
+    def curated(self, *, bronze_table: str, entity: str, bronze_version: int) -> None:
+        """Record that curation processed `bronze_table` up to `bronze_version`.
+
+        Args:
+            bronze_table: The table's `s3://` URI, as landing and the exporter name it
+                (`Lake.table("bronze", entity, scheme="s3")`).
+            entity: `<domain>.<entity>`.
+            bronze_version: Every version up to this one is in silver and gold.
+        """
+        self._write(
+            "INSERT INTO curation_progress (bronze_table, entity, bronze_version)"
+            " VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+            [(bronze_table, entity, bronze_version)],
+        )
+
     def _write(self, statement: str, params: list[tuple[object, ...]]) -> None:
         with self._lock:
             try:
@@ -99,7 +125,7 @@ class ProgressWriter:
                     cur.executemany(statement, params)
                 conn.commit()
             except psycopg.Error as exc:
-                log.warning("could not record landing progress (receipts lag): %s", exc)
+                log.warning("could not record progress (receipts lag): %s", exc)
                 self.close()
 
     def _connect(self) -> psycopg.Connection:

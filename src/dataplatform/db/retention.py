@@ -9,7 +9,7 @@ these tables grow with every request or micro-batch. Pruning keeps a window:
 - `GET /ingest/{id}` of a pruned outbox row answers `landed` with `details_expired`.
 
 Outbox rows not yet exported are never pruned, nor the newest progress row of a partition (it
-says that every offset below it has landed).
+says that every offset below it has landed) or of a bronze table's curation.
 """
 
 from __future__ import annotations
@@ -31,6 +31,12 @@ PRUNABLE: tuple[tuple[str, str], ...] = (
         " AND n.kafka_partition = p.kafka_partition AND n.end_offset > p.end_offset)",
     ),
     ("quarantined_records", "DELETE FROM quarantined_records WHERE quarantined_at < %s"),
+    (
+        "curation_progress",
+        "DELETE FROM curation_progress p WHERE p.curated_at < %s AND EXISTS ("
+        " SELECT 1 FROM curation_progress n WHERE n.bronze_table = p.bronze_table"
+        " AND n.bronze_version > p.bronze_version)",
+    ),
 )
 
 

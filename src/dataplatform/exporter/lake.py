@@ -201,7 +201,7 @@ class LakeExporter:
         if pending_version is not None:
             if committed is not None and committed >= pending_version:
                 # Crashed after the Delta commit: the data is there, only marking is left.
-                rows = self._mark_exported(conn, label, pending_version, delta_version=None)
+                rows = self._mark_exported(conn, entity, pending_version, delta_version=None)
                 BATCHES.labels(label, "recovered").inc()
                 log.warning(
                     "batch %d of %s was already committed to Delta; marked %d rows exported",
@@ -234,7 +234,7 @@ class LakeExporter:
                 return None
             records.sort(key=lambda r: r[0])
         delta_version = self._write(entity, version, records)
-        rows = self._mark_exported(conn, label, version, delta_version=delta_version)
+        rows = self._mark_exported(conn, entity, version, delta_version=delta_version)
         ROWS.labels(label).inc(rows)
         BATCHES.labels(label, "written").inc()
         log.info(
@@ -295,12 +295,19 @@ class LakeExporter:
         return DeltaTable(uri, storage_options=options).version()
 
     def _mark_exported(
-        self, conn: psycopg.Connection[Any], label: str, version: int, *, delta_version: int | None
+        self,
+        conn: psycopg.Connection[Any],
+        entity: Entity,
+        version: int,
+        *,
+        delta_version: int | None,
     ) -> int:
+        # The table names the version for the receipts' `curated` stage (`curation_progress`).
+        table = self.table_uri(entity)
         cur = conn.execute(
-            "UPDATE outbox SET exported_at = now(), delta_version = %s"
+            "UPDATE outbox SET exported_at = now(), delta_version = %s, bronze_table = %s"
             " WHERE entity = %s AND export_version = %s AND exported_at IS NULL",
-            (delta_version, label, version),
+            (delta_version, table, _label(entity), version),
         )
         return cur.rowcount
 

@@ -37,7 +37,8 @@ async def get_receipt(
     principal: PrincipalDep,
     service: ServiceDep,
 ) -> Response:
-    """The receipt of one record: durable (outbox/Kafka) -> landed (bronze, or quarantine)."""
+    """The receipt of one record: durable (outbox/Kafka) -> landed (bronze, or quarantine) ->
+    curated (silver), or lost (its topic was recreated before landing reached it)."""
     if not well_formed(ingest_id):
         message = (
             "ingest_id is not an ingest id: expected k1.<topic id>.<partition>.<offset>."
@@ -92,23 +93,46 @@ def _body(located: Located) -> dict[str, Any]:
     if later.landed_at is not None:
         if later.quarantine_reason is not None:
             landed = f"quarantine: {later.quarantine_reason}"
+        elif later.bronze_version is not None and not isinstance(place, KafkaPlace):
+            # Landing reports its latest append, which may be a later version than the record's.
+            landed = f"bronze Delta table version {later.bronze_version}"
         else:
-            version = "" if later.bronze_version is None else f" version {later.bronze_version}"
-            landed = f"bronze Delta table{version}"
+            landed = "bronze Delta table"
         stages.append({"stage": "landed", "at": later.landed_at, "where": landed})
-    landed_now = later.landed_at is not None or later.details_expired
+    if later.curated_at is not None:
+        stages.append({"stage": "curated", "at": later.curated_at, "where": "silver Delta table"})
     return {
         "ingest_id": located.ingest_id,
         "entity": later.entity,
         "record_key": later.record_key,
-        "status": "landed" if landed_now else "durable",
+        "status": _status(located),
         "received_at": received_at,
         "durable_at": received_at,
         "destination": destination,
         "quarantine_reason": later.quarantine_reason,
         "details_expired": later.details_expired,
         "stages": stages,
+        "hint": _LOST_HINT if located.lost else None,
     }
+
+
+#: What a client does about a lost record (docs/API.md, idempotency).
+_LOST_HINT = (
+    "the record's Kafka topic was recreated before the record landed and no restore brought "
+    "it back: resend the request with the same Idempotency-Key to publish it again (without "
+    "one, send the record again)"
+)
+
+
+def _status(located: Located) -> str:
+    later = located.later
+    if located.lost:
+        return "lost"
+    if later.curated_at is not None:
+        return "curated"
+    if later.landed_at is not None or later.details_expired:
+        return "landed"
+    return "durable"
 
 
 #: `<domain>.<entity>` -> its Kafka topic.
