@@ -819,7 +819,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ]
         if not pending:
             return 0
-        spark = start_job_session("curation")
+        spark = start_job_session("curation", batch=True)
         reference = read_reference(spark, get_postgres_settings())
         for entity in pending:
             curate_entity(

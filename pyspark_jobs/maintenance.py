@@ -180,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "vacuum":
             # Before starting a JVM: a refused vacuum should answer at once.
             check_retention(args.table, args.retention_hours, force=args.force)
-        spark = start_job_session(f"maintenance-{args.command}")
+        spark = start_job_session(f"maintenance-{args.command}", batch=True)
         lake = Lake.load(prefix=args.lake_prefix)
         if args.command == "optimize":
             output = optimize(spark, lake, args.table, where=args.where)

@@ -352,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    spark = start_job_session("quality")
+    spark = start_job_session("quality", batch=True)
     lake = Lake.load(prefix=args.lake_prefix)
     failed = False
     for entity in select_entities(args.entity):

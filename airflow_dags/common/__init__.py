@@ -94,6 +94,12 @@ def table_asset(layer: str, entity: str) -> Asset:
     return Asset(f"{LAKE}/{layer}/{entity}")
 
 
+#: The driver JVM's options of every job the DAGs submit (short batch jobs): the library's
+#: `dataplatform.spark_settings.BATCH_JOB_JAVA_OPTIONS`, which Airflow's environment cannot
+#: import (a unit test keeps the two equal).
+BATCH_JOB_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1"
+
+
 def spark_job(
     *,
     task_id: str,
@@ -116,6 +122,7 @@ def spark_job(
         application=f"{{{{ var.value.{JOBS_DIR_VARIABLE} }}}}/{job}",
         application_args=list(args),
         jars=f"{{{{ var.value.get('{JARS_VARIABLE}', '') }}}}",
+        conf={"spark.driver.extraJavaOptions": BATCH_JOB_JAVA_OPTIONS},
         name=f"{{{{ dag.dag_id }}}}.{task_id}",
         pool=SPARK_POOL,
         priority_weight=priority_weight,

@@ -15,6 +15,13 @@ from pydantic_settings import BaseSettings
 
 from dataplatform.settings import settings_config
 
+#: The driver JVM's options of the batch jobs (curation, data quality, maintenance): the C1
+#: compiler only. A run lasts a minute or less and spends it running Delta's and Catalyst's code
+#: for the first time; C2's optimised code comes too late to repay its compile time (curation of
+#: 100 new rows: 0.6x the wall time, docs/BENCHMARKS.md). Landing, which runs for days, keeps the
+#: JVM's default. The DAGs pass the same options (`airflow_dags/common`).
+BATCH_JOB_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1"
+
 #: The levels `SparkContext.setLogLevel` accepts.
 SparkLogLevel = Literal["ALL", "DEBUG", "ERROR", "FATAL", "INFO", "OFF", "TRACE", "WARN"]
 

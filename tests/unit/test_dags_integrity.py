@@ -19,6 +19,7 @@ import pytest
 
 from dataplatform.products import DAG_ENTITIES
 from dataplatform.settings import project_root
+from dataplatform.spark_settings import BATCH_JOB_JAVA_OPTIONS
 
 DAGS_FOLDER = project_root() / "airflow_dags"
 AIRFLOW_PYTHON = project_root() / ".venv-airflow" / "bin" / "python"
@@ -73,6 +74,7 @@ _LOADER = textwrap.dedent(
                         "application_args": getattr(task, "application_args", None),
                         "pool": task.pool,
                         "priority_weight": weight(task),
+                        "conf": getattr(task, "conf", None),
                     }
                     for task in dag.tasks
                 },
@@ -216,3 +218,17 @@ def test_curation_goes_first_among_the_spark_pool_tasks(dag_report: dict[str, An
     others = {name: weight for name, weight in weights.items() if name != "curation.curate"}
     assert {"data_quality", "lake_maintenance"} <= {name.split(".")[0] for name in others}
     assert weights["curation.curate"] > max(others.values()), weights
+
+
+def test_spark_tasks_start_their_driver_with_the_batch_jobs_java_options(
+    dag_report: dict[str, Any],
+) -> None:
+    confs = {
+        f"{dag_id}.{task_id}": task["conf"]
+        for dag_id, dag in dag_report["dags"].items()
+        for task_id, task in dag["tasks"].items()
+        if task["pool"] == "spark"
+    }
+    assert confs
+    expected = {"spark.driver.extraJavaOptions": BATCH_JOB_JAVA_OPTIONS}
+    assert all(conf == expected for conf in confs.values()), confs

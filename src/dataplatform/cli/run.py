@@ -93,6 +93,7 @@ def run_ingestor(
     settings = get_ingestor_settings()
     log.info("ingestor sink: %s, %d worker(s)", settings.sink, settings.workers)
     configure_logging(settings.log_level)
+    metrics_dir = None
     if settings.workers > 1:
         # prometheus_client's multiprocess mode: each worker writes its values to files here
         # and `/metrics` adds them up. The workers read the variable when they start.
@@ -119,6 +120,8 @@ def run_ingestor(
         timeout_worker_healthcheck=60,
         timeout_graceful_shutdown=int(settings.sink_timeout_s) + 5,
     )
+    if metrics_dir is not None:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 @run_app.command("exporter")
