@@ -21,16 +21,6 @@ TX_BATCH = "/v1/transactions/batch"
 
 
 @pytest.fixture
-def publisher() -> MemoryPublisher:
-    return MemoryPublisher()
-
-
-@pytest.fixture
-def store() -> MemoryStore:
-    return MemoryStore()
-
-
-@pytest.fixture
 def client(store: MemoryStore, publisher: MemoryPublisher) -> Iterator[TestClient]:
     settings = IngestorSettings(
         _env_file=None,

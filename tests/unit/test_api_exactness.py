@@ -28,16 +28,6 @@ TX_BATCH = "/v1/transactions/batch"
 JSON = {"Content-Type": "application/json"}
 
 
-@pytest.fixture
-def store() -> MemoryStore:
-    return MemoryStore()
-
-
-@pytest.fixture
-def publisher() -> MemoryPublisher:
-    return MemoryPublisher()
-
-
 def _client(store: MemoryStore, publisher: MemoryPublisher) -> TestClient:
     app = create_app(IngestorSettings(_env_file=None), store=store, publisher=publisher)
     return TestClient(app, headers={"X-API-Key": store.add_api_key()})

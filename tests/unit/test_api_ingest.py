@@ -33,16 +33,6 @@ TX_BATCH = "/v1/transactions/batch"
 CLAIM_BATCH = "/v1/claims/batch"
 
 
-@pytest.fixture
-def store() -> MemoryStore:
-    return MemoryStore()
-
-
-@pytest.fixture
-def publisher() -> MemoryPublisher:
-    return MemoryPublisher()
-
-
 def _client(store: MemoryStore, publisher: Any, **overrides: Any) -> TestClient:
     app = create_app(
         IngestorSettings(_env_file=None, **overrides), store=store, publisher=publisher

@@ -24,16 +24,6 @@ TOPIC = "finance.transactions.v1"
 
 
 @pytest.fixture
-def store() -> MemoryStore:
-    return MemoryStore()
-
-
-@pytest.fixture
-def publisher() -> MemoryPublisher:
-    return MemoryPublisher()
-
-
-@pytest.fixture
 def client(store: MemoryStore, publisher: MemoryPublisher) -> Iterator[TestClient]:
     app = create_app(IngestorSettings(_env_file=None), store=store, publisher=publisher)
     with TestClient(app, headers={"X-API-Key": store.add_api_key()}) as test_client:
