@@ -49,6 +49,11 @@ def _quarantine(postgres: PostgresSettings, schema: str, ingest_id: str) -> None
         )
 
 
+def _settings(schema: str) -> IngestorSettings:
+    """The ingestor's settings on `schema` (not from `.env`)."""
+    return IngestorSettings(_env_file=None).model_copy(update={"db_schema": schema})
+
+
 def _landed_second(where: Whereabouts) -> float | None:
     if where.landed_at is None:
         return None
@@ -63,8 +68,7 @@ def test_whereabouts_through_progress_cache_matches_reports(
     _report(postgres_settings, schema, 0, *range(10, 10 * (WINDOW + 20), 10))
     _report(postgres_settings, schema, 1, 50)
     _quarantine(postgres_settings, schema, "id-quarantined")
-    settings = IngestorSettings(_env_file=None, **{"INGEST_DB_SCHEMA": schema})
-    store = PostgresStore(postgres_settings, settings)
+    store = PostgresStore(postgres_settings, _settings(schema))
 
     async def ask() -> list[Whereabouts]:
         await store.start()
@@ -128,8 +132,7 @@ def test_whereabouts_curated_once_curation_processed_the_landed_version(
     # lake's table with a higher version changes nothing.
     _curated(postgres_settings, schema, table, 2, 5)
     _curated(postgres_settings, schema, "s3://lakehouse/other/bronze/finance/transactions", 99)
-    settings = IngestorSettings(_env_file=None, **{"INGEST_DB_SCHEMA": schema})
-    store = PostgresStore(postgres_settings, settings)
+    store = PostgresStore(postgres_settings, _settings(schema))
 
     def curated_second(where: Whereabouts) -> float | None:
         if where.curated_at is None:
@@ -176,8 +179,7 @@ def test_whereabouts_of_records_curation_quarantined_never_curated_into_silver(
                 (ingest_id, ENTITY, f"refused by {job}", job),
             )
     _curated(postgres_settings, schema, table, 3)
-    settings = IngestorSettings(_env_file=None, **{"INGEST_DB_SCHEMA": schema})
-    store = PostgresStore(postgres_settings, settings)
+    store = PostgresStore(postgres_settings, _settings(schema))
 
     async def ask() -> list[Whereabouts]:
         await store.start()
