@@ -148,12 +148,22 @@ def test_report_missed_while_postgres_was_down_is_made_up_with_the_quarantined_r
     lake_spark: SparkSession,
     reference: curation.Reference,
 ) -> None:
+    earlier = _post(http, timestamp=FUTURE)
+    _export(postgres_settings, schema, lake)
+    reported = _curate(lake_spark, lake, reference, ProgressWriter(postgres_settings, schema))
     good, bad = _post(http), _post(http, timestamp=FUTURE)
     _export(postgres_settings, schema, lake)
     # The run succeeds, but its report finds no PostgreSQL (nobody listens on the port).
     down = postgres_settings.model_copy(update={"port": free_port(), "connect_timeout_s": 2})
     result = _curate(lake_spark, lake, reference, ProgressWriter(down, schema))
     assert result.rows_quarantined == 1
+    # What the missed report would have recorded: read back from the quarantine table, from
+    # the end of the run that made the last report (not the earlier run's record).
+    reason = _quarantine_reason(lake, bad)
+    assert curation.quarantined_since(lake, TRANSACTIONS, reported.bronze_version_to) == [
+        (bad, reason)
+    ]
+    assert {i for i, _ in curation.quarantined_since(lake, TRANSACTIONS, -1)} == {earlier, bad}
     time.sleep(TTL_S + 0.1)  # past the ingestor's progress cache
     assert [_receipt(http, i)["status"] for i in (good, bad)] == ["landed", "landed"]
     assert _receipt(http, bad)["quarantine_reason"] is None
@@ -168,4 +178,5 @@ def test_report_missed_while_postgres_was_down_is_made_up_with_the_quarantined_r
     assert skipped is not None and skipped.noop
     time.sleep(TTL_S + 0.1)
     _assert_curated(_receipt(http, good))
-    _assert_quarantined_by_curation(_receipt(http, bad), _quarantine_reason(lake, bad))
+    _assert_quarantined_by_curation(_receipt(http, bad), reason)
+    _assert_quarantined_by_curation(_receipt(http, earlier), _quarantine_reason(lake, earlier))
