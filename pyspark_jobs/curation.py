@@ -24,7 +24,9 @@ one), then:
    only after gold succeeded: a run that fails in the gold step is redone in full by the
    next run, which finds the days of the earlier MERGE in the change feed;
 8. reports the bronze version it processed through to the ingest schema
-   (`curation_progress`, bookkeeping), from which `GET /ingest/{id}` answers `curated`.
+   (`curation_progress`, bookkeeping), from which `GET /ingest/{id}` answers `curated`, and in
+   the same transaction the ingest ids and reasons of the records it quarantined
+   (`quarantined_records`), whose receipts say so instead.
 
 A run with no new bronze version writes nothing: every table keeps its version, and `main`
 finds that with delta-rs before starting Spark (`skip_without_spark`), so a run with nothing new
@@ -48,6 +50,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from delta.tables import DeltaTable
 from pyspark import StorageLevel
 from pyspark.errors import AnalysisException
@@ -119,16 +123,18 @@ def table_version(lake: Lake, table: str) -> int:
     return delta.version() if delta is not None else -1
 
 
-def _last_run(lake: Lake, entity: Entity) -> dict[str, Any] | None:
-    """The state row of the last finished run of `entity`, if any."""
+def _runs(lake: Lake, entity: Entity, columns: list[str]) -> list[dict[str, Any]]:
+    """`columns` of the state rows of every finished run of `entity`."""
     delta = lake.delta_rs(CURATION_STATE_TABLE)
     if delta is None:
-        return None
+        return []
     name = f"{entity.domain}/{entity.name}"
-    runs = delta.to_pyarrow_table(
-        columns=["bronze_version_to", "silver_version", "finished_at"],
-        filters=[("entity", "=", name)],
-    ).to_pylist()
+    return delta.to_pyarrow_table(columns=columns, filters=[("entity", "=", name)]).to_pylist()
+
+
+def _last_run(lake: Lake, entity: Entity) -> dict[str, Any] | None:
+    """The state row of the last finished run of `entity`, if any."""
+    runs = _runs(lake, entity, ["bronze_version_to", "silver_version", "finished_at"])
     return max(runs, key=lambda run: run["finished_at"]) if runs else None
 
 
@@ -315,16 +321,21 @@ def curate_batch(
 # --------------------------------------------------------------------------- write
 
 
-def write_quarantine(spark: SparkSession, lake: Lake, entity: Entity, rows: DataFrame) -> int:
+def write_quarantine(
+    spark: SparkSession, lake: Lake, entity: Entity, rows: DataFrame
+) -> list[tuple[str | None, str]]:
     """Insert quarantine rows not already there (reruns of a batch add nothing).
 
     Returns:
-        How many rows the batch quarantined (inserted now or by an earlier run).
+        `(ingest id, reason)` of every row the batch quarantined (inserted now or by an
+        earlier run), for the receipts (`report_progress`).
     """
     rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        count = rows.count()
-        if count:
+        refused = [
+            (row.ingest_id, row.reason) for row in rows.select("ingest_id", "reason").collect()
+        ]
+        if refused:
             (
                 DeltaTable.forPath(spark, lake.quarantine(entity, "curation"))
                 .alias("q")
@@ -334,7 +345,7 @@ def write_quarantine(spark: SparkSession, lake: Lake, entity: Entity, rows: Data
             )
     finally:
         rows.unpersist()
-    return count
+    return refused
 
 
 #: Spark conf whose value Delta records as the next commits' `userMetadata`.
@@ -494,18 +505,83 @@ def write_state(lake: Lake, result: CurationResult, *, silver_version_from: int)
     append_rows(lake, CURATION_STATE_TABLE, STATE_SCHEMA, [row])
 
 
+def quarantine_start(runs: Sequence[dict[str, Any]], reported: int) -> datetime | None:
+    """From when curation's quarantine rows can belong to bronze versions after `reported`:
+    the finish of the last run that processed no version past it (None: from the start).
+
+    Runs of an entity follow one another and each processes through bronze's current version,
+    so a run that processed versions after `reported`, and its quarantine rows, came after that
+    one. Rows of earlier versions quarantined since (a rerun with `--from-bronze-version`) are
+    included too, which is harmless: they were quarantined.
+
+    Args:
+        runs: `bronze_version_to` and `finished_at` of the entity's finished runs.
+        reported: The last bronze version reported to the receipts.
+    """
+    done = [run["finished_at"] for run in runs if run["bronze_version_to"] <= reported]
+    return max(done) if done else None
+
+
+def quarantined_since(lake: Lake, entity: Entity, reported: int) -> list[tuple[str, str]]:
+    """`(ingest id, reason)` of the records curation quarantined in the bronze versions after
+    `reported` (see `quarantine_start`), read with delta-rs (no Spark)."""
+    table = lake.delta_rs(quarantine_path(entity, "curation"))
+    if table is None:
+        return []
+    rows = table.to_pyarrow_table(columns=["ingest_id", "reason", "quarantined_at"])
+    since = quarantine_start(_runs(lake, entity, ["bronze_version_to", "finished_at"]), reported)
+    if since is not None:
+        at = rows["quarantined_at"]
+        rows = rows.filter(pc.greater_equal(at, pa.scalar(since, type=at.type)))
+    return [
+        (row["ingest_id"], row["reason"])
+        for row in rows.select(["ingest_id", "reason"]).to_pylist()
+        if row["ingest_id"] is not None
+    ]
+
+
 def report_progress(
-    progress: ProgressWriter | None, lake: Lake, entity: Entity, bronze_version: int
+    progress: ProgressWriter | None,
+    lake: Lake,
+    entity: Entity,
+    bronze_version: int,
+    *,
+    processed_before: int,
+    quarantined: Sequence[tuple[str | None, str]] = (),
 ) -> None:
-    """Tell the receipts that bronze is curated up to `bronze_version` (after the state row:
-    a run that failed reports nothing). A no-op run reports the last processed version again,
-    so a report skipped while PostgreSQL was down is made up for by the next run."""
-    if progress is not None and bronze_version >= 0:
-        progress.curated(
-            bronze_table=lake.table("bronze", entity, scheme="s3"),
-            entity=f"{entity.domain}.{entity.name}",
-            bronze_version=bronze_version,
-        )
+    """Tell the receipts that bronze is curated up to `bronze_version`, and which records the
+    run quarantined, in one transaction (after the state row: a run that failed reports
+    nothing).
+
+    A report is bookkeeping, skipped while PostgreSQL is down, so each report first asks which
+    version was reported last: when that is older than `processed_before`, the report also
+    records the records quarantined in the versions after it (`quarantined_since`), and a
+    receipt never says `curated` of one of them. A no-op run reports the last processed version
+    again, so a missed report is made up by the next run even when bronze has nothing new.
+
+    Args:
+        progress: Where to report (None: not reported).
+        lake: Where the tables are.
+        entity: Whose bronze table.
+        bronze_version: Every version up to this one is processed.
+        processed_before: The last version earlier runs processed.
+        quarantined: `(ingest id, reason)` of the records this run quarantined.
+    """
+    if progress is None or bronze_version < 0:
+        return
+    bronze_table = lake.table("bronze", entity, scheme="s3")
+    reported = progress.last_curated(bronze_table)
+    if reported is None:  # PostgreSQL is down (logged): a later run reports
+        return
+    refused = {ingest_id: reason for ingest_id, reason in quarantined if ingest_id is not None}
+    if reported < processed_before:
+        refused.update(quarantined_since(lake, entity, reported))
+    progress.curated(
+        bronze_table=bronze_table,
+        entity=f"{entity.domain}.{entity.name}",
+        bronze_version=bronze_version,
+        quarantined=list(refused.items()),
+    )
 
 
 # --------------------------------------------------------------------------- one run
@@ -652,7 +728,7 @@ def skip_without_spark(
         root=lineage_root,
     )
     step.start()
-    report_progress(progress, lake, entity, after)
+    report_progress(progress, lake, entity, after, processed_before=after)
     return _nothing_new(entity, run_id, after, upto, step)
 
 
@@ -678,7 +754,7 @@ def _curate_entity(
     ensure_curation_tables(spark, lake, entity)
     after, upto = pending_bronze_versions(lake, entity, from_bronze_version)
     if upto <= after:
-        report_progress(progress, lake, entity, after)
+        report_progress(progress, lake, entity, after, processed_before=after)
         return _nothing_new(entity, run_id, after, upto, silver_step)
 
     batch = curate_batch(
@@ -700,13 +776,13 @@ def _curate_entity(
             job="curation",
             table=entity.table_path("silver"),
         )
-        rows_quarantined = write_quarantine(spark, lake, entity, batch.quarantine)
+        quarantined = write_quarantine(spark, lake, entity, batch.quarantine)
         merge = write_silver(spark, lake, entity, batch.latest, run_id=run_id)
         silver_step.complete(
             {
                 lake.relative(entity.table_path("bronze")): rows_read,
                 lake.relative(entity.table_path("silver")): merge.rows_merged,
-                lake.relative(quarantine_path(entity, "curation")): rows_quarantined,
+                lake.relative(quarantine_path(entity, "curation")): len(quarantined),
             }
         )
         gold_step.start()
@@ -720,14 +796,14 @@ def _curate_entity(
         after + 1,
         upto,
         rows_read,
-        rows_quarantined,
+        len(quarantined),
         merge.rows_merged,
         len(gold.days),
         merge.version,
         time.monotonic() - started,
     )
     write_state(lake, result, silver_version_from=gold.first_silver_version)
-    report_progress(progress, lake, entity, upto)
+    report_progress(progress, lake, entity, upto, processed_before=after, quarantined=quarantined)
     gold_step.complete({lake.relative(gold_table(entity)): gold.rows})
     logger.info(
         "%s: curated bronze versions %d..%d: %d rows read, %d quarantined, %d merged "
@@ -736,7 +812,7 @@ def _curate_entity(
         after + 1,
         upto,
         rows_read,
-        rows_quarantined,
+        result.rows_quarantined,
         result.rows_merged,
         merge.seconds,
         len(gold.days),

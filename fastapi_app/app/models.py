@@ -229,7 +229,8 @@ class ReceiptStatusOut(BaseModel):
     )
     status: Literal["durable", "landed", "curated", "lost"] = Field(
         description="durable: committed to the outbox or acknowledged by Kafka; landed: in the "
-        "bronze table, or refused by landing into quarantine (`quarantine_reason`); curated: a "
+        "bronze table, or refused into quarantine (`quarantine_reason`) by landing or by "
+        "curation (then the `curated` stage's `where` is `quarantine: <reason>`); curated: a "
         "curation run processed it into silver (possibly since superseded by a newer version "
         "of its key; never for a quarantined record); lost: its Kafka topic was recreated "
         "before landing reached it and no restore brought it back (see `hint`)"
@@ -242,7 +243,9 @@ class ReceiptStatusOut(BaseModel):
         description="where the sink put it (null once details expired)"
     )
     quarantine_reason: str | None = Field(
-        default=None, description="why landing refused the record, when it did"
+        default=None,
+        description="why landing or curation refused the record into quarantine, when one "
+        "did: the stage (`landed` or `curated`) whose `where` is `quarantine: <reason>` says which",
     )
     details_expired: bool = Field(
         default=False,

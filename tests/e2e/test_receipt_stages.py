@@ -1,6 +1,7 @@
 """A receipt follows its record on the live platform: `durable` at once, `landed` once the
 platform's landing job has committed it, with the reason when landing quarantined it, and
-`curated` once a curation run processed the bronze version landing appended it to.
+`curated` once a curation run processed the bronze version landing appended it to (or, when
+curation quarantined it, `landed` with curation's reason).
 
 No row is written per record (docs/API.md, receipts): the ingest id is the record's Kafka
 coordinates signed for its API key, landing computes the same id for the bronze row and reports
@@ -72,8 +73,21 @@ def test_receipt_goes_durable_landed_curated_with_a_curation_run(
     receipt = http.post(TX, json=factories.transaction()).json()
     assert receipt["status"] == "durable"
     landed = _landed(http, receipt["ingest_id"])
-    # Curation (the job as Airflow runs it, on the platform's lake) reports the bronze version
-    # it processed through; the receipt compares it with the version landing reported.
+    # Curation reports the bronze version it processed through; the receipt compares it with
+    # the version landing reported.
+    _run_curation()
+    status = _curated(http, receipt["ingest_id"])
+    stages = {stage["stage"]: stage for stage in status["stages"]}
+    assert list(stages) == ["accepted", "durable", "landed", "curated"]
+    assert stages["landed"]["at"] == landed["stages"][-1]["at"]
+    assert datetime.fromisoformat(stages["curated"]["at"]) > datetime.fromisoformat(
+        stages["landed"]["at"]
+    )
+    assert stages["curated"]["where"] == "silver Delta table"
+
+
+def _run_curation() -> None:
+    """Curation of transactions, the job as Airflow runs it, on the platform's lake."""
     dataplatform = str(Path(sys.executable).with_name("dataplatform"))
     run = subprocess.run(
         [dataplatform, "run", "curation", "--entity", "finance/transactions"],
@@ -83,17 +97,44 @@ def test_receipt_goes_durable_landed_curated_with_a_curation_run(
         check=False,
     )
     assert run.returncode == 0, run.stderr[-3000:]
+
+
+def _curated(http: httpx.Client, ingest_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + 30  # the ingestor's progress cache keeps a report 1 s
-    while (status := http.get(f"/ingest/{receipt['ingest_id']}").json())["status"] != "curated":
+    while (status := http.get(f"/ingest/{ingest_id}").json())["status"] != "curated":
         assert time.monotonic() < deadline, f"not curated after the run: {status}"
         time.sleep(1)
-    stages = {stage["stage"]: stage for stage in status["stages"]}
-    assert list(stages) == ["accepted", "durable", "landed", "curated"]
-    assert stages["landed"]["at"] == landed["stages"][-1]["at"]
-    assert datetime.fromisoformat(stages["curated"]["at"]) > datetime.fromisoformat(
-        stages["landed"]["at"]
+    body: dict[str, Any] = status
+    return body
+
+
+def test_receipt_of_a_record_curation_quarantined_gives_the_reason_not_curated(
+    api: tuple[httpx.Client, str],
+) -> None:
+    http, _ = api
+    # Accepted by the API and landing; the `drop` expectation `event_time_not_in_future`
+    # refuses it in curation.
+    good, bad = (
+        http.post(TX, json=factories.transaction(**fields)).json()["ingest_id"]
+        for fields in ({}, {"timestamp": "2099-01-01T00:00:00"})
     )
-    assert stages["curated"]["where"] == "silver Delta table"
+    _landed(http, good)
+    _landed(http, bad)
+
+    _run_curation()
+
+    assert _curated(http, good)["stages"][-1]["where"] == "silver Delta table"
+    status = http.get(f"/ingest/{bad}").json()
+    quarantine = Lake.load(prefix="").delta_rs("quarantine/curation/finance/transactions")
+    assert quarantine is not None
+    rows = quarantine.to_pyarrow_table(columns=["ingest_id", "reason"]).to_pylist()
+    [reason] = [row["reason"] for row in rows if row["ingest_id"] == bad]
+    assert "event_time_not_in_future" in reason
+    assert (status["status"], status["quarantine_reason"]) == ("landed", reason)
+    assert [(s["stage"], s["where"]) for s in status["stages"]][-2:] == [
+        ("landed", "bronze Delta table"),
+        ("curated", f"quarantine: {reason}"),
+    ]
 
 
 def _bronze_ids(ids: set[str]) -> set[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import psycopg
 import pytest
@@ -49,6 +49,11 @@ def _quarantine(postgres: PostgresSettings, schema: str, ingest_id: str) -> None
         )
 
 
+def _settings(schema: str) -> IngestorSettings:
+    """The ingestor's settings on `schema` (not from `.env`)."""
+    return IngestorSettings(_env_file=None).model_copy(update={"db_schema": schema})
+
+
 def _landed_second(where: Whereabouts) -> float | None:
     if where.landed_at is None:
         return None
@@ -63,8 +68,7 @@ def test_whereabouts_through_progress_cache_matches_reports(
     _report(postgres_settings, schema, 0, *range(10, 10 * (WINDOW + 20), 10))
     _report(postgres_settings, schema, 1, 50)
     _quarantine(postgres_settings, schema, "id-quarantined")
-    settings = IngestorSettings(_env_file=None, **{"INGEST_DB_SCHEMA": schema})
-    store = PostgresStore(postgres_settings, settings)
+    store = PostgresStore(postgres_settings, _settings(schema))
 
     async def ask() -> list[Whereabouts]:
         await store.start()
@@ -128,8 +132,7 @@ def test_whereabouts_curated_once_curation_processed_the_landed_version(
     # lake's table with a higher version changes nothing.
     _curated(postgres_settings, schema, table, 2, 5)
     _curated(postgres_settings, schema, "s3://lakehouse/other/bronze/finance/transactions", 99)
-    settings = IngestorSettings(_env_file=None, **{"INGEST_DB_SCHEMA": schema})
-    store = PostgresStore(postgres_settings, settings)
+    store = PostgresStore(postgres_settings, _settings(schema))
 
     def curated_second(where: Whereabouts) -> float | None:
         if where.curated_at is None:
@@ -152,3 +155,58 @@ def test_whereabouts_curated_once_curation_processed_the_landed_version(
             await store.close()
 
     assert asyncio.run(scenario()) == [1005, None, None, None, 1007, None]
+
+
+def test_whereabouts_of_records_curation_quarantined_never_curated_into_silver(
+    postgres_settings: PostgresSettings, schema: str
+) -> None:
+    table = "s3://lakehouse/t/bronze/finance/transactions"
+    # More reports than the cache keeps, all in bronze version 3, which curation processed.
+    ends = range(10, 10 * (WINDOW + 20), 10)
+    with psycopg.connect(postgres_settings.conninfo()) as conn:
+        conn.execute(search_path(schema))
+        for end in ends:
+            conn.execute(
+                "INSERT INTO landing_progress (topic_id, topic, entity, kafka_partition,"
+                " end_offset, bronze_table, bronze_version) VALUES (%s, 't', %s, 0, %s, %s, 3)",
+                (TOPIC_ID, ENTITY, end, table),
+            )
+        # Recorded with the run's progress; a record landing refused keeps `landing`.
+        for ingest_id, job in [("id-old", "curation"), ("id-new", "curation"), ("id-l", "landing")]:
+            conn.execute(
+                "INSERT INTO quarantined_records (ingest_id, entity, reason, job, quarantined_at)"
+                " VALUES (%s, %s, %s, %s, timestamptz '2026-12-01 00:00:00+00' + interval '1h')",
+                (ingest_id, ENTITY, f"refused by {job}", job),
+            )
+    _curated(postgres_settings, schema, table, 3)
+    store = PostgresStore(postgres_settings, _settings(schema))
+
+    async def ask() -> list[Whereabouts]:
+        await store.start()
+        try:
+            return [
+                await store.whereabouts(KafkaPlace(TOPIC_ID, 0, offset, 0), ingest_id)
+                for offset, ingest_id in [
+                    (5, "id-old"),  # older than the cached window: own query
+                    (10 * (WINDOW + 10) + 5, "id-new"),  # in the window
+                    (10 * (WINDOW + 10) + 6, "id-good"),
+                    (10 * (WINDOW + 10) + 7, "id-l"),
+                ]
+            ]
+        finally:
+            await store.close()
+
+    old, new, good, landing = asyncio.run(ask())
+    start = datetime.fromisoformat("2026-12-01T00:00:00+00:00")
+    for refused in (old, new):
+        assert (refused.quarantine_reason, refused.quarantined_by) == (
+            "refused by curation",
+            "curation",
+        )
+        assert refused.curated_at is not None and refused.curated_at - start == timedelta(hours=1)
+    assert (good.quarantined_by, good.curated_at) == (None, start + timedelta(seconds=1003))
+    assert (landing.quarantine_reason, landing.quarantined_by, landing.curated_at) == (
+        "refused by landing",
+        "landing",
+        None,
+    )

@@ -128,3 +128,25 @@ def test_quarantined_record_stays_landed(client: TestClient, store: MemoryStore)
     status = _status(client, ingest_id)
     assert (status.status, status.quarantine_reason) == ("landed", "amount: not a number")
     assert status.stages[-1].where == "quarantine: amount: not a number"
+
+
+def test_record_curation_quarantined_is_not_curated_and_gives_the_reason(
+    client: TestClient, store: MemoryStore
+) -> None:
+    ingest_id = _sent(client)
+    reason = "failed expectation(s): event_time_not_in_future"
+    store.known[ingest_id] = Whereabouts(
+        entity="finance.transactions",
+        landed_at=T0,
+        bronze_table="s3://l/b",
+        bronze_version=3,
+        quarantine_reason=reason,
+        quarantined_by="curation",
+        curated_at=T0 + timedelta(minutes=5),
+    )
+    status = _status(client, ingest_id)
+    assert (status.status, status.quarantine_reason) == ("landed", reason)
+    assert [(s.stage, s.at, s.where) for s in status.stages][-2:] == [
+        ("landed", T0, "bronze Delta table"),
+        ("curated", T0 + timedelta(minutes=5), f"quarantine: {reason}"),
+    ]

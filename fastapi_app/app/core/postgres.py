@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 
 import orjson
 from psycopg import AsyncConnection
@@ -28,6 +29,7 @@ from fastapi_app.app.core.store import (
     IdempotencyClaim,
     KeyBinding,
     Placement,
+    QuarantiningJob,
     Receipt,
     SinkName,
     StoredApiKey,
@@ -43,10 +45,10 @@ from fastapi_app.app.core.telemetry import SINK_LATENCY
 # (pure Python, per element) took ~40% of the ingestor's CPU on 500-record batches.
 
 # The first progress report of landing past the offset: when the record reached bronze (or
-# quarantine), and the reason if landing refused it; and the first such report naming a bronze
-# version (a replayed batch names none).
+# quarantine); the first such report naming a bronze version (a replayed batch names none); and
+# the quarantine row if landing or curation refused the record.
 _KAFKA_WHEREABOUTS = """
-SELECT p.entity, p.landed_at, q.reason, v.bronze_table, v.bronze_version
+SELECT p.entity, p.landed_at, v.bronze_table, v.bronze_version, q.reason, q.job, q.quarantined_at
 FROM (SELECT 1) AS one
 LEFT JOIN LATERAL (
     SELECT entity, landed_at FROM landing_progress
@@ -84,11 +86,15 @@ WHERE bronze_table = %s AND bronze_version >= %s
 ORDER BY bronze_version LIMIT 1
 """
 
-_QUARANTINE_REASON = "SELECT reason FROM quarantined_records WHERE ingest_id = %s"
+_QUARANTINE_REASON = (
+    "SELECT reason, job, quarantined_at FROM quarantined_records WHERE ingest_id = %s"
+)
 
 _OUTBOX_WHEREABOUTS = """
-SELECT entity, record_key, ingested_at, exported_at, delta_version, bronze_table
-FROM outbox WHERE id = %s
+SELECT o.entity, o.record_key, o.ingested_at, o.exported_at, o.delta_version, o.bronze_table,
+    q.reason, q.job, q.quarantined_at
+FROM outbox o LEFT JOIN quarantined_records q ON q.ingest_id = %s
+WHERE o.id = %s
 """
 
 # Binds the key, or takes over a binding that expired: a complete one after the TTL, one left
@@ -216,10 +222,10 @@ class PostgresStore:
 
     async def whereabouts(self, place: KafkaPlace | OutboxPlace, ingest_id: str) -> Whereabouts:
         """See `IngestStore.whereabouts`; through the progress caches, and curated once a
-        curation run processed the bronze version that holds the record (not one landing
-        quarantined)."""
+        curation run processed the bronze version that holds the record (not one landing or
+        curation quarantined)."""
         found = await self._landed(place, ingest_id)
-        if found.bronze_table is None or found.bronze_version is None or found.quarantine_reason:
+        if found.bronze_table is None or found.bronze_version is None or found.quarantined_by:
             return found
         curated = await self._curation.landing(found.bronze_table, 0, found.bronze_version)
         if curated is None:  # older than the cached reports: the version's own lookup
@@ -235,12 +241,12 @@ class PostgresStore:
         """What the outbox row or landing's progress says of the record."""
         if isinstance(place, OutboxPlace):
             async with self._pool.connection() as conn:
-                cur = await conn.execute(_OUTBOX_WHEREABOUTS, (place.outbox_id,))
+                cur = await conn.execute(_OUTBOX_WHEREABOUTS, (ingest_id, place.outbox_id))
                 row = await cur.fetchone()
             if row is None:  # pruned after it was exported (never before)
                 return Whereabouts(details_expired=True)
-            entity, record_key, received_at, landed_at, version, table = row
-            return Whereabouts(
+            entity, record_key, received_at, landed_at, version, table, *refused = row
+            found = Whereabouts(
                 entity=entity,
                 record_key=record_key,
                 received_at=received_at,
@@ -248,6 +254,7 @@ class PostgresStore:
                 bronze_table=table,
                 bronze_version=version,
             )
+            return _with_quarantine(found, *refused)
         landing = await self._progress.landing(place.topic_id, place.partition, place.offset)
         if landing is not None and landing.landed_at is None:
             return Whereabouts()
@@ -255,14 +262,14 @@ class PostgresStore:
             if landing is not None:
                 # Landing records the quarantined ids before the progress that covers them.
                 cur = await conn.execute(_QUARANTINE_REASON, (ingest_id,))
-                found = await cur.fetchone()
-                return Whereabouts(
+                quarantine = await cur.fetchone()
+                found = Whereabouts(
                     entity=landing.entity,
                     landed_at=landing.landed_at,
                     bronze_table=landing.bronze_table,
                     bronze_version=landing.bronze_version,
-                    quarantine_reason=None if found is None else found[0],
                 )
+                return found if quarantine is None else _with_quarantine(found, *quarantine)
             # Older than the cached reports: the record's own lookup.
             cur = await conn.execute(
                 _KAFKA_WHEREABOUTS,
@@ -275,14 +282,11 @@ class PostgresStore:
             )
             row = await cur.fetchone()
         assert row is not None  # the query always returns its one row
-        entity, landed_at, reason, table, version = row
-        return Whereabouts(
-            entity=entity,
-            landed_at=landed_at,
-            bronze_table=table,
-            bronze_version=version,
-            quarantine_reason=reason,
+        entity, landed_at, table, version, *refused = row
+        found = Whereabouts(
+            entity=entity, landed_at=landed_at, bronze_table=table, bronze_version=version
         )
+        return _with_quarantine(found, *refused)
 
     async def _partition_progress(
         self, topic_id: str, partition: int, limit: int
@@ -361,6 +365,23 @@ class PostgresStore:
             )
             rows = await cur.fetchall()
         return [StoredApiKey(row[0], bytes(row[1]), row[2], row[3]) for row in rows]
+
+
+def _with_quarantine(
+    found: Whereabouts, reason: str | None, job: str | None, at: datetime | None
+) -> Whereabouts:
+    """`found` with the record's `quarantined_records` row (`reason`, `job`, `at`; all None
+    without one). Curation records the records it quarantined in the transaction of its
+    progress report: such a record's curation ended at `at`, in quarantine, not in silver."""
+    if reason is None:
+        return found
+    by: QuarantiningJob = "curation" if job == "curation" else "landing"
+    return replace(
+        found,
+        quarantine_reason=reason,
+        quarantined_by=by,
+        curated_at=at if by == "curation" else None,
+    )
 
 
 class OutboxPublisher:

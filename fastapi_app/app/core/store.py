@@ -4,7 +4,8 @@ No row is written per record on the Kafka track: a record's receipt is its inges
 (`dataplatform.ingest_ids`), derived from the sink's acknowledgement. Where a record is later
 comes from the progress landing writes per micro-batch (`landing_progress`, `quarantined_records`)
 and, on the starter track, from the record's outbox row; whether it is curated, from the bronze
-version curation reports it processed (`curation_progress`).
+version curation reports it processed (`curation_progress`), unless curation quarantined it
+(`quarantined_records`, job `curation`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from dataplatform.contracts import Entity
 from dataplatform.ingest_ids import KafkaPlace, OutboxPlace
 
 SinkName = Literal["postgres", "kafka", "memory"]
+
+#: The job that quarantined a record.
+QuarantiningJob = Literal["landing", "curation"]
 
 
 def entity_label(entity: Entity) -> str:
@@ -82,10 +86,11 @@ class Whereabouts:
         bronze_table: The bronze table's `s3://` URI, when its progress names it.
         bronze_version: The bronze Delta version that holds it (on Kafka tracks, possibly a
             later one: landing reports its latest append).
-        quarantine_reason: Why landing refused it, when it did.
+        quarantine_reason: Why landing or curation refused it, when one did.
+        quarantined_by: Which of the two refused it (set with `quarantine_reason`).
         details_expired: The outbox row was pruned after landing: only `landed` is known.
         curated_at: When a curation run first processed its bronze version (never for a
-            record landing quarantined).
+            record landing quarantined; for one curation quarantined, when it was recorded).
     """
 
     entity: str | None = None
@@ -95,6 +100,7 @@ class Whereabouts:
     bronze_table: str | None = None
     bronze_version: int | None = None
     quarantine_reason: str | None = None
+    quarantined_by: QuarantiningJob | None = None
     details_expired: bool = False
     curated_at: datetime | None = None
 

@@ -8,9 +8,12 @@ Landing writes, after each micro-batch, the end offset it committed per partitio
 (`landing_progress`) and, before that, the ingest ids and reasons of the records it quarantined
 (`quarantined_records`); each progress row also names the bronze table and the Delta version the
 micro-batch appended. Curation writes, after each entity's run, the bronze version it processed
-through (`curation_progress`): a record is curated once that version reaches its own. All of it
-is bookkeeping: when PostgreSQL is down the writes are logged and skipped, and the next
-micro-batch's (or run's) progress covers what was missed.
+through (`curation_progress`): a record is curated once that version reaches its own, unless
+curation quarantined it: the ingest ids and reasons of those go to `quarantined_records` (job
+`curation`) in the same transaction as the run's progress row. All of it is bookkeeping: when
+PostgreSQL is down the writes are logged and skipped, and the next micro-batch's (or run's)
+progress covers what was missed (a curation run first asks which version was reported last,
+`last_curated`, and adds the quarantined records of the versions after it).
 """
 
 from __future__ import annotations
@@ -87,42 +90,85 @@ class ProgressWriter:
         """Record the committed end offsets of a micro-batch."""
         if rows:
             self._write(
-                "INSERT INTO landing_progress (topic_id, topic, entity, kafka_partition,"
-                " end_offset, bronze_table, bronze_version)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                [tuple(row) for row in rows],
+                (
+                    "INSERT INTO landing_progress (topic_id, topic, entity, kafka_partition,"
+                    " end_offset, bronze_table, bronze_version)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    [tuple(row) for row in rows],
+                )
             )
 
     def quarantined(self, entity: str, rows: Sequence[tuple[str, str]]) -> None:
         """Record `(ingest id, reason)` of the records landing refused."""
         if rows:
             self._write(
-                "INSERT INTO quarantined_records (ingest_id, entity, reason)"
-                " VALUES (%s, %s, %s) ON CONFLICT (ingest_id) DO NOTHING",
-                [(ingest_id, entity, reason) for ingest_id, reason in rows],
+                (
+                    "INSERT INTO quarantined_records (ingest_id, entity, reason)"
+                    " VALUES (%s, %s, %s) ON CONFLICT (ingest_id) DO NOTHING",
+                    [(ingest_id, entity, reason) for ingest_id, reason in rows],
+                )
             )
 
-    def curated(self, *, bronze_table: str, entity: str, bronze_version: int) -> None:
-        """Record that curation processed `bronze_table` up to `bronze_version`.
+    def last_curated(self, bronze_table: str) -> int | None:
+        """The last bronze version curation reported for `bronze_table` (-1 when none); None
+        when PostgreSQL cannot be read (logged)."""
+        with self._lock:
+            try:
+                conn = self._connect()
+                row = conn.execute(
+                    "SELECT max(bronze_version) FROM curation_progress WHERE bronze_table = %s",
+                    (bronze_table,),
+                ).fetchone()
+                conn.commit()
+            except psycopg.Error as exc:
+                log.warning("could not read curation progress (receipts lag): %s", exc)
+                self.close()
+                return None
+        return -1 if row is None or row[0] is None else int(row[0])
+
+    def curated(
+        self,
+        *,
+        bronze_table: str,
+        entity: str,
+        bronze_version: int,
+        quarantined: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """Record that curation processed `bronze_table` up to `bronze_version`, and the
+        records it quarantined, in one transaction: a receipt that reads the progress already
+        knows which records are not in silver.
 
         Args:
             bronze_table: The table's `s3://` URI, as landing and the exporter name it
                 (`Lake.table("bronze", entity, scheme="s3")`).
             entity: `<domain>.<entity>`.
-            bronze_version: Every version up to this one is in silver and gold.
+            bronze_version: Every version up to this one is in silver and gold, but for the
+                records curation quarantined.
+            quarantined: `(ingest id, reason)` of the records curation quarantined that no
+                earlier report recorded (recording one again changes nothing).
         """
         self._write(
-            "INSERT INTO curation_progress (bronze_table, entity, bronze_version)"
-            " VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-            [(bronze_table, entity, bronze_version)],
+            (
+                "INSERT INTO quarantined_records (ingest_id, entity, reason, job)"
+                " VALUES (%s, %s, %s, 'curation') ON CONFLICT (ingest_id) DO NOTHING",
+                [(ingest_id, entity, reason) for ingest_id, reason in quarantined],
+            ),
+            (
+                "INSERT INTO curation_progress (bronze_table, entity, bronze_version)"
+                " VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                [(bronze_table, entity, bronze_version)],
+            ),
         )
 
-    def _write(self, statement: str, params: list[tuple[object, ...]]) -> None:
+    def _write(self, *statements: tuple[str, list[tuple[object, ...]]]) -> None:
+        """Run each statement over its parameter rows (none: skipped), in one transaction."""
         with self._lock:
             try:
                 conn = self._connect()
                 with conn.cursor() as cur:
-                    cur.executemany(statement, params)
+                    for statement, params in statements:
+                        if params:
+                            cur.executemany(statement, params)
                 conn.commit()
             except psycopg.Error as exc:
                 log.warning("could not record progress (receipts lag): %s", exc)

@@ -38,7 +38,8 @@ async def get_receipt(
     service: ServiceDep,
 ) -> Response:
     """The receipt of one record: durable (outbox/Kafka) -> landed (bronze, or quarantine) ->
-    curated (silver), or lost (its topic was recreated before landing reached it)."""
+    curated (silver, or quarantine), or lost (its topic was recreated before landing reached
+    it)."""
     if not well_formed(ingest_id):
         message = (
             "ingest_id is not an ingest id: expected k1.<topic id>.<partition>.<offset>."
@@ -71,6 +72,7 @@ async def get_receipt(
 
 def _body(located: Located) -> dict[str, Any]:
     place, later = located.place, located.later
+    by_curation = later.quarantined_by == "curation"
     stages: list[dict[str, Any]] = []
     if isinstance(place, KafkaPlace):
         received_at: datetime | None = datetime.fromtimestamp(place.timestamp_ms / 1000, UTC)
@@ -91,7 +93,7 @@ def _body(located: Located) -> dict[str, Any]:
         stages.append({"stage": "accepted", "at": received_at, "where": None})
         stages.append({"stage": "durable", "at": received_at, "where": where})
     if later.landed_at is not None:
-        if later.quarantine_reason is not None:
+        if later.quarantine_reason is not None and not by_curation:
             landed = f"quarantine: {later.quarantine_reason}"
         elif later.bronze_version is not None and not isinstance(place, KafkaPlace):
             # Landing reports its latest append, which may be a later version than the record's.
@@ -100,7 +102,9 @@ def _body(located: Located) -> dict[str, Any]:
             landed = "bronze Delta table"
         stages.append({"stage": "landed", "at": later.landed_at, "where": landed})
     if later.curated_at is not None:
-        stages.append({"stage": "curated", "at": later.curated_at, "where": "silver Delta table"})
+        # A record curation quarantined went through curation, into quarantine, not silver.
+        curated = f"quarantine: {later.quarantine_reason}" if by_curation else "silver Delta table"
+        stages.append({"stage": "curated", "at": later.curated_at, "where": curated})
     return {
         "ingest_id": located.ingest_id,
         "entity": later.entity,
@@ -128,7 +132,7 @@ def _status(located: Located) -> str:
     later = located.later
     if located.lost:
         return "lost"
-    if later.curated_at is not None:
+    if later.curated_at is not None and later.quarantine_reason is None:
         return "curated"
     if later.landed_at is not None or later.details_expired:
         return "landed"
