@@ -689,6 +689,74 @@ def pending_bronze_versions(
     return after, upto
 
 
+#: Commit metrics holding the rows an append added: Spark's (landing) and delta-rs's (the lake
+#: exporter, `append_rows`).
+_ADDED_ROWS_METRICS = ("numOutputRows", "num_added_rows")
+
+#: The most bronze commits whose metrics `new_bronze_rows` reads (one object read each); a run
+#: with more new commits than this is treated as large.
+_MAX_COUNTED_COMMITS = 200
+
+
+def new_bronze_rows(lake: Lake, entity: Entity) -> int | None:
+    """Rows appended to bronze since the last finished run, from the commits' metrics with
+    delta-rs (no Spark); None when unknown (no run yet, a commit without metrics, or more than
+    `_MAX_COUNTED_COMMITS` new commits)."""
+    after, upto = pending_bronze_versions(lake, entity)
+    if after < 0:
+        return None
+    if upto <= after:
+        return 0
+    if upto - after > _MAX_COUNTED_COMMITS:
+        return None
+    delta = lake.delta_rs(entity.table_path("bronze"))
+    if delta is None:
+        return None
+    commits = [c for c in delta.history(upto - after) if after < int(c.get("version", -1)) <= upto]
+    if len(commits) != upto - after:
+        return None
+    rows = 0
+    for commit in commits:
+        metrics = commit.get("operationMetrics") or {}
+        counted = [metrics[name] for name in _ADDED_ROWS_METRICS if name in metrics]
+        if not counted:
+            return None
+        rows += int(counted[0])
+    return rows
+
+
+#: Spark conf of a small run: operators and expressions interpreted, no generated code; one
+#: task per shuffle and per Delta state rebuild (a few thousand rows need no more, and the MERGE
+#: writes one file).
+INTERPRETED_CONF = {
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+    "spark.sql.shuffle.partitions": "1",
+    "spark.databricks.delta.snapshotPartitions": "1",
+}
+
+
+def session_conf_for(
+    lake: Lake, entities: Sequence[Entity], *, reprocessing: bool, max_rows: int
+) -> dict[str, str]:
+    """The Spark conf a run over `entities` adds: `INTERPRETED_CONF` when their new bronze rows
+    are known and at most `max_rows` (`LAKEHOUSE_CURATION_INTERPRETED_MAX_ROWS`); a first-ever
+    Java code generation and compile for each of a run's few dozen queries costs a small run more
+    than the generated code saves it. Reprocessing (`--from-bronze-version`) compiles."""
+    if reprocessing or max_rows <= 0:
+        return {}
+    total = 0
+    for entity in entities:
+        rows = new_bronze_rows(lake, entity)
+        if rows is None:
+            return {}
+        total += rows
+    if total > max_rows:
+        return {}
+    logger.info("%d new bronze rows: Spark runs interpreted (no code generation)", total)
+    return dict(INTERPRETED_CONF)
+
+
 def _nothing_new(
     entity: Entity, run_id: str, after: int, upto: int, silver_step: JobRun
 ) -> CurationResult:
@@ -895,7 +963,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             ]
         if not pending:
             return 0
-        spark = start_job_session("curation", batch=True)
+        spark = start_job_session(
+            "curation",
+            batch=True,
+            extra_conf=session_conf_for(
+                lake,
+                pending,
+                reprocessing=args.from_bronze_version is not None,
+                max_rows=get_lakehouse_settings().curation_interpreted_max_rows,
+            ),
+        )
         reference = read_reference(spark, get_postgres_settings())
         for entity in pending:
             curate_entity(

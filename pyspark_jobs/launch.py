@@ -5,8 +5,10 @@ The lake's layout, settings and heartbeat are Spark-free and live in `dataplatfo
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -56,6 +58,78 @@ def spark_submit_argv(script: str, args: list[str]) -> tuple[list[str], dict[str
     return argv, {"PYSPARK_PYTHON": sys.executable}
 
 
+#: The first four bytes of a dynamic class-data-sharing archive (HotSpot's
+#: `CDS_DYNAMIC_ARCHIVE_MAGIC`, little-endian). The JVM writes an archive's header last, so a
+#: file cut short by a crash during the dump lacks it.
+_DYNAMIC_ARCHIVE_MAGIC = bytes.fromhex("a8ab0bf0")
+
+
+def _jvm_dir(java: Path) -> Path:
+    """The folder of `libjvm.so` and the JDK's own class-data-sharing archive."""
+    return Path(shutil.which(str(java)) or java).resolve().parent.parent / "lib" / "server"
+
+
+def _archive_key(java: Path, jars: list[Path]) -> str:
+    """A digest of what a class-data-sharing archive depends on: the JVM build and every jar
+    (path, size, modification time). The JVM checks these itself and ignores an archive that
+    does not match; the key names a new archive for a new set instead."""
+    digest = hashlib.sha256()
+    for path in (_jvm_dir(java) / "libjvm.so", *jars):
+        stat = path.stat() if path.exists() else None
+        digest.update(f"{path}|{stat and stat.st_size}|{stat and stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def class_data_sharing_options(folder: Path, java: Path, jars: list[Path]) -> str:
+    """JVM options that map the classes a batch job loads from an archive made by an earlier
+    run (`-XX:SharedArchiveFile`), or make that archive when this run exits
+    (`-XX:ArchiveClassesAtExit`): Spark's, Delta's and Hadoop's classes are then loaded
+    already parsed and verified (curation: 0.86x the wall time, docs/BENCHMARKS.md).
+
+    One archive per JVM build and jar set (`_archive_key`); archives of other sets are
+    deleted when a new one is made. Safe under concurrent runs: the JVM replaces an archive by
+    removing the file before writing a new one (a run that mapped the old one keeps it), writes
+    the header last, and ignores (with `-Xshare:auto`, the default) an archive it cannot use;
+    a file without the header is remade.
+
+    A JDK without its base archive (`lib/server/classes.jsa`) refuses to start with
+    `-XX:ArchiveClassesAtExit`: then no option is given.
+
+    Args:
+        folder: Where the archives live (created if missing).
+        java: The `java` executable the job starts.
+        jars: Every jar on the job's class path.
+    """
+    if not (_jvm_dir(java) / "classes.jsa").is_file():
+        return ""
+    folder.mkdir(parents=True, exist_ok=True)
+    archive = folder / f"batch-{_archive_key(java, jars)}.jsa"
+    quiet = "-Xlog:cds*=error"
+    try:
+        with archive.open("rb") as file:
+            if file.read(len(_DYNAMIC_ARCHIVE_MAGIC)) == _DYNAMIC_ARCHIVE_MAGIC:
+                return f"-XX:SharedArchiveFile={archive} {quiet}"
+    except FileNotFoundError:
+        pass
+    for stale in folder.glob("batch-*.jsa"):
+        if stale != archive:
+            stale.unlink(missing_ok=True)
+    return f"-XX:ArchiveClassesAtExit={archive} {quiet}"
+
+
+def _batch_java_options() -> str:
+    """The driver JVM options of a batch job this process starts: `BATCH_JOB_JAVA_OPTIONS` and
+    the class-data-sharing archive in `<data dir>/cds`."""
+    import pyspark
+
+    from pyspark_jobs.session import spark_jars
+
+    runtime = get_runtime_settings()
+    jars = sorted((Path(pyspark.__file__).parent / "jars").glob("*.jar")) + spark_jars()
+    sharing = class_data_sharing_options(runtime.data_dir / "cds", runtime.java_bin(), jars)
+    return f"{BATCH_JOB_JAVA_OPTIONS} {sharing}".strip()
+
+
 class JobLaunchError(RuntimeError):
     """The job was started in a way that cannot work; the message says how to start it."""
 
@@ -89,6 +163,7 @@ def start_job_session(
         JobLaunchError: Started by `spark-submit` without the Delta jars.
     """
     from pyspark import SparkConf, SparkContext
+    from pyspark.errors import PySparkRuntimeError
 
     from pyspark_jobs.session import build_spark_session
 
@@ -109,11 +184,28 @@ def start_job_session(
         # several times slower (measured: overwrite 5.8 s -> 1.7 s, count 3.2 s -> 1.0 s).
         "spark.databricks.delta.snapshotPartitions": str(get_spark_settings().shuffle_partitions),
         # Applies when this call starts the JVM (`python -m`); under spark-submit the command
-        # line decides (the DAGs pass the same options).
-        **({"spark.driver.extraJavaOptions": BATCH_JOB_JAVA_OPTIONS} if batch else {}),
+        # line decides (the DAGs pass the same options, without the archive).
+        **(
+            {"spark.driver.extraJavaOptions": _batch_java_options()}
+            if batch and not os.environ.get("PYSPARK_GATEWAY_PORT")
+            else {}
+        ),
         **(extra_conf or {}),
     }
     started = time.monotonic()
-    session = build_spark_session(app_name, extra_conf=conf)
+    try:
+        session = build_spark_session(app_name, extra_conf=conf)
+    except PySparkRuntimeError as exc:
+        options = conf.get("spark.driver.extraJavaOptions")
+        if exc.getErrorClass() != "JAVA_GATEWAY_EXITED" or options in (
+            None,
+            BATCH_JOB_JAVA_OPTIONS,
+        ):
+            raise
+        # A JVM that refuses the class-data-sharing options (its log says why) must not stop
+        # the job: it runs without them.
+        logger.warning("%s: the JVM did not start with %s; starting it without", app_name, options)
+        conf["spark.driver.extraJavaOptions"] = BATCH_JOB_JAVA_OPTIONS
+        session = build_spark_session(app_name, extra_conf=conf)
     logger.info("%s: session in %.1f s", app_name, time.monotonic() - started)
     return session

@@ -86,6 +86,11 @@ class LakehouseSettings(BaseSettings):
     #: per micro-batch, checkpoints less often than Delta's default of 10; readers replay at
     #: most this many small JSON commits.
     bronze_checkpoint_interval: int = Field(default=100, ge=1)
+    #: A curation run whose new bronze rows are at most this many runs Spark's operators and
+    #: expressions interpreted instead of generating and compiling Java code for each query:
+    #: on a few thousand rows the compiling costs more than it saves (100 new rows per entity:
+    #: 0.87x the run's wall time, docs/BENCHMARKS.md). 0: always compile.
+    curation_interpreted_max_rows: int = Field(default=40_000, ge=0)
     #: Where the landing job serves its Prometheus metrics (`/metrics`); port 0: nowhere.
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=8011, ge=0, le=65535)

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -89,8 +90,22 @@ def _expected_gold(records: list[dict[str, Any]]) -> dict[tuple[Any, ...], tuple
     }
 
 
+@pytest.fixture(params=["compiled", "interpreted"])
+def codegen(request: pytest.FixtureRequest, lake_spark: SparkSession) -> Iterator[str]:
+    """Spark's code generation on (the default), or off as in a small curation run
+    (`curation.INTERPRETED_CONF`): both must curate the same rows to the same values."""
+    conf = curation.INTERPRETED_CONF if request.param == "interpreted" else {}
+    for key, value in conf.items():
+        lake_spark.conf.set(key, value)
+    try:
+        yield request.param
+    finally:
+        for key in conf:
+            lake_spark.conf.unset(key)
+
+
 def test_curate_transactions_latest_wins_gold_matches_python_rerun_changes_nothing(
-    lake_spark: SparkSession, lake: Lake, reference: curation.Reference
+    lake_spark: SparkSession, lake: Lake, reference: curation.Reference, codegen: str
 ) -> None:
     a_v1 = transaction(
         transaction_id="A", timestamp="2024-03-01T10:00:00", amount="100", account_id="ACC-1"
@@ -402,6 +417,30 @@ def test_curation_job_with_nothing_new_starts_no_spark_and_writes_nothing(
     assert curation.skip_without_spark(lake, TRANSACTIONS, run_id="n1") is None
     skipped = curation.skip_without_spark(lake, CLAIMS, run_id="n1")
     assert skipped is not None and skipped.noop
+
+
+def test_a_small_run_is_interpreted_and_a_large_or_unknown_one_compiled(
+    lake_spark: SparkSession, lake: Lake, reference: curation.Reference
+) -> None:
+    def conf(max_rows: int, *, reprocessing: bool = False) -> dict[str, str]:
+        return curation.session_conf_for(
+            lake, [TRANSACTIONS], reprocessing=reprocessing, max_rows=max_rows
+        )
+
+    write_bronze(lake_spark, lake, TRANSACTIONS, [(transaction(transaction_id="S1"), T0)])
+    # Before the first finished run the size of the backlog is not known.
+    assert curation.new_bronze_rows(lake, TRANSACTIONS) is None and conf(10**6) == {}
+    _curate(lake_spark, lake, reference, "s0")
+    assert curation.new_bronze_rows(lake, TRANSACTIONS) == 0
+    for ids in (["S2", "S3"], ["S4"]):
+        write_bronze(
+            lake_spark, lake, TRANSACTIONS, [(transaction(transaction_id=i), T0) for i in ids]
+        )
+
+    # Counted from the two new commits' metrics: 3 rows.
+    assert curation.new_bronze_rows(lake, TRANSACTIONS) == 3
+    assert conf(3) == curation.INTERPRETED_CONF
+    assert conf(2) == {} and conf(0) == {} and conf(3, reprocessing=True) == {}
 
 
 def test_curation_skips_nothing_before_the_first_finished_run(lake: Lake) -> None:

@@ -23,7 +23,11 @@ from dataplatform.lake import (
 from dataplatform.reference import seed_rates
 from dataplatform.settings import S3Settings
 from pyspark_jobs.landing import LandingDataLossError, explain_failure, reset_instructions
-from pyspark_jobs.launch import jars_include_delta, spark_submit_argv
+from pyspark_jobs.launch import (
+    class_data_sharing_options,
+    jars_include_delta,
+    spark_submit_argv,
+)
 from pyspark_jobs.quality import load_expectations
 
 S3 = S3Settings(bucket="lakehouse")
@@ -137,3 +141,37 @@ def test_explain_failure_offsets_backwards_says_how_to_reset() -> None:
     assert "s3a://lakehouse/_checkpoints/x" in reset_instructions(
         TRANSACTIONS, "s3a://lakehouse/_checkpoints/x"
     )
+
+
+def test_class_data_sharing_makes_an_archive_then_maps_it_and_remakes_a_broken_one(
+    tmp_path: Path,
+) -> None:
+    folder, java = tmp_path / "cds", tmp_path / "jdk" / "bin" / "java"
+    java.parent.mkdir(parents=True)
+    java.write_text("")
+    jar = tmp_path / "a.jar"
+    jar.write_bytes(b"jar")
+    # Without the JDK's base archive the JVM would refuse to start with the options: none.
+    assert class_data_sharing_options(folder, java, [jar]) == ""
+    (tmp_path / "jdk" / "lib" / "server").mkdir(parents=True)
+    (tmp_path / "jdk" / "lib" / "server" / "classes.jsa").write_bytes(b"base")
+
+    first = class_data_sharing_options(folder, java, [jar])
+    assert first.startswith("-XX:ArchiveClassesAtExit=")
+    archive = Path(first.split()[0].split("=", 1)[1])
+    assert archive.parent == folder and not archive.exists()
+
+    # A dump cut short has no header: made again, not mapped.
+    archive.write_bytes(b"\0" * 64)
+    assert class_data_sharing_options(folder, java, [jar]) == first
+    archive.write_bytes(bytes.fromhex("a8ab0bf0") + b"\0" * 60)
+    assert class_data_sharing_options(folder, java, [jar]).startswith(
+        f"-XX:SharedArchiveFile={archive} "
+    )
+
+    # Another jar set names another archive, and making it removes the old one.
+    jar.write_bytes(b"a newer jar")
+    os.utime(jar, ns=(1, 1))
+    again = class_data_sharing_options(folder, java, [jar])
+    assert again.startswith("-XX:ArchiveClassesAtExit=") and again != first
+    assert not archive.exists()
