@@ -698,11 +698,10 @@ _ADDED_ROWS_METRICS = ("numOutputRows", "num_added_rows")
 _MAX_COUNTED_COMMITS = 200
 
 
-def new_bronze_rows(lake: Lake, entity: Entity) -> int | None:
-    """Rows appended to bronze since the last finished run, from the commits' metrics with
-    delta-rs (no Spark); None when unknown (no run yet, a commit without metrics, or more than
-    `_MAX_COUNTED_COMMITS` new commits)."""
-    after, upto = pending_bronze_versions(lake, entity)
+def new_bronze_rows(lake: Lake, entity: Entity, after: int, upto: int) -> int | None:
+    """Rows appended to bronze in versions `after+1 .. upto` (`pending_bronze_versions`), from
+    the commits' metrics with delta-rs (no Spark); None when unknown (no run yet, a commit
+    without metrics, or more than `_MAX_COUNTED_COMMITS` new commits)."""
     if after < 0:
         return None
     if upto <= after:
@@ -718,10 +717,10 @@ def new_bronze_rows(lake: Lake, entity: Entity) -> int | None:
     rows = 0
     for commit in commits:
         metrics = commit.get("operationMetrics") or {}
-        counted = [metrics[name] for name in _ADDED_ROWS_METRICS if name in metrics]
-        if not counted:
+        added = next((metrics[name] for name in _ADDED_ROWS_METRICS if name in metrics), None)
+        if added is None:
             return None
-        rows += int(counted[0])
+        rows += int(added)
     return rows
 
 
@@ -737,20 +736,16 @@ INTERPRETED_CONF = {
 
 
 def session_conf_for(
-    lake: Lake, entities: Sequence[Entity], *, reprocessing: bool, max_rows: int
+    new_rows: Sequence[int | None], *, reprocessing: bool, max_rows: int
 ) -> dict[str, str]:
-    """The Spark conf a run over `entities` adds: `INTERPRETED_CONF` when their new bronze rows
-    are known and at most `max_rows` (`LAKEHOUSE_CURATION_INTERPRETED_MAX_ROWS`); a first-ever
-    Java code generation and compile for each of a run's few dozen queries costs a small run more
-    than the generated code saves it. Reprocessing (`--from-bronze-version`) compiles."""
-    if reprocessing or max_rows <= 0:
+    """The Spark conf a run adds: `INTERPRETED_CONF` when the new bronze rows of its entities
+    (`new_bronze_rows`) are known and at most `max_rows`
+    (`LAKEHOUSE_CURATION_INTERPRETED_MAX_ROWS`); a first-ever Java code generation and compile
+    for each of a run's few dozen queries costs a small run more than the generated code saves
+    it. Reprocessing (`--from-bronze-version`) compiles."""
+    if reprocessing or max_rows <= 0 or None in new_rows:
         return {}
-    total = 0
-    for entity in entities:
-        rows = new_bronze_rows(lake, entity)
-        if rows is None:
-            return {}
-        total += rows
+    total = sum(rows for rows in new_rows if rows is not None)
     if total > max_rows:
         return {}
     logger.info("%d new bronze rows: Spark runs interpreted (no code generation)", total)
@@ -777,15 +772,17 @@ def skip_without_spark(
     lineage: LineageEmitter | None = None,
     lineage_parent: ParentRun | None = None,
     lineage_root: ParentRun | None = None,
+    versions: tuple[int, int] | None = None,
 ) -> CurationResult | None:
     """Finish the run of `entity` without Spark when bronze has no version a finished run has
     not processed; None when there is work (or no run has finished yet: the first one creates
     the tables, which needs Spark).
 
-    Reads only the Delta logs of bronze and of the state table with delta-rs, so a scheduled
-    run with nothing new costs no JVM. The lineage is that of `curate_entity`'s no-op run.
+    Reads only the Delta logs of bronze and of the state table with delta-rs (or takes
+    `versions`, their `pending_bronze_versions` the caller already read), so a scheduled run
+    with nothing new costs no JVM. The lineage is that of `curate_entity`'s no-op run.
     """
-    after, upto = pending_bronze_versions(lake, entity)
+    after, upto = versions or pending_bronze_versions(lake, entity)
     if after < 0 or upto > after:
         return None
     step = silver_run(
@@ -945,12 +942,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         lake = Lake.load(prefix=args.lake_prefix)
         lineage = LineageEmitter.from_settings(lake)
         pending = select_entities(args.entity)
+        new_rows: list[int | None] = []
         if args.from_bronze_version is None:
             # Only the entities with new bronze versions need Spark; with none, no JVM starts.
-            pending = [
-                entity
-                for entity in pending
-                if skip_without_spark(
+            waiting = []
+            for entity in pending:
+                versions = pending_bronze_versions(lake, entity)
+                skipped = skip_without_spark(
                     lake,
                     entity,
                     run_id=run_id,
@@ -958,17 +956,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                     lineage=lineage,
                     lineage_parent=args.lineage_parent,
                     lineage_root=args.lineage_root,
+                    versions=versions,
                 )
-                is None
-            ]
+                if skipped is None:
+                    waiting.append(entity)
+                    new_rows.append(new_bronze_rows(lake, entity, *versions))
+            pending = waiting
         if not pending:
             return 0
         spark = start_job_session(
             "curation",
             batch=True,
             extra_conf=session_conf_for(
-                lake,
-                pending,
+                new_rows,
                 reprocessing=args.from_bronze_version is not None,
                 max_rows=get_lakehouse_settings().curation_interpreted_max_rows,
             ),

@@ -69,12 +69,12 @@ def _jvm_dir(java: Path) -> Path:
     return Path(shutil.which(str(java)) or java).resolve().parent.parent / "lib" / "server"
 
 
-def _archive_key(java: Path, jars: list[Path]) -> str:
+def _archive_key(jvm_dir: Path, jars: list[Path]) -> str:
     """A digest of what a class-data-sharing archive depends on: the JVM build and every jar
     (path, size, modification time). The JVM checks these itself and ignores an archive that
     does not match; the key names a new archive for a new set instead."""
     digest = hashlib.sha256()
-    for path in (_jvm_dir(java) / "libjvm.so", *jars):
+    for path in (jvm_dir / "libjvm.so", *jars):
         stat = path.stat() if path.exists() else None
         digest.update(f"{path}|{stat and stat.st_size}|{stat and stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:16]
@@ -100,10 +100,11 @@ def class_data_sharing_options(folder: Path, java: Path, jars: list[Path]) -> st
         java: The `java` executable the job starts.
         jars: Every jar on the job's class path.
     """
-    if not (_jvm_dir(java) / "classes.jsa").is_file():
+    jvm_dir = _jvm_dir(java)
+    if not (jvm_dir / "classes.jsa").is_file():
         return ""
     folder.mkdir(parents=True, exist_ok=True)
-    archive = folder / f"batch-{_archive_key(java, jars)}.jsa"
+    archive = folder / f"batch-{_archive_key(jvm_dir, jars)}.jsa"
     quiet = "-Xlog:cds*=error"
     try:
         with archive.open("rb") as file:

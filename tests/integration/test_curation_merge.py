@@ -422,23 +422,25 @@ def test_curation_job_with_nothing_new_starts_no_spark_and_writes_nothing(
 def test_a_small_run_is_interpreted_and_a_large_or_unknown_one_compiled(
     lake_spark: SparkSession, lake: Lake, reference: curation.Reference
 ) -> None:
+    def new_rows() -> int | None:
+        versions = curation.pending_bronze_versions(lake, TRANSACTIONS)
+        return curation.new_bronze_rows(lake, TRANSACTIONS, *versions)
+
     def conf(max_rows: int, *, reprocessing: bool = False) -> dict[str, str]:
-        return curation.session_conf_for(
-            lake, [TRANSACTIONS], reprocessing=reprocessing, max_rows=max_rows
-        )
+        return curation.session_conf_for([new_rows()], reprocessing=reprocessing, max_rows=max_rows)
 
     write_bronze(lake_spark, lake, TRANSACTIONS, [(transaction(transaction_id="S1"), T0)])
     # Before the first finished run the size of the backlog is not known.
-    assert curation.new_bronze_rows(lake, TRANSACTIONS) is None and conf(10**6) == {}
+    assert new_rows() is None and conf(10**6) == {}
     _curate(lake_spark, lake, reference, "s0")
-    assert curation.new_bronze_rows(lake, TRANSACTIONS) == 0
+    assert new_rows() == 0
     for ids in (["S2", "S3"], ["S4"]):
         write_bronze(
             lake_spark, lake, TRANSACTIONS, [(transaction(transaction_id=i), T0) for i in ids]
         )
 
     # Counted from the two new commits' metrics: 3 rows.
-    assert curation.new_bronze_rows(lake, TRANSACTIONS) == 3
+    assert new_rows() == 3
     assert conf(3) == curation.INTERPRETED_CONF
     assert conf(2) == {} and conf(0) == {} and conf(3, reprocessing=True) == {}
 
