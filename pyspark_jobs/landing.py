@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import queue
 import threading
 import time
 from collections.abc import Sequence
@@ -49,6 +50,7 @@ from dataplatform.clients.kafka import jvm_client_config, topic_ids
 from dataplatform.contracts import Entity
 from dataplatform.contracts.bronze import OUTBOX_EPOCH
 from dataplatform.db.progress import PartitionProgress, ProgressWriter
+from dataplatform.delta_checkpoints import checkpoint_due, write_checkpoint
 from dataplatform.ingest_ids import url_safe_topic_id
 from dataplatform.lake import (
     Lake,
@@ -351,6 +353,7 @@ class BatchWriter:
         lake: Where the tables are.
         entity: The entity the query lands.
         guard: Checks the topic id before each batch is written.
+        checkpoints: Told every version the batches commit; writes the checkpoints due.
         pause_after_write_s: Fault injection for the kill tests: sleep after the bronze
             append, before the batch is committed to the checkpoint (0 in production).
     """
@@ -360,6 +363,7 @@ class BatchWriter:
     guard: TopicGuard
     receipt_secret: bytes
     progress: ProgressWriter
+    checkpoints: CheckpointThread
     pause_after_write_s: float = 0.0
     #: The fault injection pauses only batches with at least this id.
     pause_from_batch: int = 0
@@ -509,8 +513,10 @@ class BatchWriter:
             writer = writer.option("txnAppId", app_id).option("txnVersion", batch_id)
         writer.save(self.lake.uri(table))
         self._appended.add(table)
+        version = cached_version(df.sparkSession, self.lake.uri(table))
         if layer == "bronze":
-            self.bronze_version = cached_version(df.sparkSession, self.lake.uri(table))
+            self.bronze_version = version
+        self.checkpoints.committed(self.lake.uri(table, scheme="s3"), version)
         landing_metrics.COMMIT_SECONDS.labels(
             landing_metrics.entity_label(self.entity), layer
         ).observe(time.perf_counter() - started)
@@ -521,6 +527,49 @@ def cached_version(spark: SparkSession, uri: str) -> int:
     log without I/O: after an append of this process, that commit's version or a later one."""
     delta_log = _jvm(spark).org.apache.spark.sql.delta.DeltaLog
     return int(delta_log.forTable(spark._jsparkSession, uri).unsafeVolatileSnapshot().version())
+
+
+class CheckpointThread:
+    """Writes the Delta checkpoints of the tables a landing run appends to, in the background.
+
+    The tables never checkpoint inside a commit (`dataplatform.delta_checkpoints`): after each
+    append the writer reports the version it made (`committed`), and every
+    `LAKEHOUSE_BRONZE_CHECKPOINT_INTERVAL`-th version is checkpointed here with delta-rs, while
+    the next micro-batches run. One thread for all entities: one checkpoint at a time.
+    """
+
+    def __init__(self, storage_options: dict[str, str], every: int) -> None:
+        self._storage_options = storage_options
+        self._every = every
+        self._due: queue.Queue[tuple[str, int] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="delta-checkpoints", daemon=True)
+
+    def start(self) -> None:
+        """Start writing the checkpoints that fall due."""
+        self._thread.start()
+
+    def committed(self, uri: str, version: int) -> None:
+        """A commit of this run made `version` of the table at `uri` (`s3://`); never blocks."""
+        if checkpoint_due(version, self._every):
+            self._due.put((uri, version))
+
+    def stop(self, timeout_s: float = 60.0) -> None:
+        """Write the checkpoints already due, then end (waiting at most `timeout_s`)."""
+        self._due.put(None)
+        self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while (item := self._due.get()) is not None:
+            uri, version = item
+            started = time.perf_counter()
+            try:
+                write_checkpoint(uri, version, self._storage_options)
+            except Exception:
+                # The table stays correct; readers replay more commits until the next one.
+                logger.exception("%s: the checkpoint at version %d failed", uri, version)
+                landing_metrics.CHECKPOINT_FAILURES.inc()
+            else:
+                landing_metrics.CHECKPOINT_SECONDS.observe(time.perf_counter() - started)
 
 
 # --------------------------------------------------------------------------- heartbeat
@@ -729,6 +778,7 @@ def start_landing(
     *,
     recorder: ProgressRecorder,
     receipt_secret: bytes,
+    checkpoints: CheckpointThread,
     kafka: KafkaSettings | None = None,
 ) -> list[LandingQuery]:
     """Create the tables and start one landing query per entity.
@@ -740,6 +790,7 @@ def start_landing(
         options: Trigger, offsets and test hooks.
         recorder: Reports each query's progress for the receipts; its topics are registered.
         receipt_secret: `RECEIPT_SECRET`, which signs the ingest ids landing computes.
+        checkpoints: Writes the tables' Delta checkpoints outside the micro-batches.
         kafka: The brokers; defaults to `KAFKA_*` settings.
 
     Returns:
@@ -778,6 +829,7 @@ def start_landing(
             guard,
             receipt_secret,
             recorder.writer,
+            checkpoints,
             pause_after_write_s=options.pause_after_write_s,
             pause_from_batch=options.pause_from_batch,
         )
@@ -888,6 +940,10 @@ def run_landing(
     spark.streams.addListener(heartbeat)
     spark.streams.addListener(progress)
     spark.streams.addListener(recorder)
+    checkpoints = CheckpointThread(
+        lake.s3.delta_storage_options(), get_lakehouse_settings().bronze_checkpoint_interval
+    )
+    checkpoints.start()
     runs: dict[str, JobRun] = {}
     if lineage is not None:
         for entity in entities:
@@ -909,6 +965,7 @@ def run_landing(
             options,
             recorder=recorder,
             receipt_secret=receipts.key(),
+            checkpoints=checkpoints,
             kafka=kafka,
         )
         heartbeat.write("running")
@@ -930,6 +987,7 @@ def run_landing(
         for listener in (heartbeat, progress, recorder):
             spark.streams.removeListener(listener)
         recorder.writer.close()
+        checkpoints.stop()
     for item in queries:
         if item.entity.topic in runs:
             _complete_landing_run(runs[item.entity.topic], lake, item, options.topic_prefix)

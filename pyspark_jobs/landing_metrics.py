@@ -56,6 +56,16 @@ TIME_TO_BRONZE = Histogram(
     ["entity"],
     buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
 )
+CHECKPOINT_SECONDS = Histogram(
+    "landing_delta_checkpoint_seconds",
+    "Time to write one Delta checkpoint of a bronze or quarantine table, beside the "
+    "micro-batches (no batch waits for it).",
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+CHECKPOINT_FAILURES = Counter(
+    "landing_delta_checkpoint_failures_total",
+    "Delta checkpoints that failed (the table is intact; readers replay more commits).",
+)
 LAST_BATCH = Gauge(
     "landing_last_batch_timestamp_seconds",
     "When the entity's last micro-batch was committed (Unix time).",

@@ -13,11 +13,11 @@ from pyspark.sql.types import LongType, StringType, StructField, StructType, Tim
 
 from dataplatform.contracts import Entity
 from dataplatform.contracts.bronze import BRONZE_PARTITION_COLUMNS
+from dataplatform.delta_checkpoints import INLINE_CHECKPOINTS_OFF
 from dataplatform.lake import (
     CURATION_STATE_TABLE,
     Lake,
     QuarantineTable,
-    get_lakehouse_settings,
     quarantine_path,
 )
 from dataplatform.products import GOLD_PARTITION, product_of
@@ -54,9 +54,10 @@ def ensure_landing_tables(spark: SparkSession, lake: Lake, entity: Entity) -> No
 
     Bronze has the change data feed on: curation reads only the versions it has not
     processed yet. A bronze table from before the order token gains its two nullable columns.
-    Both get `LAKEHOUSE_BRONZE_CHECKPOINT_INTERVAL`, also on existing tables.
+    Neither is checkpointed inside a commit, also when it already existed: landing writes
+    their checkpoints itself, outside the micro-batch (`dataplatform.delta_checkpoints`).
     """
-    interval = str(get_lakehouse_settings().bronze_checkpoint_interval)
+    interval = str(INLINE_CHECKPOINTS_OFF)
     ensure_table(
         spark,
         lake,

@@ -28,7 +28,13 @@ from typing import Any
 
 import psycopg
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import (
+    CommitProperties,
+    DeltaTable,
+    PostCommitHookProperties,
+    Transaction,
+    write_deltalake,
+)
 from prometheus_client import Counter, Gauge, Histogram
 
 from dataplatform.contracts import ENTITIES, Entity
@@ -39,8 +45,9 @@ from dataplatform.contracts.bronze import (
     DeltaType,
 )
 from dataplatform.db.migrate import migrate, search_path
+from dataplatform.delta_checkpoints import checkpoint_due, write_checkpoint
 from dataplatform.ingest_ids import IngestIds
-from dataplatform.lake import Lake
+from dataplatform.lake import Lake, get_lakehouse_settings
 from dataplatform.lakelock import table_commit_lock
 from dataplatform.settings import ExporterSettings, PostgresSettings, ReceiptSettings
 
@@ -290,9 +297,15 @@ class LakeExporter:
                 commit_properties=CommitProperties(
                     app_transactions=[Transaction(self.app_id(entity), version)]
                 ),
+                # As landing does: the checkpoint is written below, outside the lock, so the
+                # table's other writers never wait for one (`dataplatform.delta_checkpoints`).
+                post_commithook_properties=PostCommitHookProperties(create_checkpoint=False),
             )
         COMMIT_SECONDS.labels(_label(entity)).observe(time.perf_counter() - started)
-        return DeltaTable(uri, storage_options=options).version()
+        delta_version = DeltaTable(uri, storage_options=options).version()
+        if checkpoint_due(delta_version, get_lakehouse_settings().bronze_checkpoint_interval):
+            write_checkpoint(uri, delta_version, options)
+        return delta_version
 
     def _mark_exported(
         self,
