@@ -47,6 +47,8 @@ from dataplatform.lake import default_heartbeat_path
 from dataplatform.settings import get_ingestor_settings, get_s3_settings
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Seconds the client keeps an idle connection: below every server keep-alive it may meet.
+CLIENT_KEEPALIVE_S = 4.0
 
 
 def _api_key() -> str:
@@ -165,8 +167,12 @@ async def send(
     counter = 0
     tasks: set[asyncio.Task[None]] = set()
 
+    # Idle connections are dropped before any server closes them (the ingestor keeps them
+    # INGESTOR_KEEPALIVE_S, 75 s; uvicorn's default is 5 s, as is httpx's expiry, so reusing one
+    # idle for just under 5 s could race the server's close: a ReadError, docs/API.md).
+    limits = httpx.Limits(max_connections=64, keepalive_expiry=CLIENT_KEEPALIVE_S)
     async with httpx.AsyncClient(
-        base_url=url, headers=headers, timeout=30, limits=httpx.Limits(max_connections=64)
+        base_url=url, headers=headers, timeout=30, limits=limits
     ) as client:
 
         async def post(first: int) -> None:

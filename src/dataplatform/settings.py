@@ -428,9 +428,15 @@ class IngestorSettings(BaseSettings):
     #: Requests served at once; beyond it a request gets 503 + Retry-After at once, before any
     #: work, so a flood of single-record requests cannot queue without bound.
     max_concurrency: int = Field(default=256, ge=1)
-    #: Open connections the server accepts (uvicorn's bound, against running out of sockets);
-    #: keep it well above `max_concurrency`, which decides who is served.
+    #: Open connections, idle keep-alive ones included (uvicorn's `limit_concurrency`, against
+    #: running out of sockets): while that many are open, uvicorn answers every request 503.
+    #: Keep it well above `max_concurrency`, which decides who is served.
     max_connections: int = Field(default=4096, ge=1)
+    #: Seconds an idle keep-alive connection stays open (uvicorn's `timeout_keep_alive`). Above
+    #: the idle timeout of whatever reuses connections to it (AWS ALB 60 s, clients' pools), so
+    #: the other side closes first: a server closing at the moment a request is reused on the
+    #: connection resets that request. Idle connections count against `max_connections`.
+    keepalive_s: int = Field(default=75, ge=1)
     #: Longest wait for the sink (Kafka ack, Postgres commit) before answering 503.
     sink_timeout_s: float = Field(default=5.0, gt=0)
     #: `Retry-After` seconds sent with 503 answers.

@@ -114,6 +114,7 @@ def run_ingestor(
         access_log=False,
         log_config=logging_config(settings.log_level),
         limit_concurrency=settings.worker_share().max_connections,
+        timeout_keep_alive=settings.keepalive_s,
         # A worker answers the supervisor's pings once it has started Python and unpickled its
         # config: on a loaded machine that takes longer than uvicorn's 5 s, which then kills
         # and restarts it forever.
