@@ -20,6 +20,10 @@ Nothing is started here; the ingestor and the `landing` service must run
 (`dataplatform up --track intermediate`). Bounded by `--duration-s` plus `--settle-s`.
 
     .venv/bin/python benchmarks/lakehouse_latency.py --rate 1000 --duration-s 120
+
+`--alongside CMD` runs a command again and again from the end of the warm-up until the
+sending ends (e.g. `dataplatform lake optimize --table bronze/finance/transactions`) and
+reports the latency of the records acknowledged while it ran.
 """
 
 # ruff: noqa: T201  (a command-line tool: its output is the report)
@@ -31,7 +35,9 @@ import asyncio
 import itertools
 import json
 import os
+import shlex
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -155,6 +161,29 @@ class HeartbeatSampler(threading.Thread):
                 self.batches[int(state["batch_id"])] = state
 
 
+class Alongside(threading.Thread):
+    """Runs `command` (split as a shell would) again and again from `start_at` until `stop`."""
+
+    def __init__(self, command: str, start_at: float):
+        super().__init__(daemon=True)
+        self.command = command
+        self.start_at = start_at
+        self.stop = threading.Event()
+        #: (started, ended, exit code) per run, wall-clock seconds.
+        self.runs: list[tuple[float, float, int]] = []
+
+    def run(self) -> None:
+        self.stop.wait(max(self.start_at - time.time(), 0))
+        while not self.stop.is_set():
+            started = time.time()
+            done = subprocess.run(shlex.split(self.command), capture_output=True, check=False)
+            self.runs.append((started, time.time(), done.returncode))
+
+    def covers(self, moment: float) -> bool:
+        """Whether a run of the command was going on at `moment`."""
+        return any(started <= moment <= ended for started, ended, _ in self.runs)
+
+
 async def send(
     url: str, key: str, run: str, rate: float, batch: int, duration_s: float
 ) -> tuple[dict[str, float], dict[str, int], float]:
@@ -224,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lake-prefix", default="", help="folder of the lake (default none)")
     parser.add_argument("--heartbeat", type=Path, default=default_heartbeat_path())
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--alongside", help="command run repeatedly after the warm-up")
     args = parser.parse_args(argv)
 
     run = uuid.uuid4().hex[:10]
@@ -240,10 +270,17 @@ def main(argv: list[str] | None = None) -> int:
     poller.start()
     beats.start()
     began = time.time()
+    alongside = Alongside(args.alongside, began + args.warmup_s) if args.alongside else None
+    if alongside is not None:
+        alongside.start()
     try:
         acks, statuses, sent_s = asyncio.run(
             send(url, args.api_key or _api_key(), run, args.rate, args.batch, args.duration_s)
         )
+        if alongside is not None:
+            # The run going on finishes (a job killed half-way would leave it half done).
+            alongside.stop.set()
+            alongside.join()
         deadline = time.monotonic() + args.settle_s
         while time.monotonic() < deadline and not set(acks) <= set(poller.visible):
             time.sleep(0.5)
@@ -290,6 +327,22 @@ def main(argv: list[str] | None = None) -> int:
         "landing_trigger_p99_s": _pct(triggers, 0.99),
         "poller_errors": poller.errors,
     }
+    if alongside is not None:
+        during = [
+            poller.visible[k] - t
+            for k, t in counted.items()
+            if k in poller.visible and alongside.covers(t)
+        ]
+        result |= {
+            "alongside_runs": len(alongside.runs),
+            "alongside_failed_runs": sum(1 for run in alongside.runs if run[2] != 0),
+            "alongside_run_p50_s": statistics.median(b - a for a, b, _ in alongside.runs)
+            if alongside.runs
+            else float("nan"),
+            "records_acked_during_alongside": len(during),
+            "latency_during_alongside_p50_s": _pct(during, 0.50),
+            "latency_during_alongside_p99_s": _pct(during, 0.99),
+        }
     for name, value in result.items():
         print(f"{name:32} {value:.3f}" if isinstance(value, float) else f"{name:32} {value}")
     p50, p99 = result["latency_p50_s"], result["latency_p99_s"]

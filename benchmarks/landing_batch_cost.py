@@ -79,9 +79,11 @@ def measure(variant: str, rows: int, batches: int, warmup: int, prefix: str) -> 
     """One variant in this process: returns per-batch wall and CPU seconds."""
     from pyspark.sql import types as T
 
-    from dataplatform.lake import Lake
+    from dataplatform.db.progress import ProgressWriter
+    from dataplatform.lake import Lake, get_lakehouse_settings
+    from dataplatform.settings import ReceiptSettings, get_postgres_settings
     from pyspark_jobs import transforms
-    from pyspark_jobs.landing import BatchWriter, TopicGuard
+    from pyspark_jobs.landing import BatchWriter, CheckpointThread, TopicGuard
     from pyspark_jobs.launch import start_job_session
     from pyspark_jobs.tables import ensure_landing_tables
 
@@ -127,7 +129,13 @@ def measure(variant: str, rows: int, batches: int, warmup: int, prefix: str) -> 
         spark, get_kafka_settings(), TRANSACTIONS, TRANSACTIONS.topic, "", 1e9, lake, epoch=1
     )
     guard._checked_at = time.monotonic()
-    writer = BatchWriter(lake, TRANSACTIONS, guard, query_id="bench")
+    checkpoints = CheckpointThread(
+        lake.s3.delta_storage_options(), get_lakehouse_settings().bronze_checkpoint_interval
+    )
+    checkpoints.start()
+    # Valid records only: nothing is quarantined, so the progress writer never connects.
+    progress = ProgressWriter(get_postgres_settings(), ReceiptSettings().db_schema)
+    writer = BatchWriter(lake, TRANSACTIONS, guard, SECRET, progress, checkpoints, query_id="bench")
     writer.started.set()
     bronze_uri = lake.table("bronze", TRANSACTIONS)
     walls, cpus = [], []
@@ -145,6 +153,7 @@ def measure(variant: str, rows: int, batches: int, warmup: int, prefix: str) -> 
         if batch_id >= warmup:
             walls.append(time.monotonic() - began)
             cpus.append(tree_cpu_s(os.getpid()) - cpu)
+    checkpoints.stop()
     spark.stop()
     return {"variant": variant, "rows": rows, "wall_s": walls, "cpu_s": cpus}
 

@@ -541,6 +541,8 @@ class CheckpointThread:
     def __init__(self, storage_options: dict[str, str], every: int) -> None:
         self._storage_options = storage_options
         self._every = every
+        #: The version of this run's latest commit to each table.
+        self._last: dict[str, int] = {}
         self._due: queue.Queue[tuple[str, int] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="delta-checkpoints", daemon=True)
 
@@ -549,8 +551,18 @@ class CheckpointThread:
         self._thread.start()
 
     def committed(self, uri: str, version: int) -> None:
-        """A commit of this run made `version` of the table at `uri` (`s3://`); never blocks."""
-        if checkpoint_due(version, self._every):
+        """A commit of this run made `version` of the table at `uri` (`s3://`); never blocks.
+
+        Due when a multiple of the interval lies between this run's previous commit to the
+        table (excluded) and this one: a multiple made by another job (OPTIMIZE) is not missed.
+        """
+        previous = self._last.get(uri)
+        self._last[uri] = version
+        if previous is None:
+            due = checkpoint_due(version, self._every)
+        else:
+            due = version // self._every > previous // self._every
+        if due:
             self._due.put((uri, version))
 
     def stop(self, timeout_s: float = 60.0) -> None:
@@ -1062,6 +1074,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # py4j logs every call into the JVM at INFO: a dozen lines per micro-batch.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     stop = stop_on_signals(logger, "stopping (a micro-batch cut short is replayed next time)")
     options = LandingOptions(
         available_now=args.available_now,
