@@ -551,18 +551,10 @@ class CheckpointThread:
         self._thread.start()
 
     def committed(self, uri: str, version: int) -> None:
-        """A commit of this run made `version` of the table at `uri` (`s3://`); never blocks.
-
-        Due when a multiple of the interval lies between this run's previous commit to the
-        table (excluded) and this one: a multiple made by another job (OPTIMIZE) is not missed.
-        """
+        """A commit of this run made `version` of the table at `uri` (`s3://`); never blocks."""
         previous = self._last.get(uri)
         self._last[uri] = version
-        if previous is None:
-            due = checkpoint_due(version, self._every)
-        else:
-            due = version // self._every > previous // self._every
-        if due:
+        if checkpoint_due(version, self._every, previous=previous):
             self._due.put((uri, version))
 
     def stop(self, timeout_s: float = 60.0) -> None:

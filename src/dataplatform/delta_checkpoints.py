@@ -29,9 +29,19 @@ logger = logging.getLogger(__name__)
 INLINE_CHECKPOINTS_OFF = 2**31 - 1
 
 
-def checkpoint_due(version: int, every: int) -> bool:
-    """Whether the commit that made `version` is followed by a checkpoint (every `every`)."""
-    return version > 0 and version % every == 0
+def checkpoint_due(version: int, every: int, *, previous: int | None = None) -> bool:
+    """Whether the commit that made `version` is followed by a checkpoint (every `every`).
+
+    Args:
+        version: The version the writer's commit made.
+        every: `LAKEHOUSE_BRONZE_CHECKPOINT_INTERVAL`.
+        previous: The version of the same writer's previous commit, if it knows one: then a
+            multiple of `every` made by another job's commit in between (OPTIMIZE) makes this
+            commit due too, instead of being missed.
+    """
+    if previous is None:
+        return version > 0 and version % every == 0
+    return version // every > previous // every
 
 
 def write_checkpoint(uri: str, version: int, storage_options: dict[str, str]) -> None:

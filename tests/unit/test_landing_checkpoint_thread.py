@@ -25,6 +25,13 @@ def test_checkpoint_due_every_interval_never_at_zero() -> None:
     assert [v for v in range(0, 301) if checkpoint_due(v, 100)] == [100, 200, 300]
 
 
+def test_checkpoint_due_after_a_previous_commit_when_an_interval_was_crossed() -> None:
+    assert checkpoint_due(102, 100, previous=99)
+    assert checkpoint_due(100, 100, previous=99)
+    assert not checkpoint_due(99, 100, previous=98)
+    assert not checkpoint_due(199, 100, previous=100)
+
+
 def test_thread_checkpoints_each_interval_of_each_table_then_stops(
     written: list[tuple[str, int]],
 ) -> None:
